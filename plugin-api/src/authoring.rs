@@ -1,0 +1,776 @@
+//! Writing a plugin in plain Rust.
+//!
+//! Implement [`Component`] plus one kind trait ([`Backbone`], [`ImageAugment`],
+//! [`TensorAugment`], [`BatchAugment`], [`Loss`], [`Metric`] or [`Exporter`]) for a type, register
+//! it with [`crate::register!`], and call [`crate::export_plugin!`] once in the crate. This module
+//! supplies the rest:
+//!
+//! - the registrations are collected with `inventory` inside the plugin, so the component list
+//!   is built from whatever the crate registered;
+//! - configs arrive as RON text and are parsed with [`crate::parse_config`] into
+//!   [`Component::Config`]; errors carry field paths and positions;
+//! - every call into the plugin runs under `catch_unwind`, and a panic comes back to the host as
+//!   an [`ErrorKind::Panic`] error with its message and location instead of aborting the run.
+
+use std::cell::RefCell;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::{Once, OnceLock};
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{
+    AbiBackbone, AbiBackbone_TO, AbiBatchAugment, AbiBatchAugment_TO, AbiExporter,
+    AbiExporter_TO, AbiLoss, AbiLoss_TO, AbiMetric, AbiMetric_TO, AbiSampleAugment,
+    AbiSampleAugment_TO, AugmentContext, AugmentStage, BackboneBox, BackboneContext,
+    BackboneSummary, BatchAugmentBox, ComponentInfo, ComponentKind, ErrorKind, ExportMeta,
+    ExporterBox, ImageU8, LoadReport, LoadWeightsOptions, LossBox, LossContext, MetricBox,
+    MetricContext, MetricOutput, MetricReport, ModelGraph, NamedTensor, ParamDoc, PluginError,
+    PluginInfo, PluginRoot, PluginRootRef, StepParams, StepReport, Tensor, TensorMut, TensorRef,
+    VerifyReport, WeightSet, parse_config,
+};
+
+/// Documentation of one field of a [`Component::Config`]: its name as written in a recipe, and
+/// what it does. Defaults are taken from `Config::default()`.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    /// The field name.
+    pub name: &'static str,
+    /// One or two sentences: meaning, unit, accepted values.
+    pub doc: &'static str,
+}
+
+impl Param {
+    /// Documents the field `name`.
+    pub const fn new(name: &'static str, doc: &'static str) -> Self {
+        Param { name, doc }
+    }
+}
+
+/// What every component declares: its name, description, config type and parameter docs.
+pub trait Component: Sized + Send + 'static {
+    /// The name recipes use; must be unique across every plugin a user loads.
+    const NAME: &'static str;
+    /// One line saying what the component does.
+    const DESCRIPTION: &'static str;
+    /// Documentation of every config field, in declaration order.
+    const PARAMS: &'static [Param];
+    /// The config, parsed from RON. Use `#[serde(deny_unknown_fields, default)]`.
+    type Config: DeserializeOwned + Serialize + Default;
+
+    /// Checks values that parse but are invalid (a probability above 1, an empty range).
+    /// Runs before the component is created and on `clshost check`.
+    fn check(_config: &Self::Config) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+/// A trainable model. See [`crate::AbiBackbone`] for the meaning of each method.
+pub trait Backbone: Component {
+    /// Creates the model on the device the context names.
+    fn new(config: Self::Config, ctx: &BackboneContext) -> Result<Self, PluginError>;
+    /// Where it runs and how big it is.
+    fn summary(&self) -> Result<BackboneSummary, PluginError>;
+    /// Training forward pass, keeping the autodiff graph.
+    fn forward(&mut self, images: TensorRef<'_>) -> Result<Tensor, PluginError>;
+    /// Backward pass from the gradient of the logits, then an optimizer step when asked.
+    fn backward_step(
+        &mut self,
+        grad_logits: TensorRef<'_>,
+        step: StepParams,
+    ) -> Result<StepReport, PluginError>;
+    /// Inference forward pass.
+    fn eval_forward(
+        &mut self,
+        images: TensorRef<'_>,
+        weights: WeightSet,
+    ) -> Result<Tensor, PluginError>;
+    /// The complete training state as bytes.
+    fn save_state(&self) -> Result<Vec<u8>, PluginError>;
+    /// Restores a state written by `save_state`.
+    fn load_state(&mut self, state: &[u8]) -> Result<(), PluginError>;
+    /// The weights in torchvision naming.
+    fn named_weights(&self, weights: WeightSet) -> Result<Vec<NamedTensor>, PluginError>;
+    /// Loads weights by name.
+    fn load_weights(
+        &mut self,
+        weights: Vec<NamedTensor>,
+        options: LoadWeightsOptions,
+    ) -> Result<LoadReport, PluginError>;
+    /// The framework-neutral graph.
+    fn graph(&self, weights: WeightSet) -> Result<ModelGraph, PluginError>;
+}
+
+/// A sample augmentation on the 8-bit image, before normalization.
+pub trait ImageAugment: Component + Sync {
+    /// Creates the augmentation.
+    fn new(config: Self::Config, ctx: &AugmentContext) -> Result<Self, PluginError>;
+    /// Transforms one image, drawing all randomness from `seed`.
+    fn apply(&self, image: ImageU8, seed: u64) -> Result<ImageU8, PluginError>;
+}
+
+/// A sample augmentation on the normalized `[3, H, W]` tensor, after normalization.
+pub trait TensorAugment: Component + Sync {
+    /// Creates the augmentation.
+    fn new(config: Self::Config, ctx: &AugmentContext) -> Result<Self, PluginError>;
+    /// Transforms one tensor in place, drawing all randomness from `seed`.
+    fn apply(&self, tensor: TensorMut<'_>, seed: u64) -> Result<(), PluginError>;
+}
+
+/// A batch augmentation (MixUp, CutMix).
+pub trait BatchAugment: Component + Sync {
+    /// Creates the augmentation.
+    fn new(config: Self::Config, ctx: &AugmentContext) -> Result<Self, PluginError>;
+    /// Mixes `[N, 3, H, W]` images and `[N, classes]` targets in place.
+    fn apply(
+        &self,
+        images: TensorMut<'_>,
+        targets: TensorMut<'_>,
+        seed: u64,
+    ) -> Result<(), PluginError>;
+}
+
+/// A loss with its gradient.
+pub trait Loss: Component + Sync {
+    /// Creates the loss.
+    fn new(config: Self::Config, ctx: &LossContext) -> Result<Self, PluginError>;
+    /// Whether soft (mixed) targets are accepted.
+    fn accepts_soft_targets(&self) -> bool;
+    /// Mean loss of the batch; writes `d loss / d logits` into `grad`.
+    fn compute(
+        &self,
+        logits: TensorRef<'_>,
+        targets: TensorRef<'_>,
+        grad: TensorMut<'_>,
+    ) -> Result<f64, PluginError>;
+}
+
+/// An epoch-accumulating metric.
+pub trait Metric: Component {
+    /// Creates the metric.
+    fn new(config: Self::Config, ctx: &MetricContext) -> Result<Self, PluginError>;
+    /// The scalars `compute` reports.
+    fn outputs(&self) -> Vec<MetricOutput>;
+    /// Forgets everything accumulated.
+    fn reset(&mut self);
+    /// Accumulates logits and their true labels.
+    fn update(&mut self, logits: TensorRef<'_>, labels: &[u32]) -> Result<(), PluginError>;
+    /// Reports over everything accumulated.
+    fn compute(&self) -> Result<MetricReport, PluginError>;
+}
+
+/// A model exporter.
+pub trait Exporter: Component + Sync {
+    /// Creates the exporter.
+    fn new(config: Self::Config) -> Result<Self, PluginError>;
+    /// Writes the artifact(s) into `out_dir`, returning their paths.
+    fn export(
+        &self,
+        graph: &ModelGraph,
+        meta: &ExportMeta,
+        out_dir: &Path,
+    ) -> Result<Vec<PathBuf>, PluginError>;
+    /// Checks the artifact against the backbone's own logits.
+    fn verify(
+        &self,
+        files: &[PathBuf],
+        inputs: TensorRef<'_>,
+        expected: TensorRef<'_>,
+    ) -> Result<VerifyReport, PluginError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Panic containment.
+
+thread_local! {
+    /// The message and location of the last panic on this thread, recorded by the plugin's hook.
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs, once per plugin, a panic hook that records the message instead of printing it, so
+/// the host reports it as one line.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        panic::set_hook(Box::new(|info| {
+            let message = if let Some(s) = info.payload().downcast_ref::<&str>() {
+                (*s).to_string()
+            } else if let Some(s) = info.payload().downcast_ref::<String>() {
+                s.clone()
+            } else {
+                "panic with a non-string payload".to_string()
+            };
+            let text = match info.location() {
+                Some(loc) => format!("{message} (at {}:{})", loc.file(), loc.line()),
+                None => message,
+            };
+            LAST_PANIC.with(|p| *p.borrow_mut() = Some(text));
+        }));
+    });
+}
+
+/// Runs `f`, turning a panic into an [`ErrorKind::Panic`] error.
+pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {
+    install_panic_hook();
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result.into(),
+        Err(_) => {
+            let text = LAST_PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            RResult::RErr(PluginError::new(ErrorKind::Panic, format!("panicked: {text}")))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Adapters from the authoring traits to the ABI traits.
+
+/// Wraps an authoring-trait value so it implements the matching ABI trait.
+struct Adapter<T>(T);
+
+impl<T: Backbone> AbiBackbone for Adapter<T> {
+    fn summary(&self) -> RResult<BackboneSummary, PluginError> {
+        guard(|| self.0.summary())
+    }
+    fn forward(&mut self, images: TensorRef<'_>) -> RResult<Tensor, PluginError> {
+        guard(|| self.0.forward(images))
+    }
+    fn backward_step(
+        &mut self,
+        grad_logits: TensorRef<'_>,
+        step: StepParams,
+    ) -> RResult<StepReport, PluginError> {
+        guard(|| self.0.backward_step(grad_logits, step))
+    }
+    fn eval_forward(
+        &mut self,
+        images: TensorRef<'_>,
+        weights: WeightSet,
+    ) -> RResult<Tensor, PluginError> {
+        guard(|| self.0.eval_forward(images, weights))
+    }
+    fn save_state(&self) -> RResult<RVec<u8>, PluginError> {
+        guard(|| self.0.save_state().map(RVec::from))
+    }
+    fn load_state(&mut self, state: RSlice<'_, u8>) -> RResult<(), PluginError> {
+        guard(|| self.0.load_state(state.as_slice()))
+    }
+    fn named_weights(&self, weights: WeightSet) -> RResult<RVec<NamedTensor>, PluginError> {
+        guard(|| self.0.named_weights(weights).map(RVec::from))
+    }
+    fn load_weights(
+        &mut self,
+        weights: RVec<NamedTensor>,
+        options: LoadWeightsOptions,
+    ) -> RResult<LoadReport, PluginError> {
+        guard(|| self.0.load_weights(weights.into_vec(), options))
+    }
+    fn graph(&self, weights: WeightSet) -> RResult<ModelGraph, PluginError> {
+        guard(|| self.0.graph(weights))
+    }
+}
+
+/// An image-stage sample augmentation seen through the ABI.
+struct ImageStage<T>(T);
+
+impl<T: ImageAugment> AbiSampleAugment for ImageStage<T> {
+    fn stage(&self) -> RResult<AugmentStage, PluginError> {
+        RResult::ROk(AugmentStage::Image)
+    }
+    fn apply_image(&self, image: ImageU8, seed: u64) -> RResult<ImageU8, PluginError> {
+        guard(|| self.0.apply(image, seed))
+    }
+    fn apply_tensor(&self, _tensor: TensorMut<'_>, _seed: u64) -> RResult<(), PluginError> {
+        RResult::RErr(stage_error(T::NAME, "image", "tensor"))
+    }
+}
+
+/// A tensor-stage sample augmentation seen through the ABI.
+struct TensorStage<T>(T);
+
+impl<T: TensorAugment> AbiSampleAugment for TensorStage<T> {
+    fn stage(&self) -> RResult<AugmentStage, PluginError> {
+        RResult::ROk(AugmentStage::Tensor)
+    }
+    fn apply_image(&self, _image: ImageU8, _seed: u64) -> RResult<ImageU8, PluginError> {
+        RResult::RErr(stage_error(T::NAME, "tensor", "image"))
+    }
+    fn apply_tensor(&self, tensor: TensorMut<'_>, seed: u64) -> RResult<(), PluginError> {
+        guard(|| self.0.apply(tensor, seed))
+    }
+}
+
+/// The error for calling a sample augmentation at the wrong stage (a host bug).
+fn stage_error(name: &str, stage: &str, called: &str) -> PluginError {
+    PluginError::unsupported(format!(
+        "`{name}` runs at the {stage} stage and was called at the {called} stage"
+    ))
+}
+
+impl<T: BatchAugment> AbiBatchAugment for Adapter<T> {
+    fn apply(
+        &self,
+        images: TensorMut<'_>,
+        targets: TensorMut<'_>,
+        seed: u64,
+    ) -> RResult<(), PluginError> {
+        guard(|| self.0.apply(images, targets, seed))
+    }
+}
+
+impl<T: Loss> AbiLoss for Adapter<T> {
+    fn accepts_soft_targets(&self) -> RResult<bool, PluginError> {
+        guard(|| Ok(self.0.accepts_soft_targets()))
+    }
+    fn compute(
+        &self,
+        logits: TensorRef<'_>,
+        targets: TensorRef<'_>,
+        grad: TensorMut<'_>,
+    ) -> RResult<f64, PluginError> {
+        guard(|| self.0.compute(logits, targets, grad))
+    }
+}
+
+impl<T: Metric> AbiMetric for Adapter<T> {
+    fn outputs(&self) -> RResult<RVec<MetricOutput>, PluginError> {
+        guard(|| Ok(self.0.outputs().into()))
+    }
+    fn reset(&mut self) -> RResult<(), PluginError> {
+        guard(|| {
+            self.0.reset();
+            Ok(())
+        })
+    }
+    fn update(
+        &mut self,
+        logits: TensorRef<'_>,
+        labels: RSlice<'_, u32>,
+    ) -> RResult<(), PluginError> {
+        guard(|| self.0.update(logits, labels.as_slice()))
+    }
+    fn compute(&self) -> RResult<MetricReport, PluginError> {
+        guard(|| self.0.compute())
+    }
+}
+
+impl<T: Exporter> AbiExporter for Adapter<T> {
+    fn export(
+        &self,
+        graph: &ModelGraph,
+        meta: &ExportMeta,
+        out_dir: RStr<'_>,
+    ) -> RResult<RVec<RString>, PluginError> {
+        guard(|| {
+            let files = self.0.export(graph, meta, Path::new(out_dir.as_str()))?;
+            Ok(files
+                .into_iter()
+                .map(|p| RString::from(p.to_string_lossy().into_owned()))
+                .collect())
+        })
+    }
+    fn verify(
+        &self,
+        files: RSlice<'_, RString>,
+        inputs: TensorRef<'_>,
+        expected: TensorRef<'_>,
+    ) -> RResult<VerifyReport, PluginError> {
+        guard(|| {
+            let files: Vec<PathBuf> = files.iter().map(|f| PathBuf::from(f.as_str())).collect();
+            self.0.verify(&files, inputs, expected)
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration.
+
+/// Parses and checks a component's config.
+fn parse_checked<T: Component>(config: &str) -> Result<T::Config, PluginError> {
+    let parsed = parse_config::<T::Config>(config)?;
+    T::check(&parsed)?;
+    Ok(parsed)
+}
+
+/// The constructor of a registered component, by kind.
+#[derive(Clone, Copy)]
+enum Constructor {
+    Backbone(fn(&str, &BackboneContext) -> Result<BackboneBox, PluginError>),
+    SampleAugment(fn(&str, &AugmentContext) -> Result<crate::SampleAugmentBox, PluginError>),
+    BatchAugment(fn(&str, &AugmentContext) -> Result<BatchAugmentBox, PluginError>),
+    Loss(fn(&str, &LossContext) -> Result<LossBox, PluginError>),
+    Metric(fn(&str, &MetricContext) -> Result<MetricBox, PluginError>),
+    Exporter(fn(&str) -> Result<ExporterBox, PluginError>),
+}
+
+fn new_backbone<T: Backbone>(config: &str, ctx: &BackboneContext) -> Result<BackboneBox, PluginError> {
+    let value = T::new(parse_checked::<T>(config)?, ctx)?;
+    Ok(AbiBackbone_TO::from_value(Adapter(value), TD_Opaque))
+}
+
+fn new_image_augment<T: ImageAugment>(
+    config: &str,
+    ctx: &AugmentContext,
+) -> Result<crate::SampleAugmentBox, PluginError> {
+    let value = T::new(parse_checked::<T>(config)?, ctx)?;
+    Ok(AbiSampleAugment_TO::from_value(ImageStage(value), TD_Opaque))
+}
+
+fn new_tensor_augment<T: TensorAugment>(
+    config: &str,
+    ctx: &AugmentContext,
+) -> Result<crate::SampleAugmentBox, PluginError> {
+    let value = T::new(parse_checked::<T>(config)?, ctx)?;
+    Ok(AbiSampleAugment_TO::from_value(TensorStage(value), TD_Opaque))
+}
+
+fn new_batch_augment<T: BatchAugment>(
+    config: &str,
+    ctx: &AugmentContext,
+) -> Result<BatchAugmentBox, PluginError> {
+    let value = T::new(parse_checked::<T>(config)?, ctx)?;
+    Ok(AbiBatchAugment_TO::from_value(Adapter(value), TD_Opaque))
+}
+
+fn new_loss<T: Loss>(config: &str, ctx: &LossContext) -> Result<LossBox, PluginError> {
+    let value = T::new(parse_checked::<T>(config)?, ctx)?;
+    Ok(AbiLoss_TO::from_value(Adapter(value), TD_Opaque))
+}
+
+fn new_metric<T: Metric>(config: &str, ctx: &MetricContext) -> Result<MetricBox, PluginError> {
+    let value = T::new(parse_checked::<T>(config)?, ctx)?;
+    Ok(AbiMetric_TO::from_value(Adapter(value), TD_Opaque))
+}
+
+fn new_exporter<T: Exporter>(config: &str) -> Result<ExporterBox, PluginError> {
+    let value = T::new(parse_checked::<T>(config)?)?;
+    Ok(AbiExporter_TO::from_value(Adapter(value), TD_Opaque))
+}
+
+/// One registered component: what [`crate::register!`] submits to the plugin's inventory.
+pub struct Registration {
+    kind: ComponentKind,
+    name: &'static str,
+    info: fn(ComponentKind) -> Result<ComponentInfo, PluginError>,
+    validate: fn(&str) -> Result<(), PluginError>,
+    constructor: Constructor,
+}
+
+inventory::collect!(Registration);
+
+impl Registration {
+    const fn of<T: Component>(kind: ComponentKind, constructor: Constructor) -> Self {
+        Registration {
+            kind,
+            name: T::NAME,
+            info: component_info::<T>,
+            validate: validate::<T>,
+            constructor,
+        }
+    }
+
+    /// Registers a backbone.
+    pub const fn backbone<T: Backbone>() -> Self {
+        Self::of::<T>(ComponentKind::Backbone, Constructor::Backbone(new_backbone::<T>))
+    }
+
+    /// Registers an image-stage sample augmentation.
+    pub const fn image_augment<T: ImageAugment>() -> Self {
+        Self::of::<T>(
+            ComponentKind::SampleAugment,
+            Constructor::SampleAugment(new_image_augment::<T>),
+        )
+    }
+
+    /// Registers a tensor-stage sample augmentation.
+    pub const fn tensor_augment<T: TensorAugment>() -> Self {
+        Self::of::<T>(
+            ComponentKind::SampleAugment,
+            Constructor::SampleAugment(new_tensor_augment::<T>),
+        )
+    }
+
+    /// Registers a batch augmentation.
+    pub const fn batch_augment<T: BatchAugment>() -> Self {
+        Self::of::<T>(
+            ComponentKind::BatchAugment,
+            Constructor::BatchAugment(new_batch_augment::<T>),
+        )
+    }
+
+    /// Registers a loss.
+    pub const fn loss<T: Loss>() -> Self {
+        Self::of::<T>(ComponentKind::Loss, Constructor::Loss(new_loss::<T>))
+    }
+
+    /// Registers a metric.
+    pub const fn metric<T: Metric>() -> Self {
+        Self::of::<T>(ComponentKind::Metric, Constructor::Metric(new_metric::<T>))
+    }
+
+    /// Registers an exporter.
+    pub const fn exporter<T: Exporter>() -> Self {
+        Self::of::<T>(ComponentKind::Exporter, Constructor::Exporter(new_exporter::<T>))
+    }
+}
+
+fn validate<T: Component>(config: &str) -> Result<(), PluginError> {
+    parse_checked::<T>(config).map(drop)
+}
+
+/// Builds a component's info: defaults come from serializing `Config::default()`.
+fn component_info<T: Component>(kind: ComponentKind) -> Result<ComponentInfo, PluginError> {
+    let defaults = default_fields::<T>()?;
+    let params = T::PARAMS
+        .iter()
+        .map(|p| ParamDoc {
+            name: p.name.into(),
+            default: defaults
+                .iter()
+                .find(|(name, _)| name == p.name)
+                .map(|(_, value)| value.as_str())
+                .unwrap_or("")
+                .into(),
+            doc: p.doc.into(),
+        })
+        .collect();
+    let default_config = ron::ser::to_string_pretty(&T::Config::default(), pretty())
+        .map_err(|e| PluginError::internal(format!("cannot write the default config: {e}")))?;
+    Ok(ComponentInfo {
+        kind,
+        name: T::NAME.into(),
+        description: T::DESCRIPTION.into(),
+        params,
+        default_config: default_config.into(),
+    })
+}
+
+/// RON formatting for default configs: struct names omitted, compact nesting.
+fn pretty() -> ron::ser::PrettyConfig {
+    ron::ser::PrettyConfig::new()
+        .struct_names(false)
+        .depth_limit(1)
+}
+
+/// The default config's top-level fields as `(name, RON value)` pairs, in declaration order.
+fn default_fields<T: Component>() -> Result<Vec<(String, String)>, PluginError> {
+    let value = ron::value::Value::from(
+        ron::to_string(&T::Config::default())
+            .ok()
+            .and_then(|text| ron::from_str::<ron::Value>(&text).ok())
+            .unwrap_or(ron::Value::Unit),
+    );
+    let ron::Value::Map(map) = value else {
+        return Ok(Vec::new());
+    };
+    map.iter()
+        .map(|(key, value)| {
+            let name = match key {
+                ron::Value::String(s) => s.clone(),
+                other => ron::to_string(other).unwrap_or_default(),
+            };
+            let text = ron::to_string(value).map_err(|e| {
+                PluginError::internal(format!("cannot write the default of `{name}`: {e}"))
+            })?;
+            Ok((name, text))
+        })
+        .collect()
+}
+
+/// Names of config fields that have no [`Param`] entry, and [`Param`] entries that name no field:
+/// a plugin's tests assert this is empty for each component, so `clshost plugins NAME` documents
+/// every parameter.
+pub fn undocumented_params<T: Component>() -> Vec<String> {
+    let fields: Vec<String> = default_fields::<T>()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let mut problems: Vec<String> = fields
+        .iter()
+        .filter(|f| !T::PARAMS.iter().any(|p| p.name == f.as_str()))
+        .map(|f| format!("`{f}` has no documentation"))
+        .collect();
+    problems.extend(
+        T::PARAMS
+            .iter()
+            .filter(|p| !fields.iter().any(|f| f == p.name))
+            .map(|p| format!("`{}` is documented but is not a field", p.name)),
+    );
+    problems
+}
+
+// ---------------------------------------------------------------------------------------------
+// The root module.
+
+/// The plugin's identity, set once by [`crate::export_plugin!`].
+static PLUGIN: OnceLock<(&'static str, &'static str, &'static str)> = OnceLock::new();
+
+fn find(kind: ComponentKind, name: &str) -> Result<&'static Registration, PluginError> {
+    inventory::iter::<Registration>
+        .into_iter()
+        .find(|r| r.kind == kind && r.name == name)
+        .ok_or_else(|| {
+            PluginError::unsupported(format!("this plugin has no {kind} named `{name}`"))
+        })
+}
+
+extern "C" fn root_info() -> RResult<PluginInfo, PluginError> {
+    guard(|| {
+        let (name, version, description) = PLUGIN.get().copied().unwrap_or(("", "", ""));
+        let mut registrations: Vec<&Registration> = inventory::iter::<Registration>.into_iter().collect();
+        registrations.sort_by_key(|r| (r.kind, r.name));
+        let components = registrations
+            .into_iter()
+            .map(|r| (r.info)(r.kind).map_err(|e| e.within(r.name)))
+            .collect::<Result<RVec<_>, _>>()?;
+        Ok(PluginInfo {
+            name: name.into(),
+            version: version.into(),
+            description: description.into(),
+            components,
+        })
+    })
+}
+
+extern "C" fn root_validate(
+    kind: ComponentKind,
+    name: RStr<'_>,
+    config: RStr<'_>,
+) -> RResult<(), PluginError> {
+    guard(|| (find(kind, name.as_str())?.validate)(config.as_str()))
+}
+
+/// Looks up `name` among the registrations of `kind` and runs its constructor.
+macro_rules! construct {
+    ($kind:ident, $name:expr, $($arg:expr),*) => {
+        guard(|| match find(ComponentKind::$kind, $name.as_str())?.constructor {
+            Constructor::$kind(ctor) => ctor($($arg),*),
+            _ => unreachable!("registrations of one kind share a constructor kind"),
+        })
+    };
+}
+
+extern "C" fn root_new_backbone(
+    name: RStr<'_>,
+    config: RStr<'_>,
+    ctx: &BackboneContext,
+) -> RResult<BackboneBox, PluginError> {
+    construct!(Backbone, name, config.as_str(), ctx)
+}
+
+extern "C" fn root_new_sample_augment(
+    name: RStr<'_>,
+    config: RStr<'_>,
+    ctx: &AugmentContext,
+) -> RResult<crate::SampleAugmentBox, PluginError> {
+    construct!(SampleAugment, name, config.as_str(), ctx)
+}
+
+extern "C" fn root_new_batch_augment(
+    name: RStr<'_>,
+    config: RStr<'_>,
+    ctx: &AugmentContext,
+) -> RResult<BatchAugmentBox, PluginError> {
+    construct!(BatchAugment, name, config.as_str(), ctx)
+}
+
+extern "C" fn root_new_loss(
+    name: RStr<'_>,
+    config: RStr<'_>,
+    ctx: &LossContext,
+) -> RResult<LossBox, PluginError> {
+    construct!(Loss, name, config.as_str(), ctx)
+}
+
+extern "C" fn root_new_metric(
+    name: RStr<'_>,
+    config: RStr<'_>,
+    ctx: &MetricContext,
+) -> RResult<MetricBox, PluginError> {
+    construct!(Metric, name, config.as_str(), ctx)
+}
+
+extern "C" fn root_new_exporter(name: RStr<'_>, config: RStr<'_>) -> RResult<ExporterBox, PluginError> {
+    construct!(Exporter, name, config.as_str())
+}
+
+/// Builds the root module of the plugin that calls it. Used by [`crate::export_plugin!`].
+#[doc(hidden)]
+pub fn root_module(name: &'static str, version: &'static str, description: &'static str) -> PluginRootRef {
+    use abi_stable::prefix_type::PrefixTypeTrait;
+    let _ = PLUGIN.set((name, version, description));
+    install_panic_hook();
+    PluginRoot {
+        info: root_info,
+        validate: root_validate,
+        new_backbone: root_new_backbone,
+        new_sample_augment: root_new_sample_augment,
+        new_batch_augment: root_new_batch_augment,
+        new_loss: root_new_loss,
+        new_metric: root_new_metric,
+        new_exporter: root_new_exporter,
+    }
+    .leak_into_prefix()
+}
+
+/// Registers components with the plugin, one `Kind: Type` pair each. Kinds: `Backbone`,
+/// `ImageAugment`, `TensorAugment`, `BatchAugment`, `Loss`, `Metric`, `Exporter`.
+///
+/// ```ignore
+/// register!(Loss: CrossEntropy, Metric: Accuracy);
+/// ```
+#[macro_export]
+macro_rules! register {
+    ($($kind:ident : $ty:ty),+ $(,)?) => {
+        $(
+            $crate::__private::inventory::submit! {
+                $crate::__register_one!($kind, $ty)
+            }
+        )+
+    };
+}
+
+/// Maps a `register!` kind to its registration constructor.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __register_one {
+    (Backbone, $ty:ty) => { $crate::authoring::Registration::backbone::<$ty>() };
+    (ImageAugment, $ty:ty) => { $crate::authoring::Registration::image_augment::<$ty>() };
+    (TensorAugment, $ty:ty) => { $crate::authoring::Registration::tensor_augment::<$ty>() };
+    (BatchAugment, $ty:ty) => { $crate::authoring::Registration::batch_augment::<$ty>() };
+    (Loss, $ty:ty) => { $crate::authoring::Registration::loss::<$ty>() };
+    (Metric, $ty:ty) => { $crate::authoring::Registration::metric::<$ty>() };
+    (Exporter, $ty:ty) => { $crate::authoring::Registration::exporter::<$ty>() };
+}
+
+/// Exports the plugin: its root module (name and version from the crate's `Cargo.toml`) and the
+/// version handshake. Call it once, at the crate root.
+///
+/// ```ignore
+/// export_plugin!(description: "Cross-entropy, BCE and focal losses");
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    (description: $description:expr $(,)?) => {
+        fn __clshost_plugin_root() -> $crate::PluginRootRef {
+            $crate::authoring::root_module(
+                env!("CARGO_PKG_NAME"),
+                env!("CARGO_PKG_VERSION"),
+                $description,
+            )
+        }
+
+        $crate::__export_root_module!($crate::PluginRootRef, __clshost_plugin_root);
+
+        /// The clshost version handshake, read before anything else in this library.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn clshost_plugin_abi() -> $crate::AbiVersion {
+            $crate::AbiVersion::CURRENT
+        }
+    };
+}

@@ -1,0 +1,138 @@
+//! The stable plugin ABI of clshost.
+//!
+//! Every backbone, augmentation, loss, metric and exporter that clshost uses lives in a plugin: a
+//! shared library (`cdylib`) loaded at run time. This crate is the only thing a plugin and the host
+//! share. It defines:
+//!
+//! - the **stable data types** that cross the boundary ([`Tensor`], [`TensorRef`], [`ImageU8`],
+//!   [`ModelGraph`], [`MetricReport`], [`PluginError`], ...), all `#[repr(C)]` and checked by
+//!   [`abi_stable`] when a plugin is loaded;
+//! - the six **component contracts** as `#[sabi_trait]` objects ([`AbiBackbone`],
+//!   [`AbiSampleAugment`], [`AbiBatchAugment`], [`AbiLoss`], [`AbiMetric`], [`AbiExporter`]);
+//! - the **root module** every plugin exports ([`PluginRoot`]) and the version handshake on top of
+//!   abi_stable's own layout checks ([`AbiVersion`]);
+//! - **authoring support**, so a plugin author writes plain Rust: implement one of the traits in
+//!   [`authoring`] (for example [`Loss`]) for a type, [`register!`] it, and call [`export_plugin!`]
+//!   once. Configs are parsed from RON with serde and `deny_unknown_fields`, errors carry field
+//!   paths and positions, and every entry point catches panics.
+//!
+//! Burn tensors, devices, serde types and anything else without a stable layout never cross:
+//! tensors cross as host memory (a shape plus a flat `f32` buffer) and configs cross as RON text.
+//!
+//! # A minimal plugin
+//!
+//! ```
+//! use clshost_plugin_api::prelude::*;
+//!
+//! /// Mean squared error between softmax probabilities and the targets (Brier score).
+//! pub struct Brier;
+//!
+//! #[derive(Debug, Default, Serialize, Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! pub struct BrierConfig {}
+//!
+//! impl Component for Brier {
+//!     const NAME: &'static str = "brier";
+//!     const DESCRIPTION: &'static str = "Brier score between softmax probabilities and targets";
+//!     const PARAMS: &'static [Param] = &[];
+//!     type Config = BrierConfig;
+//! }
+//!
+//! impl Loss for Brier {
+//!     fn new(_config: BrierConfig, _ctx: &LossContext) -> Result<Self, PluginError> {
+//!         Ok(Brier)
+//!     }
+//!     fn accepts_soft_targets(&self) -> bool {
+//!         true
+//!     }
+//!     fn compute(
+//!         &self,
+//!         logits: TensorRef<'_>,
+//!         targets: TensorRef<'_>,
+//!         mut grad: TensorMut<'_>,
+//!     ) -> Result<f64, PluginError> {
+//!         let (n, c) = logits.dims2()?;
+//!         let mut total = 0.0;
+//!         for (i, row) in logits.data.chunks(c).enumerate() {
+//!             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+//!             let exp: Vec<f64> = row.iter().map(|&x| f64::from(x - max).exp()).collect();
+//!             let sum: f64 = exp.iter().sum();
+//!             let p: Vec<f64> = exp.iter().map(|e| e / sum).collect();
+//!             let t = &targets.data[i * c..(i + 1) * c];
+//!             let d: Vec<f64> = p.iter().zip(t).map(|(p, &t)| p - f64::from(t)).collect();
+//!             total += d.iter().map(|d| d * d).sum::<f64>();
+//!             let dot: f64 = d.iter().zip(&p).map(|(d, p)| d * p).sum();
+//!             for j in 0..c {
+//!                 grad.data[i * c + j] = (2.0 * p[j] * (d[j] - dot) / n as f64) as f32;
+//!             }
+//!         }
+//!         Ok(total / n as f64)
+//!     }
+//! }
+//!
+//! register!(Loss: Brier);
+//! export_plugin!(description: "An example plugin with one loss");
+//! # fn main() {}
+//! ```
+
+pub mod authoring;
+mod backbone;
+mod component;
+mod config;
+mod error;
+mod exporter;
+mod graph;
+mod loss;
+mod metric;
+mod root;
+mod sample;
+mod tensor;
+
+pub use backbone::{
+    AbiBackbone, AbiBackbone_TO, BackboneBox, BackboneContext, BackboneSummary, EmaSpec,
+    LoadReport, LoadWeightsOptions, OptimizerKind, OptimizerSpec, ShapeMismatch, StepParams,
+    StepReport, WeightSet,
+};
+pub use component::{ComponentInfo, ComponentKind, ParamDoc, PluginInfo};
+pub use config::parse_config;
+pub use error::{ErrorKind, PluginError, TextPosition};
+pub use exporter::{AbiExporter, AbiExporter_TO, ExportMeta, ExporterBox, VerifyReport};
+pub use graph::{Attribute, AttributeValue, GraphNode, ModelGraph, NamedTensor, ValueInfo};
+pub use loss::{AbiLoss, AbiLoss_TO, LossBox, LossContext};
+pub use metric::{
+    AbiMetric, AbiMetric_TO, MetricBox, MetricContext, MetricMatrix, MetricOutput, MetricReport,
+    MetricScalar, MetricVector,
+};
+pub use root::{
+    ABI_MAJOR, ABI_MINOR, ABI_VERSION_STRING, AbiVersion, HANDSHAKE_SYMBOL, PluginRoot,
+    PluginRootRef,
+};
+pub use sample::{
+    AbiBatchAugment, AbiBatchAugment_TO, AbiSampleAugment, AbiSampleAugment_TO, AugmentContext,
+    AugmentStage, BatchAugmentBox, SampleAugmentBox,
+};
+pub use tensor::{ImageU8, Tensor, TensorMut, TensorRef};
+
+pub use abi_stable::std_types::{RResult, RSlice, RSliceMut, RStr, RString, RVec};
+
+/// Everything a plugin author needs, in one import: `use clshost_plugin_api::prelude::*;`.
+pub mod prelude {
+    pub use crate::authoring::{
+        Backbone, BatchAugment, Component, Exporter, ImageAugment, Loss, Metric, Param,
+        TensorAugment,
+    };
+    pub use crate::{
+        AugmentContext, BackboneContext, BackboneSummary, ExportMeta, ImageU8, LoadReport,
+        LoadWeightsOptions, LossContext, MetricContext, MetricMatrix, MetricOutput, MetricReport,
+        MetricScalar, MetricVector, ModelGraph, NamedTensor, PluginError, StepParams, StepReport,
+        Tensor, TensorMut, TensorRef, VerifyReport, WeightSet, export_plugin, register,
+    };
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// Re-exports used by the macros of this crate. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use abi_stable;
+    pub use inventory;
+}
