@@ -1,1 +1,155 @@
+//! Shared support for the end-to-end tests: building the host, the first-party plugins and the
+//! out-of-tree crates (fixtures, the third-party example) once per test process, and running the
+//! `clshost` binary in an isolated environment.
+//!
+//! The tests build with the same `cargo` that runs them. The workspace's own binary and plugins
+//! land in its target directory; separate workspaces (fixtures, the example) get target
+//! directories of their own under it, as a third party's build would.
 
+use std::env;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives one level below the root")
+        .to_path_buf()
+}
+
+/// The profile directory this test binary was built into (`target/debug`).
+pub fn profile_dir() -> PathBuf {
+    let exe = env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Runs cargo with `args` in `dir`, panicking with its output if it fails.
+pub fn cargo<I, S>(dir: &Path, args: I)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo failed in {}:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The `clshost` binary, with every first-party plugin built next to it.
+pub fn clshost_binary() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut args = vec!["build", "--quiet", "-p", "clshost"];
+        for plugin in FIRST_PARTY_PLUGINS {
+            args.extend(["-p", plugin]);
+        }
+        cargo(&repo_root(), args);
+        profile_dir().join(format!("clshost{}", env::consts::EXE_SUFFIX))
+    })
+}
+
+/// The first-party plugin crates.
+pub const FIRST_PARTY_PLUGINS: [&str; 5] = [
+    "clshost-plugin-resnet",
+    "clshost-plugin-augment",
+    "clshost-plugin-losses",
+    "clshost-plugin-metrics",
+    "clshost-plugin-export",
+];
+
+/// Builds the separate Cargo workspace at `manifest_dir` (relative to the repository root) into
+/// its own target directory, and returns the directory holding its libraries.
+pub fn build_workspace(manifest_dir: &str, target_name: &str) -> PathBuf {
+    let target = profile_dir().parent().expect("target dir").join(target_name);
+    cargo(
+        &repo_root().join(manifest_dir),
+        [
+            OsStr::new("build"),
+            OsStr::new("--quiet"),
+            OsStr::new("--target-dir"),
+            target.as_os_str(),
+        ],
+    );
+    target.join("debug")
+}
+
+/// The file name of the plugin library `id` (`losses` -> `libclshost_plugin_losses.so`).
+pub fn plugin_file(id: &str) -> String {
+    format!(
+        "{}clshost_plugin_{id}{}",
+        env::consts::DLL_PREFIX,
+        env::consts::DLL_SUFFIX
+    )
+}
+
+/// A `clshost` command isolated from the user's plugins: no `CLSHOST_PLUGIN_PATH`, and a fresh
+/// data directory, so only the plugins next to the binary and those named by flags load.
+pub struct Clshost {
+    data_home: tempfile::TempDir,
+}
+
+impl Clshost {
+    /// Builds everything needed and prepares the isolated environment.
+    pub fn new() -> Self {
+        clshost_binary();
+        Clshost {
+            data_home: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A command for `clshost` with `args`, ready to run.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new(clshost_binary());
+        cmd.args(args)
+            .env_remove("CLSHOST_PLUGIN_PATH")
+            .env_remove("RUST_LOG")
+            .env("XDG_DATA_HOME", self.data_home.path())
+            .env("HOME", self.data_home.path());
+        cmd
+    }
+
+    /// Runs `clshost` with `args` and returns its output.
+    pub fn run<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command(args).output().expect("clshost runs")
+    }
+}
+
+impl Default for Clshost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Stdout of a successful run, or a panic showing stderr.
+pub fn stdout_ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "clshost failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).expect("utf-8 stdout")
+}

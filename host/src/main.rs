@@ -1,1 +1,26 @@
-fn main(){}
+//! The `clshost` command: parse the command line, set up logging, run the subcommand, and turn
+//! any error into one line on stderr and a non-zero exit status.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clshost::cli::{Cli, Command};
+use clshost::commands;
+use clshost::logging;
+use clshost::registry::SearchPath;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.global.verbose, cli.global.quiet);
+    let search = SearchPath::from_env(cli.global.plugins.clone(), cli.global.plugin_dirs.clone());
+    let result = match &cli.command {
+        Command::Plugins(args) => commands::plugins::run(&search, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -173,10 +173,12 @@ pub trait Exporter: Component + Sync {
         meta: &ExportMeta,
         out_dir: &Path,
     ) -> Result<Vec<PathBuf>, PluginError>;
-    /// Checks the artifact against the backbone's own logits.
+    /// Checks the artifact written for `graph` against the backbone's own logits (or, for
+    /// formats that cannot be run, against `graph` itself).
     fn verify(
         &self,
         files: &[PathBuf],
+        graph: &ModelGraph,
         inputs: TensorRef<'_>,
         expected: TensorRef<'_>,
     ) -> Result<VerifyReport, PluginError>;
@@ -376,12 +378,13 @@ impl<T: Exporter> AbiExporter for Adapter<T> {
     fn verify(
         &self,
         files: RSlice<'_, RString>,
+        graph: &ModelGraph,
         inputs: TensorRef<'_>,
         expected: TensorRef<'_>,
     ) -> RResult<VerifyReport, PluginError> {
         guard(|| {
             let files: Vec<PathBuf> = files.iter().map(|f| PathBuf::from(f.as_str())).collect();
-            self.0.verify(&files, inputs, expected)
+            self.0.verify(&files, graph, inputs, expected)
         })
     }
 }
@@ -721,7 +724,7 @@ pub fn root_module(name: &'static str, version: &'static str, description: &'sta
 /// Registers components with the plugin, one `Kind: Type` pair each. Kinds: `Backbone`,
 /// `ImageAugment`, `TensorAugment`, `BatchAugment`, `Loss`, `Metric`, `Exporter`.
 ///
-/// ```ignore
+/// ```text
 /// register!(Loss: CrossEntropy, Metric: Accuracy);
 /// ```
 #[macro_export]
@@ -751,7 +754,7 @@ macro_rules! __register_one {
 /// Exports the plugin: its root module (name and version from the crate's `Cargo.toml`) and the
 /// version handshake. Call it once, at the crate root.
 ///
-/// ```ignore
+/// ```text
 /// export_plugin!(description: "Cross-entropy, BCE and focal losses");
 /// ```
 #[macro_export]

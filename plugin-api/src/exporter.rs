@@ -57,12 +57,14 @@ pub trait AbiExporter: Send + Sync {
         out_dir: RStr<'_>,
     ) -> RResult<RVec<RString>, PluginError>;
 
-    /// Checks the files [`AbiExporter::export`] wrote: where the format can be run, runs it on
-    /// `inputs` and compares with the backbone's own `expected` logits.
+    /// Checks the files [`AbiExporter::export`] wrote for `graph`: where the format can be run,
+    /// runs it on `inputs` and compares with the backbone's own `expected` logits; otherwise
+    /// reads it back and compares it with `graph`.
     #[sabi(last_prefix_field)]
     fn verify(
         &self,
         files: RSlice<'_, RString>,
+        graph: &ModelGraph,
         inputs: TensorRef<'_>,
         expected: TensorRef<'_>,
     ) -> RResult<VerifyReport, PluginError>;

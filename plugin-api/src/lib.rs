@@ -113,7 +113,7 @@ pub use sample::{
 };
 pub use tensor::{ImageU8, Tensor, TensorMut, TensorRef};
 
-pub use abi_stable::std_types::{RResult, RSlice, RSliceMut, RStr, RString, RVec};
+pub use abi_stable::std_types::{ROption, RResult, RSlice, RSliceMut, RStr, RString, RVec, Tuple2};
 
 /// Everything a plugin author needs, in one import: `use clshost_plugin_api::prelude::*;`.
 pub mod prelude {
@@ -125,7 +125,8 @@ pub mod prelude {
         AugmentContext, BackboneContext, BackboneSummary, ExportMeta, ImageU8, LoadReport,
         LoadWeightsOptions, LossContext, MetricContext, MetricMatrix, MetricOutput, MetricReport,
         MetricScalar, MetricVector, ModelGraph, NamedTensor, PluginError, StepParams, StepReport,
-        Tensor, TensorMut, TensorRef, VerifyReport, WeightSet, export_plugin, register,
+        ROption, RString, RVec, Tensor, TensorMut, TensorRef, VerifyReport, WeightSet,
+        export_plugin, register,
     };
     pub use serde::{Deserialize, Serialize};
 }

@@ -1,0 +1,58 @@
+//! The command-line interface: every subcommand and flag, as clap definitions.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+/// Train image classifiers from RON recipes, with models, augmentations, losses, metrics and
+/// exporters loaded at run time from plugins.
+#[derive(Debug, Parser)]
+#[command(name = "clshost", version, propagate_version = true)]
+pub struct Cli {
+    /// Options every subcommand takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Load this plugin file first (repeatable). Unlike discovered plugins, a file named here
+    /// that fails to load is an error.
+    #[arg(long = "plugin", value_name = "FILE", global = true)]
+    pub plugins: Vec<PathBuf>,
+
+    /// Search this directory for plugins before the default locations (repeatable).
+    #[arg(long = "plugin-dir", value_name = "DIR", global = true)]
+    pub plugin_dirs: Vec<PathBuf>,
+
+    /// More log output (-v: info, -vv: debug, -vvv: trace). `RUST_LOG` overrides it.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every component the plugins on the search path offer, or show one component's
+    /// parameters with their defaults and documentation.
+    Plugins(PluginsArgs),
+}
+
+/// Arguments of `clshost plugins`.
+#[derive(Debug, Args)]
+pub struct PluginsArgs {
+    /// Show this component's parameters, defaults and documentation.
+    pub name: Option<String>,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

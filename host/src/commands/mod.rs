@@ -1,0 +1,3 @@
+//! One module per subcommand. Each exposes a `run` function taking the parsed arguments.
+
+pub mod plugins;

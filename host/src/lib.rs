@@ -1,0 +1,17 @@
+//! clshost: train image classifiers from RON recipes, with every model, augmentation, loss,
+//! metric and exporter loaded at run time from plugins.
+//!
+//! This library is the host. Its stages follow the pipeline of `docs/architecture.md`:
+//!
+//! - [`registry`]: finds plugin files, loads them through the stable ABI of
+//!   `clshost-plugin-api`, and creates components by name;
+//! - [`cli`]: the command-line interface;
+//! - [`commands`]: one module per subcommand;
+//! - [`logging`]: log output and verbosity;
+//! - [`output`]: writing to stdout without dying on a closed pipe.
+
+pub mod cli;
+pub mod commands;
+pub mod logging;
+pub mod output;
+pub mod registry;

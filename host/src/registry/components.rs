@@ -1,0 +1,415 @@
+//! Host-side handles to plugin components.
+//!
+//! Each handle wraps the ABI trait object a plugin returned and remembers where it came from
+//! ([`Origin`]), so that any error, including a panic caught inside the plugin, reaches the user
+//! as one line naming the component, its plugin and file, the operation, and the cause.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use abi_stable::std_types::{RResult, RStr, RString, RVec};
+use clshost_plugin_api::{
+    AugmentContext, AugmentStage, BackboneBox, BackboneContext, BackboneSummary, BatchAugmentBox,
+    ComponentKind, ExportMeta, ExporterBox, ImageU8, LoadReport, LoadWeightsOptions, LossBox,
+    LossContext, MetricBox, MetricContext, MetricOutput, MetricReport, ModelGraph, NamedTensor,
+    PluginError, SampleAugmentBox, StepParams, StepReport, Tensor, TensorMut, TensorRef,
+    VerifyReport, WeightSet,
+};
+
+use super::{Entry, Registry, ResolveError};
+
+/// Which component of which plugin file something came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The component kind.
+    pub kind: ComponentKind,
+    /// The component name.
+    pub name: String,
+    /// The plugin's name.
+    pub plugin: String,
+    /// The plugin's file.
+    pub path: PathBuf,
+}
+
+impl Origin {
+    fn of(entry: &Entry<'_>) -> Self {
+        Origin {
+            kind: entry.info.kind,
+            name: entry.info.name.to_string(),
+            plugin: entry.plugin.library.info.name.to_string(),
+            path: entry.plugin.library.path.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} `{}` (plugin {}, {})",
+            self.kind,
+            self.name,
+            self.plugin,
+            self.path.display()
+        )
+    }
+}
+
+/// An error a component returned, with where it came from and what the host was doing.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[error("{origin}: {operation}: {error}")]
+pub struct ComponentError {
+    /// The component.
+    pub origin: Origin,
+    /// The operation that failed (`new`, `compute`, ...).
+    pub operation: &'static str,
+    /// The plugin's error.
+    pub error: PluginError,
+}
+
+/// Why a component could not be created.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CreateError {
+    /// The name does not resolve.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The plugin refused the config or failed while creating it.
+    #[error(transparent)]
+    Component(#[from] ComponentError),
+}
+
+/// Converts a plugin result into a host result naming `origin` and `operation`.
+fn named<T>(
+    result: RResult<T, PluginError>,
+    origin: &Origin,
+    operation: &'static str,
+) -> Result<T, ComponentError> {
+    result.into_result().map_err(|error| ComponentError {
+        origin: origin.clone(),
+        operation,
+        error,
+    })
+}
+
+impl Registry {
+    /// Resolves `name` as a `kind` and runs `create` with the plugin's root module.
+    fn create<T>(
+        &self,
+        kind: ComponentKind,
+        name: &str,
+        create: impl FnOnce(&Entry<'_>) -> RResult<T, PluginError>,
+    ) -> Result<(T, Origin), CreateError> {
+        let entry = self.resolve(kind, name)?;
+        let origin = Origin::of(&entry);
+        let value = named(create(&entry), &origin, "new")?;
+        Ok((value, origin))
+    }
+
+    /// Parses and checks a component's config (RON) without creating the component.
+    pub fn validate(&self, kind: ComponentKind, name: &str, config: &str) -> Result<(), CreateError> {
+        self.create(kind, name, |e| {
+            (e.plugin.library.root.validate())(kind, RStr::from(name), RStr::from(config))
+        })
+        .map(drop)
+    }
+
+    /// Creates a backbone.
+    pub fn new_backbone(
+        &self,
+        name: &str,
+        config: &str,
+        ctx: &BackboneContext,
+    ) -> Result<Backbone, CreateError> {
+        let (inner, origin) = self.create(ComponentKind::Backbone, name, |e| {
+            (e.plugin.library.root.new_backbone())(name.into(), config.into(), ctx)
+        })?;
+        Ok(Backbone { inner, origin })
+    }
+
+    /// Creates a sample augmentation.
+    pub fn new_sample_augment(
+        &self,
+        name: &str,
+        config: &str,
+        ctx: &AugmentContext,
+    ) -> Result<SampleAugment, CreateError> {
+        let (inner, origin) = self.create(ComponentKind::SampleAugment, name, |e| {
+            (e.plugin.library.root.new_sample_augment())(name.into(), config.into(), ctx)
+        })?;
+        let stage = named(inner.stage(), &origin, "stage")?;
+        Ok(SampleAugment {
+            inner,
+            origin,
+            stage,
+        })
+    }
+
+    /// Creates a batch augmentation.
+    pub fn new_batch_augment(
+        &self,
+        name: &str,
+        config: &str,
+        ctx: &AugmentContext,
+    ) -> Result<BatchAugment, CreateError> {
+        let (inner, origin) = self.create(ComponentKind::BatchAugment, name, |e| {
+            (e.plugin.library.root.new_batch_augment())(name.into(), config.into(), ctx)
+        })?;
+        Ok(BatchAugment { inner, origin })
+    }
+
+    /// Creates a loss.
+    pub fn new_loss(&self, name: &str, config: &str, ctx: &LossContext) -> Result<Loss, CreateError> {
+        let (inner, origin) = self.create(ComponentKind::Loss, name, |e| {
+            (e.plugin.library.root.new_loss())(name.into(), config.into(), ctx)
+        })?;
+        Ok(Loss { inner, origin })
+    }
+
+    /// Creates a metric.
+    pub fn new_metric(
+        &self,
+        name: &str,
+        config: &str,
+        ctx: &MetricContext,
+    ) -> Result<Metric, CreateError> {
+        let (inner, origin) = self.create(ComponentKind::Metric, name, |e| {
+            (e.plugin.library.root.new_metric())(name.into(), config.into(), ctx)
+        })?;
+        Ok(Metric { inner, origin })
+    }
+
+    /// Creates an exporter.
+    pub fn new_exporter(&self, name: &str, config: &str) -> Result<Exporter, CreateError> {
+        let (inner, origin) = self.create(ComponentKind::Exporter, name, |e| {
+            (e.plugin.library.root.new_exporter())(name.into(), config.into())
+        })?;
+        Ok(Exporter { inner, origin })
+    }
+}
+
+/// A trainable model from a plugin.
+pub struct Backbone {
+    inner: BackboneBox,
+    origin: Origin,
+}
+
+impl Backbone {
+    /// Which component this is.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Where it runs and how big it is.
+    pub fn summary(&self) -> Result<BackboneSummary, ComponentError> {
+        named(self.inner.summary(), &self.origin, "summary")
+    }
+
+    /// Training forward pass.
+    pub fn forward(&mut self, images: TensorRef<'_>) -> Result<Tensor, ComponentError> {
+        named(self.inner.forward(images), &self.origin, "forward")
+    }
+
+    /// Backward pass and optimizer step.
+    pub fn backward_step(
+        &mut self,
+        grad_logits: TensorRef<'_>,
+        step: StepParams,
+    ) -> Result<StepReport, ComponentError> {
+        named(self.inner.backward_step(grad_logits, step), &self.origin, "backward_step")
+    }
+
+    /// Inference forward pass.
+    pub fn eval_forward(
+        &mut self,
+        images: TensorRef<'_>,
+        weights: WeightSet,
+    ) -> Result<Tensor, ComponentError> {
+        named(self.inner.eval_forward(images, weights), &self.origin, "eval_forward")
+    }
+
+    /// The complete training state.
+    pub fn save_state(&self) -> Result<Vec<u8>, ComponentError> {
+        named(self.inner.save_state(), &self.origin, "save_state").map(RVec::into_vec)
+    }
+
+    /// Restores a saved training state.
+    pub fn load_state(&mut self, state: &[u8]) -> Result<(), ComponentError> {
+        named(self.inner.load_state(state.into()), &self.origin, "load_state")
+    }
+
+    /// The weights in torchvision naming.
+    pub fn named_weights(&self, weights: WeightSet) -> Result<Vec<NamedTensor>, ComponentError> {
+        named(self.inner.named_weights(weights), &self.origin, "named_weights").map(RVec::into_vec)
+    }
+
+    /// Loads weights by name.
+    pub fn load_weights(
+        &mut self,
+        weights: Vec<NamedTensor>,
+        options: LoadWeightsOptions,
+    ) -> Result<LoadReport, ComponentError> {
+        named(self.inner.load_weights(weights.into(), options), &self.origin, "load_weights")
+    }
+
+    /// The framework-neutral graph.
+    pub fn graph(&self, weights: WeightSet) -> Result<ModelGraph, ComponentError> {
+        named(self.inner.graph(weights), &self.origin, "graph")
+    }
+}
+
+/// A per-sample augmentation from a plugin.
+pub struct SampleAugment {
+    inner: SampleAugmentBox,
+    origin: Origin,
+    stage: AugmentStage,
+}
+
+impl SampleAugment {
+    /// Which component this is.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// The pipeline stage it runs at.
+    pub fn stage(&self) -> AugmentStage {
+        self.stage
+    }
+
+    /// Transforms an image (image stage).
+    pub fn apply_image(&self, image: ImageU8, seed: u64) -> Result<ImageU8, ComponentError> {
+        named(self.inner.apply_image(image, seed), &self.origin, "apply")
+    }
+
+    /// Transforms a normalized tensor in place (tensor stage).
+    pub fn apply_tensor(&self, tensor: TensorMut<'_>, seed: u64) -> Result<(), ComponentError> {
+        named(self.inner.apply_tensor(tensor, seed), &self.origin, "apply")
+    }
+}
+
+/// A batch augmentation from a plugin.
+pub struct BatchAugment {
+    inner: BatchAugmentBox,
+    origin: Origin,
+}
+
+impl BatchAugment {
+    /// Which component this is.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Mixes a batch and its targets in place.
+    pub fn apply(
+        &self,
+        images: TensorMut<'_>,
+        targets: TensorMut<'_>,
+        seed: u64,
+    ) -> Result<(), ComponentError> {
+        named(self.inner.apply(images, targets, seed), &self.origin, "apply")
+    }
+}
+
+/// A loss from a plugin.
+pub struct Loss {
+    inner: LossBox,
+    origin: Origin,
+}
+
+impl Loss {
+    /// Which component this is.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Whether soft targets are accepted.
+    pub fn accepts_soft_targets(&self) -> Result<bool, ComponentError> {
+        named(self.inner.accepts_soft_targets(), &self.origin, "accepts_soft_targets")
+    }
+
+    /// Mean loss; writes the gradient of the logits into `grad`.
+    pub fn compute(
+        &self,
+        logits: TensorRef<'_>,
+        targets: TensorRef<'_>,
+        grad: TensorMut<'_>,
+    ) -> Result<f64, ComponentError> {
+        named(self.inner.compute(logits, targets, grad), &self.origin, "compute")
+    }
+}
+
+/// A metric from a plugin.
+pub struct Metric {
+    inner: MetricBox,
+    origin: Origin,
+}
+
+impl Metric {
+    /// Which component this is.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// The scalars it reports.
+    pub fn outputs(&self) -> Result<Vec<MetricOutput>, ComponentError> {
+        named(self.inner.outputs(), &self.origin, "outputs").map(RVec::into_vec)
+    }
+
+    /// Forgets everything accumulated.
+    pub fn reset(&mut self) -> Result<(), ComponentError> {
+        named(self.inner.reset(), &self.origin, "reset")
+    }
+
+    /// Accumulates a batch.
+    pub fn update(&mut self, logits: TensorRef<'_>, labels: &[u32]) -> Result<(), ComponentError> {
+        named(self.inner.update(logits, labels.into()), &self.origin, "update")
+    }
+
+    /// Reports over everything accumulated.
+    pub fn compute(&self) -> Result<MetricReport, ComponentError> {
+        named(self.inner.compute(), &self.origin, "compute")
+    }
+}
+
+/// An exporter from a plugin.
+pub struct Exporter {
+    inner: ExporterBox,
+    origin: Origin,
+}
+
+impl Exporter {
+    /// Which component this is.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Writes the artifacts into `out_dir`.
+    pub fn export(
+        &self,
+        graph: &ModelGraph,
+        meta: &ExportMeta,
+        out_dir: &std::path::Path,
+    ) -> Result<Vec<PathBuf>, ComponentError> {
+        let dir = out_dir.to_string_lossy();
+        named(self.inner.export(graph, meta, RStr::from(dir.as_ref())), &self.origin, "export")
+            .map(|files| files.into_iter().map(|f| PathBuf::from(f.as_str())).collect())
+    }
+
+    /// Checks the artifacts written for `graph` against reference logits.
+    pub fn verify(
+        &self,
+        files: &[PathBuf],
+        graph: &ModelGraph,
+        inputs: TensorRef<'_>,
+        expected: TensorRef<'_>,
+    ) -> Result<VerifyReport, ComponentError> {
+        let files: Vec<RString> = files
+            .iter()
+            .map(|f| RString::from(f.to_string_lossy().into_owned()))
+            .collect();
+        named(
+            self.inner.verify(files.as_slice().into(), graph, inputs, expected),
+            &self.origin,
+            "verify",
+        )
+    }
+}

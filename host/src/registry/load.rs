@@ -1,0 +1,154 @@
+//! Opening one plugin library and checking that this host can talk to it.
+//!
+//! The checks run in an order where each one can only be reached when the previous one passed,
+//! so every failure is reported as one line that names the cause:
+//!
+//! 1. the file opens as a shared library;
+//! 2. it exports the `clshost_plugin_abi` handshake with the right magic number;
+//! 3. its ABI major version equals the host's;
+//! 4. abi_stable's own header, version and layout checks of the root module pass;
+//! 5. its `info()` answers.
+//!
+//! Libraries are never unloaded: component objects and error messages may point into them.
+
+use std::path::{Path, PathBuf};
+
+use abi_stable::library::{LibraryError, RawLibrary, lib_header_from_raw_library};
+use clshost_plugin_api::{
+    ABI_MAJOR, ABI_MINOR, AbiVersion, HANDSHAKE_SYMBOL, PluginError, PluginInfo, PluginRootRef,
+};
+
+/// Why a library could not be loaded as a plugin.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum LoadError {
+    /// The dynamic loader refused the file.
+    #[error("cannot be opened: {0}")]
+    Open(String),
+    /// The file has no handshake symbol.
+    #[error("not a clshost plugin (it exports no `clshost_plugin_abi` handshake)")]
+    NotAPlugin,
+    /// The handshake symbol exists but returns garbage.
+    #[error("not a clshost plugin (its `clshost_plugin_abi` handshake has the wrong magic number)")]
+    BadMagic,
+    /// The plugin was built for another ABI major version.
+    #[error(
+        "built for plugin ABI {plugin_major}.{plugin_minor}, but this clshost uses ABI \
+         {ABI_MAJOR}.{ABI_MINOR}: rebuild it against clshost-plugin-api {ABI_MAJOR}.x"
+    )]
+    AbiMajor {
+        /// The plugin's major version.
+        plugin_major: u32,
+        /// The plugin's minor version.
+        plugin_minor: u32,
+    },
+    /// The plugin uses an abi_stable version whose header this host cannot read.
+    #[error("built with an incompatible abi_stable version: {0}")]
+    AbiStable(String),
+    /// The layout of the plugin's ABI types differs from the host's despite equal versions.
+    #[error(
+        "ABI layout mismatch: it says ABI {plugin_major}.{plugin_minor} but its types differ from \
+         this clshost's (built against a modified clshost-plugin-api?); rebuild it against \
+         clshost-plugin-api {ABI_MAJOR}.{ABI_MINOR} (run with -vv for the layout report)"
+    )]
+    Layout {
+        /// The plugin's major version.
+        plugin_major: u32,
+        /// The plugin's minor version.
+        plugin_minor: u32,
+    },
+    /// The root module failed to initialize or to describe itself.
+    #[error("failed to start: {0}")]
+    Init(String),
+}
+
+/// A loaded plugin library.
+pub struct Library {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// Its ABI version from the handshake.
+    pub abi: AbiVersion,
+    /// Its root module.
+    pub root: PluginRootRef,
+    /// What it says about itself.
+    pub info: PluginInfo,
+}
+
+impl std::fmt::Debug for Library {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Library")
+            .field("path", &self.path)
+            .field("abi", &self.abi)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The handshake function every plugin exports.
+type Handshake = extern "C" fn() -> AbiVersion;
+
+/// Loads the library at `path` and runs every check of this module on it.
+pub fn load(path: &Path) -> Result<Library, LoadError> {
+    let raw = RawLibrary::load_at(path).map_err(|e| LoadError::Open(open_reason(&e)))?;
+    // Never unloaded: objects and strings from the plugin may outlive any handle we keep.
+    let raw: &'static RawLibrary = Box::leak(Box::new(raw));
+
+    // SAFETY: the handshake's signature is fixed forever by the ABI crate (see `AbiVersion`);
+    // a library exporting this symbol name promises it.
+    let handshake = unsafe { raw.get::<Handshake>(HANDSHAKE_SYMBOL) }
+        .map_err(|_| LoadError::NotAPlugin)?;
+    let abi = handshake();
+    if abi.magic != AbiVersion::MAGIC {
+        return Err(LoadError::BadMagic);
+    }
+    if abi.major != ABI_MAJOR {
+        return Err(LoadError::AbiMajor {
+            plugin_major: abi.major,
+            plugin_minor: abi.minor,
+        });
+    }
+
+    // SAFETY: the library stays loaded for the life of the process (leaked above).
+    let header = unsafe { lib_header_from_raw_library(raw) }.map_err(|e| match e {
+        LibraryError::GetSymbolError { .. } => {
+            LoadError::Init("it exports no abi_stable root module".to_string())
+        }
+        other => LoadError::AbiStable(first_line(&other.to_string())),
+    })?;
+    let root = header.init_root_module::<PluginRootRef>().map_err(|e| match e {
+        LibraryError::AbiInstability(report) => {
+            tracing::debug!("layout report for {}:\n{report}", path.display());
+            LoadError::Layout {
+                plugin_major: abi.major,
+                plugin_minor: abi.minor,
+            }
+        }
+        other => LoadError::Init(first_line(&other.to_string())),
+    })?;
+    let info = (root.info())()
+        .into_result()
+        .map_err(|e: PluginError| LoadError::Init(e.to_string()))?;
+    Ok(Library {
+        path: path.to_path_buf(),
+        abi,
+        root,
+        info,
+    })
+}
+
+/// The loader's reason, without the path (the caller prints it once).
+fn open_reason(error: &LibraryError) -> String {
+    match error {
+        LibraryError::OpenError { err, .. } => err.to_string(),
+        other => first_line(&other.to_string()),
+    }
+}
+
+/// The first non-empty line of a multi-line message.
+fn first_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("unknown error")
+        .to_string()
+}
+

@@ -1,0 +1,58 @@
+//! An out-of-tree plugin, built by its own `cargo build` in its own workspace against nothing but
+//! `clshost-plugin-api`, loads next to the first-party plugins.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use clshost_e2e::{Clshost, build_workspace, plugin_file, stdout_ok};
+
+fn example_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| build_workspace("examples/third-party-plugin", "third-party"))
+}
+
+#[test]
+fn its_components_are_listed_next_to_first_party_ones() {
+    let dir = example_dir();
+    let out = Clshost::new().run(["--plugin-dir".as_ref(), dir.as_os_str(), "plugins".as_ref(), "--json".as_ref()]);
+    let listing: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).expect("valid JSON");
+    let components = listing["components"].as_array().unwrap();
+    let find = |name: &str| {
+        components
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("`{name}` listed in {listing:#}"))
+    };
+    let poly = find("poly1");
+    assert_eq!(poly["kind"], "loss");
+    assert_eq!(poly["plugin"], "clshost-plugin-acme");
+    assert_eq!(poly["version"], "0.3.0");
+    assert_eq!(poly["file"], dir.join(plugin_file("acme")).display().to_string());
+    assert_eq!(find("balanced_accuracy")["kind"], "metric");
+    let first_party = listing["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["found_in"] == "executable directory")
+        .count();
+    assert_eq!(first_party, 5, "{listing:#}");
+    assert_eq!(listing["failures"].as_array().unwrap().len(), 0, "{listing:#}");
+}
+
+#[test]
+fn the_plugin_path_variable_finds_it_too() {
+    let dir = example_dir();
+    let out = Clshost::new()
+        .command(["plugins", "poly1"])
+        .env("CLSHOST_PLUGIN_PATH", dir)
+        .output()
+        .unwrap();
+    let text = stdout_ok(&out);
+    assert!(text.starts_with("poly1 (loss) from plugin clshost-plugin-acme 0.3.0\n"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("epsilon"))
+        .unwrap_or_else(|| panic!("an epsilon row in:\n{text}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[..2], ["epsilon", "1.0"], "{row}");
+}
