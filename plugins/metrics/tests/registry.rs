@@ -1,0 +1,105 @@
+//! The plugin lists every metric, documents every parameter, and declares directions.
+
+use clshost_plugin_api::authoring::{Component, root_module, undocumented_params};
+use clshost_plugin_api::{ComponentKind, MetricContext};
+use clshost_plugin_metrics::{
+    Accuracy, Auroc, ConfusionMatrix, Ece, F1, PerClassAccuracy, Precision, Recall,
+};
+
+#[test]
+fn every_parameter_is_documented() {
+    let problems = [
+        (Accuracy::NAME, undocumented_params::<Accuracy>()),
+        (Precision::NAME, undocumented_params::<Precision>()),
+        (Recall::NAME, undocumented_params::<Recall>()),
+        (F1::NAME, undocumented_params::<F1>()),
+        (Auroc::NAME, undocumented_params::<Auroc>()),
+        (
+            ConfusionMatrix::NAME,
+            undocumented_params::<ConfusionMatrix>(),
+        ),
+        (
+            PerClassAccuracy::NAME,
+            undocumented_params::<PerClassAccuracy>(),
+        ),
+        (Ece::NAME, undocumented_params::<Ece>()),
+    ];
+    for (name, problems) in problems {
+        assert!(problems.is_empty(), "{name}: {problems:?}");
+    }
+}
+
+#[test]
+fn the_plugin_lists_every_metric_with_its_defaults() {
+    let root = root_module("clshost-plugin-metrics", "0.1.0", "test");
+    let info = root.info()().unwrap();
+    let mut names: Vec<&str> = info
+        .components
+        .iter()
+        .inspect(|c| assert_eq!(c.kind, ComponentKind::Metric))
+        .map(|c| c.name.as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "accuracy",
+            "auroc",
+            "confusion_matrix",
+            "ece",
+            "f1",
+            "per_class_accuracy",
+            "precision",
+            "recall"
+        ]
+    );
+    let accuracy = info
+        .components
+        .iter()
+        .find(|c| c.name == "accuracy")
+        .unwrap();
+    assert_eq!(accuracy.params[0].default.as_str(), "[1,5]");
+    for c in info.components.iter() {
+        (root.validate())(
+            ComponentKind::Metric,
+            c.name.as_rstr(),
+            c.default_config.as_rstr(),
+        )
+        .unwrap();
+    }
+    let err =
+        (root.validate())(ComponentKind::Metric, "ece".into(), "(bins: 0)".into()).unwrap_err();
+    assert_eq!(err.field_path.as_str(), "bins");
+}
+
+/// Declared scalar names with `higher_is_better`.
+type Outputs = &'static [(&'static str, bool)];
+
+#[test]
+fn metrics_are_created_through_the_abi_with_their_directions() {
+    let root = root_module("clshost-plugin-metrics", "0.1.0", "test");
+    let ctx = MetricContext {
+        num_classes: 10,
+        class_names: (0..10).map(|c| format!("c{c}").into()).collect(),
+    };
+    let expected: [(&str, &str, Outputs); 6] = [
+        ("accuracy", "()", &[("top1", true), ("top5", true)]),
+        ("f1", "(average: weighted)", &[("f1_weighted", true)]),
+        ("precision", "(average: none)", &[]),
+        ("auroc", "()", &[("auroc_macro", true)]),
+        ("per_class_accuracy", "()", &[("balanced_accuracy", true)]),
+        ("ece", "()", &[("ece", false)]),
+    ];
+    for (name, config, outputs) in expected {
+        let metric = (root.new_metric())(name.into(), config.into(), &ctx).unwrap();
+        let declared: Vec<(String, bool)> = metric
+            .outputs()
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.name.into_string(), o.higher_is_better))
+            .collect();
+        let outputs: Vec<(String, bool)> =
+            outputs.iter().map(|&(n, h)| (n.to_string(), h)).collect();
+        assert_eq!(declared, outputs, "{name}");
+    }
+}
