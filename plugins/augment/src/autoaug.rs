@@ -11,7 +11,7 @@ use crate::geometry::{self, Sampling, linspace_f32};
 use crate::rng::{int_inclusive, rng};
 
 /// One image operation of the auto-augment family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     /// Leaves the image unchanged.
     Identity,

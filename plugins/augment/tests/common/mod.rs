@@ -1,4 +1,6 @@
 //! Reading the committed torchvision/timm fixtures (written by `scripts/fixtures/augment.py`).
+//! Each test crate uses a subset of these helpers.
+#![allow(dead_code)]
 
 use clshost_plugin_api::ImageU8;
 use serde_json::Value;
