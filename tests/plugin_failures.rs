@@ -185,7 +185,7 @@ fn a_component_method_that_panics() {
                 "loss `panic_in_compute` (plugin clshost-plugin-panics, {}): compute: panicked: \
                  index out of bounds: the len is 6 but the index is 16 (at panics/src/lib.rs:{})",
                 fixture("panics").display(),
-                source_line("logits.data[index]")
+                source_line("values[index]")
             )
         );
     }

@@ -1,5 +1,7 @@
 //! Log output: `tracing` events to stderr, one line each, at a level set by `-v`/`-q` or
-//! `RUST_LOG`.
+//! `RUST_LOG`, coloured only when stderr is a terminal.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -17,6 +19,7 @@ pub fn init(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .with_target(false)
         .try_init();
