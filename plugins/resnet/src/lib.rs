@@ -1,1 +1,280 @@
+//! The `resnet` plugin: `resnet18`, `resnet34` and `resnet50` backbones with torchvision's
+//! architecture and weight names, trained on Burn through the Burn kit (CPU, wgpu or CUDA).
 
+pub mod model;
+
+use std::path::Path;
+
+use clshost_burn_kit::{BurnBackbone, read_state_dict, trainer::describe};
+use clshost_plugin_api::prelude::*;
+
+pub use model::{Architecture, ResNet as ResNetModel, ResNetFamily};
+
+/// The config of every ResNet backbone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResNetConfig {
+    /// Number of classes; `None` takes the data's.
+    pub num_classes: Option<u32>,
+    /// A torchvision state dict (`.pth`, `.pt` or `.safetensors`) to start from.
+    pub weights: Option<String>,
+    /// Start the classifier fresh when `weights` has another class count.
+    pub reinit_head: bool,
+    /// Fail when `weights` has missing, unexpected or mis-shaped keys (besides a re-initialized
+    /// head); otherwise load what fits and log the rest.
+    pub strict_weights: bool,
+    /// Zero the last BatchNorm scale of each residual branch.
+    pub zero_init_residual: bool,
+    /// 3x3 stride-1 stem and no max-pool, for 32x32 images.
+    pub small_input: bool,
+    /// Dropout probability before the classifier.
+    pub drop_rate: f64,
+}
+
+impl Default for ResNetConfig {
+    fn default() -> Self {
+        ResNetConfig {
+            num_classes: None,
+            weights: None,
+            reinit_head: true,
+            strict_weights: true,
+            zero_init_residual: false,
+            small_input: false,
+            drop_rate: 0.0,
+        }
+    }
+}
+
+const PARAMS: &[Param] = &[
+    Param::new(
+        "num_classes",
+        "Number of output classes. Default None: the number of classes in the data; when set it \
+         must equal it.",
+    ),
+    Param::new(
+        "weights",
+        "Path to a torchvision state dict (.pth/.pt pickle or .safetensors) loaded after \
+         initialization, e.g. torchvision's ImageNet weights. Keys `*.num_batches_tracked` are \
+         ignored.",
+    ),
+    Param::new(
+        "reinit_head",
+        "When `weights` has a classifier (`fc.*`) of another class count, keep a freshly \
+         initialized one (logged) instead of failing.",
+    ),
+    Param::new(
+        "strict_weights",
+        "Fail when `weights` has missing, unexpected or mis-shaped keys (other than a \
+         re-initialized head); when false, load what fits and log the rest.",
+    ),
+    Param::new(
+        "zero_init_residual",
+        "Initialize the last BatchNorm scale of every residual branch to 0 (torchvision's \
+         `zero_init_residual`), so each block starts as the identity.",
+    ),
+    Param::new(
+        "small_input",
+        "CIFAR-style stem for 32x32 images: a 3x3 stride-1 `conv1` and no max-pool, instead of \
+         the 7x7 stride-2 convolution and 3x3 stride-2 max-pool.",
+    ),
+    Param::new(
+        "drop_rate",
+        "Dropout probability on the pooled features before `fc`, in [0, 1). Masks are drawn from \
+         the seed and the step, so resumed runs draw the same ones.",
+    ),
+];
+
+/// Checks the values serde cannot.
+fn check_config(config: &ResNetConfig) -> Result<(), PluginError> {
+    if !(0.0..1.0).contains(&config.drop_rate) {
+        return Err(PluginError::config("drop_rate", "must be in [0, 1)"));
+    }
+    if config.num_classes == Some(0) {
+        return Err(PluginError::config("num_classes", "must be at least 1"));
+    }
+    if let Some(path) = &config.weights
+        && path.is_empty()
+    {
+        return Err(PluginError::config("weights", "is an empty path"));
+    }
+    Ok(())
+}
+
+/// A torchvision ResNet of depth `DEPTH` (18, 34 or 50) as a backbone component.
+pub struct ResNet<const DEPTH: usize> {
+    inner: BurnBackbone<ResNetFamily>,
+}
+
+/// The component name of a depth.
+const fn name_of(depth: usize) -> &'static str {
+    match depth {
+        18 => "resnet18",
+        34 => "resnet34",
+        _ => "resnet50",
+    }
+}
+
+/// The component description of a depth.
+const fn description_of(depth: usize) -> &'static str {
+    match depth {
+        18 => "ResNet-18 (basic blocks), torchvision-compatible weights and names",
+        34 => "ResNet-34 (basic blocks), torchvision-compatible weights and names",
+        _ => {
+            "ResNet-50 (bottleneck blocks, stride on the 3x3), torchvision-compatible weights and names"
+        }
+    }
+}
+
+impl<const DEPTH: usize> ResNet<DEPTH> {
+    /// The family this component builds from `config`.
+    pub fn family(config: &ResNetConfig) -> Result<ResNetFamily, PluginError> {
+        let arch = Architecture::of_depth(DEPTH)
+            .ok_or_else(|| PluginError::internal(format!("no ResNet of depth {DEPTH}")))?;
+        Ok(ResNetFamily {
+            arch,
+            small_input: config.small_input,
+            drop_rate: config.drop_rate,
+            zero_init_residual: config.zero_init_residual,
+        })
+    }
+
+    /// The underlying Burn backbone.
+    pub fn backbone(&self) -> &BurnBackbone<ResNetFamily> {
+        &self.inner
+    }
+}
+
+impl<const DEPTH: usize> Component for ResNet<DEPTH> {
+    const NAME: &'static str = name_of(DEPTH);
+    const DESCRIPTION: &'static str = description_of(DEPTH);
+    const PARAMS: &'static [Param] = PARAMS;
+    type Config = ResNetConfig;
+
+    fn check(config: &ResNetConfig) -> Result<(), PluginError> {
+        check_config(config)
+    }
+}
+
+impl<const DEPTH: usize> Backbone for ResNet<DEPTH> {
+    fn new(config: ResNetConfig, ctx: &BackboneContext) -> Result<Self, PluginError> {
+        check_config(&config)?;
+        if let Some(n) = config.num_classes
+            && n != ctx.num_classes
+        {
+            return Err(PluginError::config(
+                "num_classes",
+                format!("is {n} but the data has {} classes", ctx.num_classes),
+            ));
+        }
+        let mut inner = BurnBackbone::new(Self::family(&config)?, ctx)?;
+        if let Some(path) = &config.weights {
+            let weights = read_state_dict(Path::new(path))?;
+            let options = LoadWeightsOptions {
+                strict: config.strict_weights,
+                reinit_mismatched_head: config.reinit_head,
+            };
+            let report = inner
+                .load_weights(weights, options)
+                .map_err(|e| PluginError::config("weights", format!("`{path}`: {e}")))?;
+            if !config.strict_weights {
+                tracing::warn!("weights `{path}`: {}", describe(&report));
+            }
+        }
+        Ok(ResNet { inner })
+    }
+
+    fn summary(&self) -> Result<BackboneSummary, PluginError> {
+        self.inner.summary()
+    }
+
+    fn forward(&mut self, images: TensorRef<'_>) -> Result<Tensor, PluginError> {
+        self.inner.forward(images)
+    }
+
+    fn backward_step(
+        &mut self,
+        grad_logits: TensorRef<'_>,
+        step: StepParams,
+    ) -> Result<StepReport, PluginError> {
+        self.inner.backward_step(grad_logits, step)
+    }
+
+    fn eval_forward(
+        &mut self,
+        images: TensorRef<'_>,
+        weights: WeightSet,
+    ) -> Result<Tensor, PluginError> {
+        self.inner.eval_forward(images, weights)
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>, PluginError> {
+        self.inner.save_state()
+    }
+
+    fn load_state(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        self.inner.load_state(state)
+    }
+
+    fn named_weights(&self, weights: WeightSet) -> Result<Vec<NamedTensor>, PluginError> {
+        self.inner.named_weights(weights)
+    }
+
+    fn load_weights(
+        &mut self,
+        weights: Vec<NamedTensor>,
+        options: LoadWeightsOptions,
+    ) -> Result<LoadReport, PluginError> {
+        self.inner.load_weights(weights, options)
+    }
+
+    fn graph(&self, weights: WeightSet) -> Result<ModelGraph, PluginError> {
+        self.inner.graph(weights)
+    }
+}
+
+register!(Backbone: ResNet<18>, Backbone: ResNet<34>, Backbone: ResNet<50>);
+export_plugin!(description: "ResNet-18/34/50 backbones (torchvision-compatible) on Burn: CPU, wgpu, CUDA");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clshost_plugin_api::authoring::undocumented_params;
+
+    #[test]
+    fn every_param_is_documented() {
+        assert!(
+            undocumented_params::<ResNet<18>>().is_empty(),
+            "{:?}",
+            undocumented_params::<ResNet<18>>()
+        );
+        assert!(undocumented_params::<ResNet<34>>().is_empty());
+        assert!(undocumented_params::<ResNet<50>>().is_empty());
+    }
+
+    #[test]
+    fn names_follow_the_depth() {
+        assert_eq!(ResNet::<18>::NAME, "resnet18");
+        assert_eq!(ResNet::<34>::NAME, "resnet34");
+        assert_eq!(ResNet::<50>::NAME, "resnet50");
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        let config = ResNetConfig {
+            drop_rate: 1.0,
+            ..ResNetConfig::default()
+        };
+        assert_eq!(
+            check_config(&config).unwrap_err().field_path.as_str(),
+            "drop_rate"
+        );
+        let config = ResNetConfig {
+            num_classes: Some(0),
+            ..ResNetConfig::default()
+        };
+        assert_eq!(
+            check_config(&config).unwrap_err().field_path.as_str(),
+            "num_classes"
+        );
+    }
+}

@@ -1,0 +1,36 @@
+//! The Burn kit: turns a Burn module into a clshost backbone.
+//!
+//! A model author writes a Burn module from images to logits ([`ClassifierModel`]) and a
+//! [`ModelFamily`] that builds and initializes it; [`BurnBackbone`] then provides the whole
+//! backbone contract of the plugin ABI:
+//!
+//! - the device from the recipe: `cpu` (Burn's flex backend, multi-threaded and SIMD), `wgpu` /
+//!   `wgpu:N`, `cuda` / `cuda:N` (cargo features `wgpu`, on by default, and `cuda`); a device the
+//!   build or machine lacks is a clear error naming what is available;
+//! - training passes keeping the autodiff graph, backward from the gradient of the logits,
+//!   gradient accumulation, and inference passes without autodiff ([`trainer`]);
+//! - SGD and AdamW with PyTorch's update rules, separate weight decay for normalization and bias
+//!   parameters, global-norm clipping ([`optim`]), and an EMA of the weights;
+//! - checkpoints of the complete training state that resume exactly ([`state`]);
+//! - weights by name in PyTorch naming, loading a `.pth` or `.safetensors` state dict with a
+//!   report of what did not fit ([`weights`]), and the framework-neutral graph ([`graph`]).
+//!
+//! [`nn`] holds layers whose names and semantics match PyTorch where Burn's differ.
+
+pub mod backbone;
+pub mod graph;
+pub mod model;
+pub mod nn;
+pub mod optim;
+pub mod params;
+pub mod state;
+pub mod trainer;
+pub mod weights;
+
+pub use backbone::{BurnBackbone, DeviceChoice, available_devices};
+pub use graph::GraphBuilder;
+pub use model::{ClassifierModel, ForwardContext, ModelFamily};
+pub use weights::read_state_dict;
+
+pub use burn;
+pub use rand_chacha::ChaCha8Rng;

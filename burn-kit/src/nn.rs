@@ -1,0 +1,135 @@
+//! Layers with PyTorch's parameter names, layouts and semantics, where Burn's own differ.
+//!
+//! - [`BatchNorm2d`]: `weight`, `bias`, `running_mean`, `running_var`; the running variance is
+//!   updated with the unbiased batch variance, as `torch.nn.BatchNorm2d` does (Burn's uses the
+//!   biased one).
+//! - [`Linear`]: `weight` is `[out, in]` as in PyTorch (Burn's is `[in, out]`).
+//! - [`dropout`]: masks drawn from the pass's seed, so a resumed run draws the same ones.
+
+use burn::module::{Module, Param, RunningState};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use rand::Rng;
+
+use crate::model::ForwardContext;
+
+/// 2-D batch normalization over the channels of `[N, C, H, W]`, as `torch.nn.BatchNorm2d`.
+#[derive(Module, Debug)]
+pub struct BatchNorm2d<B: Backend> {
+    /// Scale, `[C]` (PyTorch `weight`).
+    pub weight: Param<Tensor<B, 1>>,
+    /// Shift, `[C]` (PyTorch `bias`).
+    pub bias: Param<Tensor<B, 1>>,
+    /// Running mean, `[C]`.
+    pub running_mean: RunningState<Tensor<B, 1>>,
+    /// Running (unbiased) variance, `[C]`.
+    pub running_var: RunningState<Tensor<B, 1>>,
+    /// Weight of the newest batch in the running statistics (PyTorch's default 0.1).
+    pub momentum: f64,
+    /// Added to the variance before the square root (PyTorch's default 1e-5).
+    pub eps: f64,
+}
+
+impl<B: Backend> BatchNorm2d<B> {
+    /// A layer over `channels` with PyTorch's initialization (scale 1, shift 0, mean 0, var 1).
+    pub fn new(channels: usize, device: &B::Device) -> Self {
+        BatchNorm2d {
+            weight: Param::from_tensor(Tensor::ones([channels], device)),
+            bias: Param::from_tensor(Tensor::zeros([channels], device)),
+            running_mean: RunningState::new(Tensor::zeros([channels], device)),
+            running_var: RunningState::new(Tensor::ones([channels], device)),
+            momentum: 0.1,
+            eps: 1e-5,
+        }
+    }
+
+    /// Normalizes `x`; in training mode with the batch statistics (and updates the running
+    /// ones), otherwise with the running statistics.
+    pub fn forward(&self, x: Tensor<B, 4>, ctx: &ForwardContext) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        let (mean, var) = if ctx.train {
+            let count = n * h * w;
+            let flat = x.clone().swap_dims(0, 1).reshape([c, count]);
+            let mean = flat.clone().mean_dim(1).reshape([c]);
+            let centered = flat.sub(mean.clone().reshape([c, 1]));
+            let var = centered.square().mean_dim(1).reshape([c]);
+            let unbiased = if count > 1 {
+                count as f64 / (count - 1) as f64
+            } else {
+                1.0
+            };
+            let m = self.momentum;
+            let running_mean = self
+                .running_mean
+                .value_sync()
+                .mul_scalar(1.0 - m)
+                .add(mean.clone().detach().mul_scalar(m));
+            let running_var = self
+                .running_var
+                .value_sync()
+                .mul_scalar(1.0 - m)
+                .add(var.clone().detach().mul_scalar(m * unbiased));
+            self.running_mean.update(running_mean.detach());
+            self.running_var.update(running_var.detach());
+            // `update` parks the value per thread until the next read; merge it now so that
+            // visitors (named weights, checkpoints, EMA) see the statistics of this pass.
+            self.running_mean.value_sync();
+            self.running_var.value_sync();
+            (mean, var)
+        } else {
+            (self.running_mean.value(), self.running_var.value())
+        };
+        let scale = self.weight.val().div(var.add_scalar(self.eps).sqrt());
+        let shift = self.bias.val().sub(mean.mul(scale.clone()));
+        x.mul(scale.reshape([1, c, 1, 1]))
+            .add(shift.reshape([1, c, 1, 1]))
+    }
+}
+
+/// A fully connected layer `y = x W^T + b` with `W` as `[out, in]`, as `torch.nn.Linear`.
+#[derive(Module, Debug)]
+pub struct Linear<B: Backend> {
+    /// Weight, `[out, in]`.
+    pub weight: Param<Tensor<B, 2>>,
+    /// Bias, `[out]`.
+    pub bias: Param<Tensor<B, 1>>,
+}
+
+impl<B: Backend> Linear<B> {
+    /// A zero-initialized layer (the kit sets the initial values).
+    pub fn new(inputs: usize, outputs: usize, device: &B::Device) -> Self {
+        Linear {
+            weight: Param::from_tensor(Tensor::zeros([outputs, inputs], device)),
+            bias: Param::from_tensor(Tensor::zeros([outputs], device)),
+        }
+    }
+
+    /// Applies the layer to `[N, in]`.
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let outputs = self.bias.dims()[0];
+        x.matmul(self.weight.val().transpose())
+            .add(self.bias.val().reshape([1, outputs]))
+    }
+}
+
+/// Zeroes each element with probability `p` and scales the rest by `1 / (1 - p)` in training
+/// mode (as `torch.nn.functional.dropout`); the identity otherwise. `stream` tells apart several
+/// dropouts in one model.
+pub fn dropout<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    p: f64,
+    ctx: &ForwardContext,
+    stream: u64,
+) -> Tensor<B, D> {
+    if !ctx.train || p <= 0.0 {
+        return x;
+    }
+    let shape = x.shape();
+    let scale = (1.0 / (1.0 - p)) as f32;
+    let mut rng = ctx.rng(stream);
+    let mask: Vec<f32> = (0..shape.num_elements())
+        .map(|_| if rng.random::<f64>() < p { 0.0 } else { scale })
+        .collect();
+    let mask = Tensor::<B, D>::from_data(TensorData::new(mask, shape), &x.device());
+    x.mul(mask)
+}

@@ -1,0 +1,617 @@
+//! The whole backbone contract for one model on one Burn backend: training passes with gradient
+//! accumulation, optimizer steps, EMA, evaluation, named weights, checkpoints and the graph.
+
+use std::collections::{HashMap, HashSet};
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
+use clshost_plugin_api::{
+    LoadReport, LoadWeightsOptions, ModelGraph, NamedTensor, OptimizerSpec, PluginError, RString,
+    ShapeMismatch, StepParams, StepReport, TensorRef, WeightSet,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::graph::GraphBuilder;
+use crate::model::{ClassifierModel, ForwardContext, ModelFamily};
+use crate::optim::{Optimizer, clip_global_norm};
+use crate::params::{Entry, assign, assign_inner, collect, collect_inner, gradients};
+use crate::state::{self, SavedState};
+
+/// A 64-bit FNV-1a hash, used to derive per-name and per-pass seeds.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Copies a host tensor of rank `D` onto `device`.
+pub fn to_device<B: Backend, const D: usize>(
+    t: TensorRef<'_>,
+    device: &B::Device,
+) -> Result<Tensor<B, D>, PluginError> {
+    let expected: usize = t.shape.iter().product();
+    if t.shape.len() != D || expected != t.data.len() {
+        return Err(PluginError::input(format!(
+            "expected a rank-{D} tensor, got shape {:?} with {} elements",
+            t.shape.as_slice(),
+            t.data.len()
+        )));
+    }
+    let data = TensorData::new(t.data.to_vec(), t.shape.to_vec());
+    Ok(Tensor::from_data(data, device))
+}
+
+/// Copies a Burn tensor into host memory.
+pub fn to_host<B: Backend, const D: usize>(
+    t: Tensor<B, D>,
+) -> Result<clshost_plugin_api::Tensor, PluginError> {
+    let shape = t.dims().to_vec();
+    let data = t
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| PluginError::device(format!("cannot read a tensor back: {e:?}")))?;
+    clshost_plugin_api::Tensor::new(shape, data)
+}
+
+/// Named host tensors from flattened entries.
+fn to_named<B: Backend>(entries: Vec<Entry<B>>) -> Result<Vec<NamedTensor>, PluginError> {
+    entries
+        .into_iter()
+        .map(|e| {
+            let mut tensor = to_host(e.value)?;
+            tensor.shape = e.shape.into();
+            Ok(NamedTensor {
+                name: e.name.into(),
+                tensor,
+            })
+        })
+        .collect()
+}
+
+/// The exponential moving average of the weights.
+struct Ema<B: Backend, M> {
+    model: M,
+    updates: u64,
+    _backend: std::marker::PhantomData<B>,
+}
+
+/// One model on one autodiff backend `AB`, with its optimizer, EMA and pending graph.
+pub struct Trainer<AB: AutodiffBackend, F: ModelFamily> {
+    device: AB::Device,
+    num_classes: usize,
+    seed: u64,
+    model: F::Model<AB>,
+    eval_model: F::Model<AB::InnerBackend>,
+    eval_fresh: bool,
+    ema: Option<Ema<AB::InnerBackend, F::Model<AB::InnerBackend>>>,
+    optim: Optimizer<AB::InnerBackend>,
+    accum: HashMap<String, Tensor<AB::InnerBackend, 1>>,
+    pending: Option<Tensor<AB, 2>>,
+    optimizer_steps: u64,
+    forward_passes: u64,
+}
+
+type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
+
+impl<AB: AutodiffBackend, F: ModelFamily> Trainer<AB, F> {
+    /// Builds and initializes the model on `device`.
+    pub fn new(
+        family: &F,
+        num_classes: usize,
+        device: AB::Device,
+        spec: OptimizerSpec,
+        seed: u64,
+    ) -> Result<Self, PluginError> {
+        let model = family.init::<AB>(num_classes, &device);
+        let values =
+            initial_values::<Inner<AB>, F>(family, &collect_inner(&model), seed, &device, |_| true);
+        let model = assign_inner(model, &values);
+        let eval_model = inner_copy::<AB, F>(family, num_classes, &model, &device);
+        let ema = spec.ema.into_option().map(|_| Ema {
+            model: inner_copy::<AB, F>(family, num_classes, &model, &device),
+            updates: 0,
+            _backend: std::marker::PhantomData,
+        });
+        Ok(Trainer {
+            device,
+            num_classes,
+            seed,
+            model,
+            eval_model,
+            eval_fresh: true,
+            ema,
+            optim: Optimizer::new(spec),
+            accum: HashMap::new(),
+            pending: None,
+            optimizer_steps: 0,
+            forward_passes: 0,
+        })
+    }
+
+    /// Number of trainable parameters.
+    pub fn num_parameters(&self) -> u64 {
+        collect(&self.model)
+            .iter()
+            .filter(|e| e.trainable)
+            .map(|e| e.shape.iter().product::<usize>() as u64)
+            .sum()
+    }
+
+    /// Training forward pass; keeps the graph for [`Trainer::backward_step`].
+    pub fn forward(
+        &mut self,
+        images: TensorRef<'_>,
+    ) -> Result<clshost_plugin_api::Tensor, PluginError> {
+        check_images(images)?;
+        let x = to_device::<AB, 4>(images, &self.device)?;
+        let ctx = ForwardContext {
+            train: true,
+            seed: self.seed ^ fnv1a(&self.forward_passes.to_le_bytes()),
+        };
+        self.forward_passes += 1;
+        let logits = self.model.forward(x, &ctx);
+        self.eval_fresh = false;
+        let host = to_host(logits.clone().inner())?;
+        self.pending = Some(logits);
+        Ok(host)
+    }
+
+    /// Backpropagates `sum(logits * grad)`, accumulates, and steps the optimizer when asked.
+    pub fn backward_step(
+        &mut self,
+        grad: TensorRef<'_>,
+        step: StepParams,
+    ) -> Result<StepReport, PluginError> {
+        let logits = self.pending.take().ok_or_else(|| {
+            PluginError::input("backward_step called without a training forward pass before it")
+        })?;
+        if grad.shape.as_slice() != logits.dims().as_slice() {
+            return Err(PluginError::input(format!(
+                "the gradient has shape {:?} but the logits have {:?}",
+                grad.shape.as_slice(),
+                logits.dims()
+            )));
+        }
+        let g = to_device::<AB, 2>(grad, &self.device)?;
+        let mut grads = logits.mul(g).sum().backward();
+        for (name, grad) in gradients(&self.model, &mut grads) {
+            let sum = match self.accum.remove(&name) {
+                Some(prev) => prev.add(grad),
+                None => grad,
+            };
+            self.accum.insert(name, sum);
+        }
+        if !step.apply_update {
+            return Ok(StepReport {
+                applied: false,
+                grad_norm: None.into(),
+            });
+        }
+        let grad_norm = self.apply(step.lr);
+        Ok(StepReport {
+            applied: true,
+            grad_norm: grad_norm.into(),
+        })
+    }
+
+    /// Applies the optimizer to the accumulated gradients and updates the EMA; returns the
+    /// global gradient norm when clipping computed it.
+    fn apply(&mut self, lr: f64) -> Option<f64> {
+        let entries = collect_inner(&self.model);
+        let mut grads: Vec<(String, Tensor<Inner<AB>, 1>)> = entries
+            .iter()
+            .filter_map(|e| self.accum.remove(&e.name).map(|g| (e.name.clone(), g)))
+            .collect();
+        self.accum.clear();
+        let norm = self
+            .optim
+            .spec()
+            .clip_grad_norm
+            .into_option()
+            .map(|max| clip_global_norm(&mut grads, max));
+        let by_name: HashMap<&str, &Entry<Inner<AB>>> =
+            entries.iter().map(|e| (e.name.as_str(), e)).collect();
+        let mut updated = HashMap::new();
+        for (name, grad) in grads {
+            let entry = by_name[name.as_str()];
+            let value = self
+                .optim
+                .update(&name, entry.shape.len(), entry.value.clone(), grad, lr);
+            updated.insert(name, value);
+        }
+        self.model = assign_inner(self.model.clone(), &updated);
+        self.optimizer_steps += 1;
+        self.eval_fresh = false;
+        self.update_ema();
+        norm
+    }
+
+    /// Moves the EMA toward the current weights when its interval has come.
+    fn update_ema(&mut self) {
+        let Some(spec) = self.optim.spec().ema.into_option() else {
+            return;
+        };
+        let Some(ema) = self.ema.as_mut() else {
+            return;
+        };
+        if !self
+            .optimizer_steps
+            .is_multiple_of(u64::from(spec.update_interval))
+        {
+            return;
+        }
+        let n = ema.updates as f64;
+        let decay = if spec.warmup {
+            spec.decay.min((1.0 + n) / (10.0 + n))
+        } else {
+            spec.decay
+        };
+        let current: HashMap<String, Tensor<Inner<AB>, 1>> = collect_inner(&self.model)
+            .into_iter()
+            .map(|e| (e.name, e.value))
+            .collect();
+        let averaged: HashMap<String, Tensor<Inner<AB>, 1>> = collect(&ema.model)
+            .into_iter()
+            .filter_map(|e| {
+                let w = current.get(&e.name)?;
+                let v = e
+                    .value
+                    .mul_scalar(decay)
+                    .add(w.clone().mul_scalar(1.0 - decay));
+                Some((e.name, v))
+            })
+            .collect();
+        ema.model = assign(ema.model.clone(), &averaged);
+        ema.updates += 1;
+    }
+
+    /// Brings the evaluation copy up to date with the trained weights.
+    fn sync_eval(&mut self) {
+        if self.eval_fresh {
+            return;
+        }
+        let values: HashMap<String, Tensor<Inner<AB>, 1>> = collect_inner(&self.model)
+            .into_iter()
+            .map(|e| (e.name, e.value))
+            .collect();
+        self.eval_model = assign(self.eval_model.clone(), &values);
+        self.eval_fresh = true;
+    }
+
+    /// The inference model for `weights`.
+    fn inference_model(&mut self, weights: WeightSet) -> Result<&F::Model<Inner<AB>>, PluginError> {
+        match weights {
+            WeightSet::Raw => {
+                self.sync_eval();
+                Ok(&self.eval_model)
+            }
+            WeightSet::Ema => self.ema.as_ref().map(|e| &e.model).ok_or_else(no_ema),
+        }
+    }
+
+    /// Inference forward pass without autodiff.
+    pub fn eval_forward(
+        &mut self,
+        images: TensorRef<'_>,
+        weights: WeightSet,
+    ) -> Result<clshost_plugin_api::Tensor, PluginError> {
+        check_images(images)?;
+        let x = to_device::<Inner<AB>, 4>(images, &self.device)?;
+        let model = self.inference_model(weights)?;
+        to_host(model.forward(x, &ForwardContext::EVAL))
+    }
+
+    /// The weights and buffers by name.
+    pub fn named_weights(&self, weights: WeightSet) -> Result<Vec<NamedTensor>, PluginError> {
+        match weights {
+            WeightSet::Raw => to_named(collect_inner(&self.model)),
+            WeightSet::Ema => to_named(collect(&self.ema.as_ref().ok_or_else(no_ema)?.model)),
+        }
+    }
+
+    /// The graph with the chosen weights.
+    pub fn graph(&self, weights: WeightSet) -> Result<ModelGraph, PluginError> {
+        let named = self.named_weights(weights)?;
+        let mut builder = GraphBuilder::new();
+        let output = self.model.graph(&mut builder, "input")?;
+        builder.finish("input", &output, self.num_classes, named)
+    }
+
+    /// Loads weights by name, reporting every key that did not fit. Resets the EMA to the new
+    /// weights and drops accumulated gradients.
+    pub fn load_weights(
+        &mut self,
+        family: &F,
+        weights: Vec<NamedTensor>,
+        options: LoadWeightsOptions,
+    ) -> Result<LoadReport, PluginError> {
+        let entries = collect_inner(&self.model);
+        let mut provided: HashMap<String, NamedTensor> = weights
+            .into_iter()
+            .map(|w| (w.name.to_string(), w))
+            .collect();
+        let mut report = LoadReport::default();
+        let mut values = HashMap::new();
+        let mut reinit = HashSet::new();
+        for e in &entries {
+            match provided.remove(&e.name) {
+                None => report.missing.push(e.name.clone().into()),
+                Some(w) if w.tensor.shape.as_slice() != e.shape.as_slice() => {
+                    if options.reinit_mismatched_head && family.is_head(&e.name) {
+                        report.reinitialized.push(e.name.clone().into());
+                        reinit.insert(e.name.clone());
+                    } else {
+                        report.mismatched.push(ShapeMismatch {
+                            name: e.name.clone().into(),
+                            expected: e.shape.clone().into(),
+                            found: w.tensor.shape.clone(),
+                        });
+                    }
+                }
+                Some(w) => {
+                    let numel = e.shape.iter().product::<usize>();
+                    let data = TensorData::new(w.tensor.data.to_vec(), [numel]);
+                    values.insert(e.name.clone(), Tensor::from_data(data, &self.device));
+                }
+            }
+        }
+        let mut unexpected: Vec<RString> = provided
+            .into_keys()
+            .filter(|k| !is_ignored_key(k))
+            .map(RString::from)
+            .collect();
+        unexpected.sort();
+        report.unexpected = unexpected.into();
+        if options.strict
+            && !(report.missing.is_empty()
+                && report.unexpected.is_empty()
+                && report.mismatched.is_empty())
+        {
+            return Err(PluginError::input(format!(
+                "the weights do not fit the model: {}",
+                describe(&report)
+            )));
+        }
+        report.loaded = values.len() as u64;
+        values.extend(initial_values::<Inner<AB>, F>(
+            family,
+            &entries,
+            self.seed,
+            &self.device,
+            |name| reinit.contains(name),
+        ));
+        for name in &reinit {
+            tracing::info!(
+                "re-initialized `{name}`: the loaded weights have another shape (class count)"
+            );
+        }
+        self.model = assign_inner(self.model.clone(), &values);
+        self.after_weights_change(family);
+        Ok(report)
+    }
+
+    /// Resets derived state after the weights were replaced.
+    fn after_weights_change(&mut self, family: &F) {
+        self.eval_fresh = false;
+        self.accum.clear();
+        self.pending = None;
+        if let Some(ema) = self.ema.as_mut() {
+            ema.model = inner_copy::<AB, F>(family, self.num_classes, &self.model, &self.device);
+            ema.updates = 0;
+        }
+    }
+
+    /// The complete training state as bytes.
+    pub fn save_state(&self) -> Result<Vec<u8>, PluginError> {
+        let saved = SavedState {
+            model: to_named(collect_inner(&self.model))?,
+            ema: match &self.ema {
+                Some(ema) => Some((to_named(collect(&ema.model))?, ema.updates)),
+                None => None,
+            },
+            optimizer_kind: self.optim.spec().kind,
+            optimizer: self
+                .optim
+                .state
+                .iter()
+                .map(|(name, s)| {
+                    Ok(state::SavedParamState {
+                        name: name.clone(),
+                        step: s.step,
+                        first: s.first.clone().map(to_host).transpose()?,
+                        second: s.second.clone().map(to_host).transpose()?,
+                    })
+                })
+                .collect::<Result<_, PluginError>>()?,
+            accum: self
+                .accum
+                .iter()
+                .map(|(name, g)| Ok((name.clone(), to_host(g.clone())?)))
+                .collect::<Result<_, PluginError>>()?,
+            optimizer_steps: self.optimizer_steps,
+            forward_passes: self.forward_passes,
+        };
+        state::encode(&saved)
+    }
+
+    /// Restores a state written by [`Trainer::save_state`].
+    pub fn load_state(&mut self, family: &F, bytes: &[u8]) -> Result<(), PluginError> {
+        let saved = state::decode(bytes)?;
+        if saved.optimizer_kind != self.optim.spec().kind {
+            return Err(PluginError::input(format!(
+                "the state was saved with the {:?} optimizer, this run uses {:?}",
+                saved.optimizer_kind,
+                self.optim.spec().kind
+            )));
+        }
+        let entries = collect_inner(&self.model);
+        let values = self.exact_values(&entries, saved.model, "model")?;
+        self.model = assign_inner(self.model.clone(), &values);
+        self.after_weights_change(family);
+        if let (Some(ema), Some((weights, updates))) = (self.ema.as_mut(), saved.ema) {
+            let values = exact_values::<Inner<AB>>(&entries, weights, "ema", &self.device)?;
+            ema.model = assign(ema.model.clone(), &values);
+            ema.updates = updates;
+        }
+        let flat = |t: clshost_plugin_api::Tensor| {
+            let n = t.data.len();
+            Tensor::<Inner<AB>, 1>::from_data(TensorData::new(t.data.into_vec(), [n]), &self.device)
+        };
+        self.optim.state = saved
+            .optimizer
+            .into_iter()
+            .map(|s| {
+                let state = crate::optim::ParamState {
+                    step: s.step,
+                    first: s.first.map(flat),
+                    second: s.second.map(flat),
+                };
+                (s.name, state)
+            })
+            .collect();
+        self.accum = saved.accum.into_iter().map(|(n, t)| (n, flat(t))).collect();
+        self.optimizer_steps = saved.optimizer_steps;
+        self.forward_passes = saved.forward_passes;
+        Ok(())
+    }
+
+    fn exact_values(
+        &self,
+        entries: &[Entry<Inner<AB>>],
+        saved: Vec<NamedTensor>,
+        part: &str,
+    ) -> Result<HashMap<String, Tensor<Inner<AB>, 1>>, PluginError> {
+        exact_values::<Inner<AB>>(entries, saved, part, &self.device)
+    }
+}
+
+/// Values for every entry from a saved list that must match the model exactly.
+fn exact_values<B: Backend>(
+    entries: &[Entry<B>],
+    saved: Vec<NamedTensor>,
+    part: &str,
+    device: &B::Device,
+) -> Result<HashMap<String, Tensor<B, 1>>, PluginError> {
+    let mut saved: HashMap<String, clshost_plugin_api::Tensor> = saved
+        .into_iter()
+        .map(|w| (w.name.to_string(), w.tensor))
+        .collect();
+    let mut values = HashMap::new();
+    for e in entries {
+        let t = saved.remove(&e.name).ok_or_else(|| {
+            PluginError::input(format!("the saved state lacks {part} weight `{}`", e.name))
+        })?;
+        if t.shape.as_slice() != e.shape.as_slice() {
+            return Err(PluginError::input(format!(
+                "saved {part} weight `{}` has shape {:?}, the model has {:?}",
+                e.name,
+                t.shape.as_slice(),
+                e.shape
+            )));
+        }
+        let n = t.data.len();
+        values.insert(
+            e.name.clone(),
+            Tensor::from_data(TensorData::new(t.data.into_vec(), [n]), device),
+        );
+    }
+    if let Some(extra) = saved.keys().next() {
+        return Err(PluginError::input(format!(
+            "the saved state has {part} weight `{extra}`, which this model lacks"
+        )));
+    }
+    Ok(values)
+}
+
+/// Keys of a PyTorch state dict that are accepted and ignored (BatchNorm's batch counter).
+fn is_ignored_key(name: &str) -> bool {
+    name == "num_batches_tracked" || name.ends_with(".num_batches_tracked")
+}
+
+/// A one-line account of what did not fit.
+pub fn describe(report: &LoadReport) -> String {
+    let mut parts = Vec::new();
+    if !report.missing.is_empty() {
+        let names: Vec<&str> = report.missing.iter().map(RString::as_str).collect();
+        parts.push(format!("missing {}", names.join(", ")));
+    }
+    if !report.unexpected.is_empty() {
+        let names: Vec<&str> = report.unexpected.iter().map(RString::as_str).collect();
+        parts.push(format!("unexpected {}", names.join(", ")));
+    }
+    for m in report.mismatched.iter() {
+        parts.push(format!(
+            "`{}` is {:?} in the file but {:?} in the model",
+            m.name,
+            m.found.as_slice(),
+            m.expected.as_slice()
+        ));
+    }
+    if parts.is_empty() {
+        "everything fits".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
+fn no_ema() -> PluginError {
+    PluginError::input("EMA weights were asked for, but the optimizer keeps no EMA")
+}
+
+/// Checks that an image batch is `[N, 3, H, W]`.
+fn check_images(images: TensorRef<'_>) -> Result<(), PluginError> {
+    let [_, c, _, _] = images.dims4()?;
+    if c != 3 {
+        return Err(PluginError::input(format!(
+            "expected RGB images [N, 3, H, W], got shape {:?}",
+            images.shape.as_slice()
+        )));
+    }
+    Ok(())
+}
+
+/// The family's initial values of the entries `select` picks, each drawn from a generator seeded
+/// by `seed` and the entry's name.
+fn initial_values<B: Backend, F: ModelFamily>(
+    family: &F,
+    entries: &[Entry<B>],
+    seed: u64,
+    device: &B::Device,
+    select: impl Fn(&str) -> bool,
+) -> HashMap<String, Tensor<B, 1>> {
+    entries
+        .iter()
+        .filter(|e| select(&e.name))
+        .filter_map(|e| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ fnv1a(e.name.as_bytes()));
+            let values = family.initial_value(&e.name, &e.shape, &mut rng)?;
+            let n = values.len();
+            assert_eq!(
+                n,
+                e.shape.iter().product::<usize>(),
+                "initial value of `{}` has the wrong size",
+                e.name
+            );
+            Some((
+                e.name.clone(),
+                Tensor::from_data(TensorData::new(values, [n]), device),
+            ))
+        })
+        .collect()
+}
+
+/// A model on the inner backend holding the autodiff model's current values.
+fn inner_copy<AB: AutodiffBackend, F: ModelFamily>(
+    family: &F,
+    num_classes: usize,
+    model: &F::Model<AB>,
+    device: &AB::Device,
+) -> F::Model<Inner<AB>> {
+    let values: HashMap<String, Tensor<Inner<AB>, 1>> = collect_inner(model)
+        .into_iter()
+        .map(|e| (e.name, e.value))
+        .collect();
+    assign(family.init::<Inner<AB>>(num_classes, device), &values)
+}
