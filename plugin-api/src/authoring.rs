@@ -560,26 +560,56 @@ fn pretty() -> ron::ser::PrettyConfig {
 }
 
 /// The default config's top-level fields as `(name, RON value)` pairs, in declaration order.
+///
+/// The values are cut from the compact RON serialization of `Config::default()`, so tuples,
+/// enum variants and nested structs print exactly as a recipe would write them.
 fn default_fields<T: Component>() -> Result<Vec<(String, String)>, PluginError> {
-    let value = ron::value::Value::from(
-        ron::to_string(&T::Config::default())
-            .ok()
-            .and_then(|text| ron::from_str::<ron::Value>(&text).ok())
-            .unwrap_or(ron::Value::Unit),
-    );
-    let ron::Value::Map(map) = value else {
-        return Ok(Vec::new());
-    };
-    map.iter()
-        .map(|(key, value)| {
-            let name = match key {
-                ron::Value::String(s) => s.clone(),
-                other => ron::to_string(other).unwrap_or_default(),
-            };
-            let text = ron::to_string(value).map_err(|e| {
-                PluginError::internal(format!("cannot write the default of `{name}`: {e}"))
-            })?;
-            Ok((name, text))
+    let text = ron::ser::to_string_pretty(&T::Config::default(), compact())
+        .map_err(|e| PluginError::internal(format!("cannot write the default config: {e}")))?;
+    Ok(top_level_fields(&text))
+}
+
+/// RON on one line, without struct names.
+fn compact() -> ron::ser::PrettyConfig {
+    ron::ser::PrettyConfig::new()
+        .struct_names(false)
+        .compact_arrays(true)
+        .compact_structs(true)
+        .compact_maps(true)
+        .new_line("")
+        .indentor("")
+}
+
+/// Splits `(a: 1, b: (2, 3))` into `[("a", "1"), ("b", "(2, 3)")]`: commas and colons count only
+/// at the outermost nesting level and outside strings.
+fn top_level_fields(text: &str) -> Vec<(String, String)> {
+    let inner = text
+        .trim()
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .unwrap_or("");
+    let mut parts = Vec::new();
+    let (mut depth, mut in_string, mut escaped, mut start) = (0i32, false, false, 0);
+    for (i, c) in inner.char_indices() {
+        match c {
+            _ if in_string && escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '(' | '[' | '{' if !in_string => depth += 1,
+            ')' | ']' | '}' if !in_string => depth -= 1,
+            ',' if !in_string && depth == 0 => {
+                parts.push(&inner[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&inner[start..]);
+    parts
+        .into_iter()
+        .filter_map(|part| {
+            let (name, value) = part.split_once(':')?;
+            Some((name.trim().to_string(), value.trim().to_string()))
         })
         .collect()
 }
@@ -776,4 +806,80 @@ macro_rules! export_plugin {
             $crate::AbiVersion::CURRENT
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[test]
+    fn top_level_fields_respect_nesting_and_strings() {
+        assert_eq!(
+            top_level_fields(r#"(a: 1, b: (2, 3), c: "x, (y: \"z", d: Some([1, 2]), e: Bicubic)"#),
+            [
+                ("a", "1"),
+                ("b", "(2, 3)"),
+                ("c", r#""x, (y: \"z""#),
+                ("d", "Some([1, 2])"),
+                ("e", "Bicubic"),
+            ]
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+        );
+        assert!(top_level_fields("()").is_empty());
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default, rename_all = "snake_case")]
+    struct CropConfig {
+        scale: (f64, f64),
+        mode: Mode,
+        size: Option<u32>,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Mode {
+        Bicubic,
+    }
+
+    impl Default for CropConfig {
+        fn default() -> Self {
+            CropConfig {
+                scale: (0.08, 1.0),
+                mode: Mode::Bicubic,
+                size: None,
+            }
+        }
+    }
+
+    struct Crop;
+
+    impl Component for Crop {
+        const NAME: &'static str = "crop";
+        const DESCRIPTION: &'static str = "test";
+        const PARAMS: &'static [Param] = &[
+            Param::new("scale", "area range"),
+            Param::new("mode", "kernel"),
+            Param::new("size", "output size"),
+        ];
+        type Config = CropConfig;
+    }
+
+    #[test]
+    fn param_defaults_print_as_a_recipe_writes_them() {
+        let info = component_info::<Crop>(ComponentKind::SampleAugment).unwrap();
+        let defaults: Vec<(&str, &str)> = info
+            .params
+            .iter()
+            .map(|p| (p.name.as_str(), p.default.as_str()))
+            .collect();
+        assert_eq!(
+            defaults,
+            [("scale", "(0.08, 1.0)"), ("mode", "bicubic"), ("size", "None")]
+        );
+        assert!(undocumented_params::<Crop>().is_empty());
+        let parsed: CropConfig = parse_config(&info.default_config).unwrap();
+        assert_eq!(parsed.scale, (0.08, 1.0));
+    }
 }

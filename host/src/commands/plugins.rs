@@ -46,13 +46,25 @@ fn json<T: Serialize>(value: &T) -> Result<String> {
     Ok(serde_json::to_string_pretty(value)? + "\n")
 }
 
+/// A borderless table with two spaces between columns and none at the line ends.
 fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_style(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header.to_vec());
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
     table
+}
+
+/// The table's lines without the padding after the last column.
+fn render(table: &Table) -> String {
+    table
+        .lines()
+        .map(|line| line.trim_end().to_string() + "\n")
+        .collect()
 }
 
 /// The table of every component, plus a footer with counts, load time and failures.
@@ -75,7 +87,7 @@ fn listing(registry: &Registry, search: &SearchPath) -> String {
                 e.info.description.as_str(),
             ]);
         }
-        let _ = writeln!(out, "{t}");
+        out.push_str(&render(&t));
     }
     let _ = writeln!(
         out,
@@ -110,7 +122,7 @@ fn detail(entry: &Entry<'_>) -> String {
         for p in info.params.iter() {
             t.add_row(vec![p.name.as_str(), p.default.as_str(), p.doc.as_str()]);
         }
-        let _ = writeln!(out, "{t}");
+        out.push_str(&render(&t));
     }
     let _ = writeln!(out, "\nDefault params (RON):\n{}", info.default_config);
     out
