@@ -6,13 +6,15 @@ use crate::PluginError;
 
 /// Parses `text` (the component's `params`, as RON) into `T`.
 ///
-/// Empty text means "all defaults" and parses like `()`. On failure the error carries the field
+/// Empty text means "all defaults" and parses like `()`. Optional fields may be written without
+/// `Some(..)` (RON's `implicit_some` extension is on): `size: (224, 224)`. On failure the error carries the field
 /// path (`scale[1]`), the line and column in `text`, and for an unknown field the closest
 /// valid name ("did you mean `scale`?"). Config types should use `#[serde(deny_unknown_fields)]`
 /// and `#[serde(default)]`, so typos are caught and omitted fields take their defaults.
 pub fn parse_config<T: DeserializeOwned>(text: &str) -> Result<T, PluginError> {
     let text = if text.trim().is_empty() { "()" } else { text };
-    let mut de = ron::Deserializer::from_str(text).map_err(spanned_error)?;
+    let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let mut de = ron::Deserializer::from_str_with_options(text, &options).map_err(spanned_error)?;
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
         let code = err.into_inner();
@@ -160,6 +162,21 @@ mod tests {
     fn syntax_errors_have_a_position() {
         let err = parse_config::<Crop>("(size: 1,,)").unwrap_err();
         assert_eq!(err.position.into_option().unwrap().line, 1);
+    }
+
+    #[derive(Debug, Deserialize, PartialEq, Default)]
+    #[serde(deny_unknown_fields, default)]
+    struct Optional {
+        size: Option<(u32, u32)>,
+    }
+
+    #[test]
+    fn optional_fields_need_no_some() {
+        let plain: Optional = parse_config("(size: (3, 4))").unwrap();
+        let explicit: Optional = parse_config("(size: Some((3, 4)))").unwrap();
+        assert_eq!(plain.size, Some((3, 4)));
+        assert_eq!(plain, explicit);
+        assert_eq!(parse_config::<Optional>("(size: None)").unwrap().size, None);
     }
 
     #[test]
