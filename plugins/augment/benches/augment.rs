@@ -14,6 +14,7 @@ use clshost_plugin_augment::geometry::Sampling;
 use clshost_plugin_augment::mix::{Cutmix, Mixup};
 use clshost_plugin_augment::photometric::{ColorJitter, GaussianBlur, RandomGrayscale};
 use divan::{Bencher, black_box};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 fn main() {
     divan::main();
@@ -31,7 +32,7 @@ fn image(width: u32, height: u32) -> ImageU8 {
             state ^= state << 13;
             state ^= state >> 17;
             state ^= state << 5;
-            let noise = (state % 32) as u32;
+            let noise = state % 32;
             data.push(((x * 255 / width) + noise).min(255) as u8);
             data.push(((y * 255 / height) + noise).min(255) as u8);
             data.push((((x / 8 + y / 8) % 2) * 180 + noise) as u8);
@@ -63,12 +64,9 @@ fn make<T: ImageAugment>(params: &str) -> T {
 fn run<T: ImageAugment>(bencher: Bencher, size: (u32, u32), params: &str) {
     let op = make::<T>(params);
     let img = image(size.0, size.1);
-    let mut seed = 0u64;
+    let seed = AtomicU64::new(0);
     bencher
-        .with_inputs(|| {
-            seed += 1;
-            (img.clone(), seed)
-        })
+        .with_inputs(|| (img.clone(), seed.fetch_add(1, Ordering::Relaxed)))
         .bench_values(|(img, seed)| black_box(op.apply(img, seed).expect("applies")));
 }
 
@@ -170,16 +168,13 @@ fn random_erasing(b: Bencher, size: (u32, u32)) {
     .expect("builds");
     let shape = [3, size.1 as usize, size.0 as usize];
     let data = vec![0.5f32; shape.iter().product()];
-    let mut seed = 0;
-    b.with_inputs(|| {
-        seed += 1;
-        (data.clone(), seed)
-    })
-    .bench_values(|(mut data, seed)| {
-        op.apply(TensorMut::new(&shape, &mut data).expect("shape"), seed)
-            .expect("applies");
-        data
-    });
+    let seed = AtomicU64::new(0);
+    b.with_inputs(|| (data.clone(), seed.fetch_add(1, Ordering::Relaxed)))
+        .bench_values(|(mut data, seed)| {
+            op.apply(TensorMut::new(&shape, &mut data).expect("shape"), seed)
+                .expect("applies");
+            data
+        });
 }
 
 /// MixUp and CutMix on a batch of 64 at 224x224.
@@ -204,10 +199,13 @@ fn batch_mix_64x224(b: Bencher, name: &str) {
         }
         .expect("applies");
     };
-    let mut seed = 0;
+    let seed = AtomicU64::new(0);
     b.with_inputs(|| {
-        seed += 1;
-        (images.clone(), targets.clone(), seed)
+        (
+            images.clone(),
+            targets.clone(),
+            seed.fetch_add(1, Ordering::Relaxed),
+        )
     })
     .bench_values(|(mut img, mut tgt, seed)| {
         apply(&mut img, &mut tgt, seed);
@@ -223,14 +221,11 @@ fn pipeline_rrc_flip_ta_500x375(b: Bencher) {
     let flip = make::<HorizontalFlip>("()");
     let ta = make::<autoaug::TrivialAugmentWide>("()");
     let img = image(500, 375);
-    let mut seed = 0u64;
-    b.with_inputs(|| {
-        seed += 1;
-        (img.clone(), seed)
-    })
-    .bench_values(|(img, seed)| {
-        let img = rrc.apply(img, seed).expect("crop");
-        let img = flip.apply(img, seed ^ 0x9e37).expect("flip");
-        black_box(ta.apply(img, seed ^ 0x7f4a).expect("ta"))
-    });
+    let seed = AtomicU64::new(0);
+    b.with_inputs(|| (img.clone(), seed.fetch_add(1, Ordering::Relaxed)))
+        .bench_values(|(img, seed)| {
+            let img = rrc.apply(img, seed).expect("crop");
+            let img = flip.apply(img, seed ^ 0x9e37).expect("flip");
+            black_box(ta.apply(img, seed ^ 0x7f4a).expect("ta"))
+        });
 }

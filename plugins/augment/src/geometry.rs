@@ -277,13 +277,13 @@ pub fn warp_affine(image: &ImageU8, matrix: [f64; 6], sampling: Sampling) -> Ima
                     let mut acc = [0f32; 3];
                     for (cx, cy, wgt) in corners {
                         if let Some(p) = pixel(cx, cy) {
-                            for c in 0..3 {
-                                acc[c] += f32::from(p[c]) * wgt;
+                            for (a, &v) in acc.iter_mut().zip(p) {
+                                *a += f32::from(v) * wgt;
                             }
                         }
                     }
-                    for c in 0..3 {
-                        out.data[o + c] = acc[c].round_ties_even().clamp(0.0, 255.0) as u8;
+                    for (dst, a) in out.data[o..o + 3].iter_mut().zip(acc) {
+                        *dst = a.round_ties_even().clamp(0.0, 255.0) as u8;
                     }
                 }
             }
