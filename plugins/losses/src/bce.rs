@@ -124,21 +124,18 @@ impl Loss for Bce {
             let pw = self.config.pos_weight.as_ref().map_or(1.0, |w| w[k % c]);
             let x = f64::from(z);
             let log_weight = 1.0 + (pw - 1.0) * t;
-            // softplus(-x) = -log(sigmoid(x)), without overflow for either sign of x.
-            let softplus_neg = (-x).max(0.0) + (-x.abs()).exp().ln_1p();
+            // softplus(-x) = -log(sigmoid(x)) and sigmoid(-x), from one exp(-|x|) that cannot
+            // overflow.
+            let e = (-x.abs()).exp();
+            let softplus_neg = (-x).max(0.0) + e.ln_1p();
+            let sigmoid_neg = if x >= 0.0 {
+                e / (1.0 + e)
+            } else {
+                1.0 / (1.0 + e)
+            };
             total += (1.0 - t) * x + log_weight * softplus_neg;
-            *g = (((1.0 - t) - log_weight * sigmoid(-x)) / denom) as f32;
+            *g = (((1.0 - t) - log_weight * sigmoid_neg) / denom) as f32;
         }
         Ok(total / denom)
-    }
-}
-
-/// The logistic function, without overflow for either sign of `x`.
-fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
     }
 }

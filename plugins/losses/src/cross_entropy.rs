@@ -118,14 +118,14 @@ impl Loss for CrossEntropy {
                 n as f64
             }
         };
-        let mut log_p = vec![0.0; c];
+        let (mut log_p, mut p) = (vec![0.0; c], vec![0.0; c]);
         let mut total = 0.0;
         for (i, (q, g)) in q.chunks(c).zip(grad.data.chunks_mut(c)).enumerate() {
-            log_softmax(batch.logits(i), &mut log_p);
+            log_softmax(batch.logits(i), &mut log_p, &mut p);
             let q_sum: f64 = q.iter().sum();
             total -= q.iter().zip(&log_p).map(|(q, lp)| q * lp).sum::<f64>();
-            for ((g, &qj), &lp) in g.iter_mut().zip(q).zip(&log_p) {
-                *g = ((q_sum * lp.exp() - qj) / denom) as f32;
+            for ((g, &qj), &pj) in g.iter_mut().zip(q).zip(&p) {
+                *g = ((q_sum * pj - qj) / denom) as f32;
             }
         }
         Ok(total / denom)

@@ -91,7 +91,7 @@ impl Loss for Focal {
         let batch = Batch::new(logits, targets, &grad, self.classes)?;
         let (n, c) = (batch.n, batch.c);
         let gamma = self.gamma;
-        let mut log_p = vec![0.0; c];
+        let (mut log_p, mut probs) = (vec![0.0; c], vec![0.0; c]);
         let mut total = 0.0;
         for (i, g) in grad.data.chunks_mut(c).enumerate() {
             let y = one_hot_class(batch.targets(i)).ok_or_else(|| {
@@ -101,7 +101,7 @@ impl Loss for Focal {
                      such as `cross_entropy`)"
                 ))
             })?;
-            log_softmax(batch.logits(i), &mut log_p);
+            log_softmax(batch.logits(i), &mut log_p, &mut probs);
             let a = self.alpha.as_ref().map_or(1.0, |w| w[y]);
             let lp = log_p[y];
             let p = lp.exp();
@@ -116,8 +116,8 @@ impl Loss for Focal {
                 gamma * one_minus_p.powf(gamma - 1.0) * p * lp
             };
             let coef = a * (focus - modulator) / n as f64;
-            for (j, (g, lpj)) in g.iter_mut().zip(&log_p).enumerate() {
-                let delta_minus_p = if j == y { one_minus_p } else { -lpj.exp() };
+            for (j, (g, &pj)) in g.iter_mut().zip(&probs).enumerate() {
+                let delta_minus_p = if j == y { one_minus_p } else { -pj };
                 *g = (coef * delta_minus_p) as f32;
             }
         }

@@ -15,8 +15,8 @@ pub(crate) struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
-    /// Checks that logits, targets and gradient are all `[N, num_classes]` with `N >= 1`, that
-    /// every logit is finite and every target lies in `[0, 1]`.
+    /// Checks that logits, targets and gradient are all `[N, num_classes]` with `N >= 1` and
+    /// `num_classes >= 1`, that every logit is finite and every target lies in `[0, 1]`.
     pub(crate) fn new(
         logits: TensorRef<'a>,
         targets: TensorRef<'a>,
@@ -24,6 +24,9 @@ impl<'a> Batch<'a> {
         num_classes: usize,
     ) -> Result<Self, PluginError> {
         let (n, c) = logits.dims2()?;
+        if c == 0 {
+            return Err(PluginError::input("logits have no classes (0 columns)"));
+        }
         if c != num_classes {
             return Err(PluginError::input(format!(
                 "logits have {c} columns but the loss was created for {num_classes} classes"
@@ -98,14 +101,19 @@ pub(crate) fn one_hot_class(row: &[f32]) -> Option<usize> {
         .then_some(k)
 }
 
-/// Writes the log-softmax of `row` into `out`, computed in f64 with the log-sum-exp shift.
-pub(crate) fn log_softmax(row: &[f32], out: &mut [f64]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let max = f64::from(max);
-    let sum: f64 = row.iter().map(|&z| (f64::from(z) - max).exp()).sum();
+/// Writes the log-softmax of `row` into `log_p` and the softmax into `p`, computed in f64 with
+/// the log-sum-exp shift (one `exp` per entry).
+pub(crate) fn log_softmax(row: &[f32], log_p: &mut [f64], p: &mut [f64]) {
+    let max = f64::from(row.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+    let mut sum = 0.0;
+    for (e, &z) in p.iter_mut().zip(row) {
+        *e = (f64::from(z) - max).exp();
+        sum += *e;
+    }
     let log_sum = sum.ln();
-    for (o, &z) in out.iter_mut().zip(row) {
-        *o = f64::from(z) - max - log_sum;
+    for ((lp, e), &z) in log_p.iter_mut().zip(p.iter_mut()).zip(row) {
+        *lp = f64::from(z) - max - log_sum;
+        *e /= sum;
     }
 }
 
@@ -176,13 +184,15 @@ mod tests {
 
     #[test]
     fn log_softmax_is_stable_for_huge_logits() {
-        let mut out = [0.0; 3];
-        log_softmax(&[1.0e30, 0.0, -1.0e30], &mut out);
-        assert_eq!(out[0], 0.0);
-        assert_eq!(out[1], -1.0e30_f32 as f64);
-        log_softmax(&[1000.0, 1000.0, 1000.0], &mut out);
-        for o in out {
-            assert!((o + 3.0_f64.ln()).abs() < 1e-15);
+        let (mut log_p, mut p) = ([0.0; 3], [0.0; 3]);
+        log_softmax(&[1.0e30, 0.0, -1.0e30], &mut log_p, &mut p);
+        assert_eq!(log_p[0], 0.0);
+        assert_eq!(log_p[1], -1.0e30_f32 as f64);
+        assert_eq!(p, [1.0, 0.0, 0.0]);
+        log_softmax(&[1000.0, 1000.0, 1000.0], &mut log_p, &mut p);
+        for (lp, p) in log_p.iter().zip(p) {
+            assert!((lp + 3.0_f64.ln()).abs() < 1e-15);
+            assert!((p - 1.0 / 3.0).abs() < 1e-16);
         }
     }
 }

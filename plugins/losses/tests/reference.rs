@@ -215,6 +215,17 @@ fn bad_inputs_are_input_errors() {
         )
         .unwrap_err();
     assert!(err.message.contains("created for 4 classes"), "{err}");
+    let no_classes =
+        CrossEntropy::new(Default::default(), &LossContext { num_classes: 0 }).unwrap();
+    let empty = [1, 0];
+    let err = no_classes
+        .compute(
+            TensorRef::new(&empty, &[]).unwrap(),
+            TensorRef::new(&empty, &[]).unwrap(),
+            TensorMut::new(&empty, &mut []).unwrap(),
+        )
+        .unwrap_err();
+    assert!(err.message.contains("no classes"), "{err}");
 }
 
 #[test]

@@ -13,7 +13,7 @@ pub(crate) struct Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
-    /// Checks that `logits` is `[N, classes]`, finite, and that there are `N` labels below
+    /// Checks that `logits` is `[N, classes]` with `classes > 0`, finite, and that there are `N` labels below
     /// `classes`. `N = 0` is allowed.
     pub(crate) fn new(
         logits: TensorRef<'a>,
@@ -21,6 +21,9 @@ impl<'a> Rows<'a> {
         classes: usize,
     ) -> Result<Self, PluginError> {
         let (n, c) = logits.dims2()?;
+        if c == 0 {
+            return Err(PluginError::input("logits have no classes (0 columns)"));
+        }
         if c != classes {
             return Err(PluginError::input(format!(
                 "logits have {c} columns but the metric was created for {classes} classes"
@@ -65,10 +68,10 @@ impl<'a> Rows<'a> {
 /// The predicted class: the index of the largest logit, the first one among equals (as
 /// `numpy.argmax` and `torch.argmax`).
 pub(crate) fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
+    let (mut best, mut best_z) = (0, f32::NEG_INFINITY);
     for (j, &z) in row.iter().enumerate() {
-        if z > row[best] {
-            best = j;
+        if z > best_z {
+            (best, best_z) = (j, z);
         }
     }
     best

@@ -255,6 +255,11 @@ fn bad_batches_are_input_errors() {
         .update(TensorRef::new(&shape, &nan).unwrap(), &[0, 1])
         .unwrap_err();
     assert!(err.message.contains("logit [0, 1] is NaN"), "{err}");
+    let mut no_classes = metric("f1", "()", 0);
+    let err = no_classes
+        .update(TensorRef::new(&[1, 0], &[]).unwrap(), &[0])
+        .unwrap_err();
+    assert!(err.message.contains("no classes"), "{err}");
 }
 
 #[test]

@@ -53,12 +53,13 @@ fn the_plugin_lists_every_metric_with_its_defaults() {
             "recall"
         ]
     );
-    let accuracy = info
-        .components
-        .iter()
-        .find(|c| c.name == "accuracy")
-        .unwrap();
-    assert_eq!(accuracy.params[0].default.as_str(), "[1,5]");
+    let default_of = |name: &str| {
+        let component = info.components.iter().find(|c| c.name == name).unwrap();
+        component.params[0].default.replace(' ', "")
+    };
+    assert_eq!(default_of("accuracy"), "[1,5]");
+    assert_eq!(default_of("f1"), "macro");
+    assert_eq!(default_of("ece"), "15");
     for c in info.components.iter() {
         (root.validate())(
             ComponentKind::Metric,
