@@ -44,6 +44,25 @@ pub enum Command {
     /// List every component the plugins on the search path offer, or show one component's
     /// parameters with their defaults and documentation.
     Plugins(PluginsArgs),
+    /// Validate a recipe and every component config in it, without reading data or building a
+    /// model; exits non-zero listing every problem found.
+    Check(CheckArgs),
+}
+
+/// Arguments of `clshost check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The recipe file.
+    pub recipe: PathBuf,
+
+    /// Override a recipe field with a RON value, after `base:` composition (repeatable):
+    /// `--set trainer.epochs=3 --set data.root="/data/x"`.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub overrides: Vec<String>,
+
+    /// Print the resolved recipe (composition, overrides and every default applied) as RON.
+    #[arg(long)]
+    pub print: bool,
 }
 
 /// Arguments of `clshost plugins`.

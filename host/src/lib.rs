@@ -5,6 +5,7 @@
 //!
 //! - [`registry`]: finds plugin files, loads them through the stable ABI of
 //!   `clshost-plugin-api`, and creates components by name;
+//! - [`recipe`]: parsing, composing and validating recipes;
 //! - [`cli`]: the command-line interface;
 //! - [`commands`]: one module per subcommand;
 //! - [`logging`]: log output and verbosity;
@@ -14,4 +15,5 @@ pub mod cli;
 pub mod commands;
 pub mod logging;
 pub mod output;
+pub mod recipe;
 pub mod registry;

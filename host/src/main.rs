@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     let search = SearchPath::from_env(cli.global.plugins.clone(), cli.global.plugin_dirs.clone());
     let result = match &cli.command {
         Command::Plugins(args) => commands::plugins::run(&search, args),
+        Command::Check(args) => commands::check::run(&search, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,223 @@
+//! Composition: `base:` inheritance with deep merging, and `--set` overrides.
+//!
+//! A recipe may name another as `base: "other.ron"` (relative to its own file). The base is
+//! loaded first (recursively), then the recipe is merged over it: structs merge field by field,
+//! everything else (lists included) is replaced. A chain that comes back to a file already in it
+//! is an error naming the chain. Overrides (`--set trainer.epochs=3`) are applied after
+//! composition; each value is RON.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::doc::{self, Field, Node, Origin, Segment, Value};
+use super::{Problem, RecipeError};
+
+/// Loads `path` and its `base:` chain, merged into one document without `base` fields.
+pub fn load(path: &Path) -> Result<Node, RecipeError> {
+    load_chain(path, &mut Vec::new())
+}
+
+fn load_chain(path: &Path, chain: &mut Vec<PathBuf>) -> Result<Node, RecipeError> {
+    let canonical = fs::canonicalize(path).map_err(|e| RecipeError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if let Some(start) = chain.iter().position(|p| *p == canonical) {
+        let names: Vec<String> = chain[start..]
+            .iter()
+            .chain(std::iter::once(&canonical))
+            .map(|p| p.display().to_string())
+            .collect();
+        return Err(RecipeError::Cycle(names.join(" -> ")));
+    }
+    let text = fs::read_to_string(path).map_err(|e| RecipeError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut node = doc::parse(&text, &path.display().to_string())?;
+    let Value::Struct { fields, .. } = &mut node.value else {
+        return Err(RecipeError::Invalid(vec![Problem::new(
+            Some(node.origin.clone()),
+            "",
+            "a recipe is a struct: `( name: \"...\", data: (...), ... )`",
+        )]));
+    };
+    let Some(index) = fields.iter().position(|f| f.name == "base") else {
+        return Ok(node);
+    };
+    let base_field = fields.remove(index);
+    let base_name = base_field.value.as_str().ok_or_else(|| {
+        RecipeError::Invalid(vec![Problem::new(
+            Some(base_field.value.origin.clone()),
+            "base",
+            "must be a string: the path of another recipe, relative to this one",
+        )])
+    })?;
+    let base_path = path.parent().unwrap_or(Path::new(".")).join(base_name);
+    chain.push(canonical);
+    let base = load_chain(&base_path, chain)?;
+    chain.pop();
+    Ok(merge(base, node))
+}
+
+/// Merges `over` into `base`: structs field by field, anything else replaced by `over`.
+pub fn merge(base: Node, over: Node) -> Node {
+    match (base.value, over.value) {
+        (
+            Value::Struct {
+                name: base_name,
+                fields: mut merged,
+            },
+            Value::Struct { name, fields },
+        ) => {
+            for field in fields {
+                match merged.iter().position(|f| f.name == field.name) {
+                    Some(i) => {
+                        let old = merged.remove(i);
+                        merged.insert(
+                            i,
+                            Field {
+                                value: merge(old.value, field.value),
+                                ..field
+                            },
+                        );
+                    }
+                    None => merged.push(field),
+                }
+            }
+            Node {
+                value: Value::Struct {
+                    name: name.or(base_name),
+                    fields: merged,
+                },
+                origin: over.origin,
+            }
+        }
+        (_, value) => Node {
+            value,
+            origin: over.origin,
+        },
+    }
+}
+
+/// Applies one `--set path=value` override to `root`.
+pub fn apply_override(root: &mut Node, spec: &str) -> Result<(), RecipeError> {
+    let source = format!("--set {spec}");
+    let problem = |message: String| {
+        let origin = Origin {
+            source: source.as_str().into(),
+            line: 1,
+            column: 1,
+        };
+        RecipeError::Invalid(vec![Problem::new(Some(origin), "", message)])
+    };
+    let (path_text, value_text) = spec
+        .split_once('=')
+        .ok_or_else(|| problem("expected `path=value`, e.g. `trainer.epochs=3`".into()))?;
+    let path = doc::parse_path(path_text.trim())
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| problem(format!("`{path_text}` is not a path like `data.root` or `augment[0].params.p`")))?;
+    let value = doc::parse(value_text.trim(), &source)?;
+    let (last, parents) = path.split_last().expect("non-empty path");
+    let mut node = root;
+    let mut walked = String::new();
+    for segment in parents {
+        node = unwrap_some_mut(node);
+        node = match segment {
+            Segment::Field(name) => {
+                walked = join(&walked, name);
+                field_or_insert(node, name, &value.origin)
+                    .ok_or_else(|| problem(format!("`{walked}` is not a struct, so it has no fields")))?
+            }
+            Segment::Index(i) => {
+                let len = list_len(node);
+                let at = format!("{walked}[{i}]");
+                let item = list_item(node, *i).ok_or_else(|| {
+                    problem(format!("`{walked}` has {len} entries; there is no `{at}`"))
+                })?;
+                walked = at;
+                item
+            }
+        };
+    }
+    let node = unwrap_some_mut(node);
+    match last {
+        Segment::Field(name) => {
+            let slot = field_or_insert(node, name, &value.origin).ok_or_else(|| {
+                problem(format!("`{walked}` is not a struct, so it has no field `{name}`"))
+            })?;
+            *slot = value;
+        }
+        Segment::Index(i) => {
+            let len = list_len(node);
+            let slot = list_item(node, *i).ok_or_else(|| {
+                problem(format!("`{walked}` has {len} entries; there is no `{walked}[{i}]`"))
+            })?;
+            *slot = value;
+        }
+    }
+    Ok(())
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }
+}
+
+/// The value inside `Some(..)`, or the node itself.
+fn unwrap_some_mut(node: &mut Node) -> &mut Node {
+    let is_some = matches!(&node.value, Value::Tuple { name: Some(n), items } if n == "Some" && items.len() == 1);
+    if is_some {
+        let Value::Tuple { items, .. } = &mut node.value else {
+            unreachable!("checked to be `Some(..)` above");
+        };
+        return &mut items[0];
+    }
+    node
+}
+
+/// The field `name` of a struct node, inserted as an empty struct when absent; `None` when the
+/// node is not a struct. An atom such as `None` is replaced by an empty struct, so overriding a
+/// field of an unset optional section (`trainer.ema.decay`) creates the section.
+fn field_or_insert<'a>(node: &'a mut Node, name: &str, origin: &Origin) -> Option<&'a mut Node> {
+    if matches!(&node.value, Value::Atom(a) if a == "None") {
+        node.value = Value::Struct {
+            name: None,
+            fields: Vec::new(),
+        };
+    }
+    let Value::Struct { fields, .. } = &mut node.value else {
+        return None;
+    };
+    let index = match fields.iter().position(|f| f.name == name) {
+        Some(i) => i,
+        None => {
+            fields.push(Field {
+                name: name.to_string(),
+                name_origin: origin.clone(),
+                value: Node {
+                    value: Value::Struct {
+                        name: None,
+                        fields: Vec::new(),
+                    },
+                    origin: origin.clone(),
+                },
+            });
+            fields.len() - 1
+        }
+    };
+    Some(&mut fields[index].value)
+}
+
+fn list_len(node: &Node) -> usize {
+    match &node.value {
+        Value::List(items) | Value::Tuple { items, .. } => items.len(),
+        _ => 0,
+    }
+}
+
+fn list_item(node: &mut Node, i: usize) -> Option<&mut Node> {
+    match &mut node.value {
+        Value::List(items) | Value::Tuple { items, .. } => items.get_mut(i),
+        _ => None,
+    }
+}

@@ -1,0 +1,325 @@
+//! Validation: everything that can be checked before any data is read or any model is built.
+//!
+//! - value rules (positive sizes, probabilities in `[0, 1]`, a device this host understands);
+//! - the data root exists and holds at least two class folders;
+//! - every component name resolves to a component of the right kind (unknown names list the
+//!   closest available ones), and every component's params pass its plugin's checks;
+//! - cross-field rules: a batch augmentation needs a loss that accepts soft targets, and the
+//!   monitored metric must be one a configured metric reports.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use clshost_plugin_api::{ComponentKind, LossContext, MetricContext};
+
+use super::{Problem, Resolved};
+use crate::registry::{CreateError, Registry};
+
+/// The class folders of `dir`: its non-hidden sub-directories, sorted as torchvision sorts them.
+pub fn class_folders(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names: Vec<String> = fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The folder whose sub-folders are the training classes.
+pub fn train_folder(resolved: &Resolved) -> PathBuf {
+    resolved.recipe.data.root.join(&resolved.recipe.data.train_dir)
+}
+
+/// Runs every check; an empty list means the recipe is good to run.
+pub fn validate(resolved: &Resolved, registry: &Registry) -> Vec<Problem> {
+    let mut v = Validator {
+        resolved,
+        problems: Vec::new(),
+    };
+    v.values();
+    let classes = v.data();
+    v.components(registry, classes);
+    v.problems
+}
+
+struct Validator<'a> {
+    resolved: &'a Resolved,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn problem(&mut self, path: &str, message: impl Into<String>) {
+        let origin = self.resolved.origin_of(path);
+        self.problems.push(Problem::new(origin, path, message));
+    }
+
+    fn require(&mut self, ok: bool, path: &str, message: &str) {
+        if !ok {
+            self.problem(path, message.to_string());
+        }
+    }
+
+    fn values(&mut self) {
+        let r = &self.resolved.recipe;
+        let unit = |p: f64| (0.0..=1.0).contains(&p);
+        self.require(r.data.batch_size > 0, "data.batch_size", "must be at least 1");
+        self.require(r.data.eval_batch_size != Some(0), "data.eval_batch_size", "must be at least 1");
+        self.require(r.data.workers != Some(0), "data.workers", "must be at least 1");
+        self.require(
+            r.data.image_size.0 > 0 && r.data.image_size.1 > 0,
+            "data.image_size",
+            "must be positive",
+        );
+        self.require(
+            r.data.eval_crop.0 > 0 && r.data.eval_crop.1 > 0,
+            "data.eval_crop",
+            "must be positive",
+        );
+        self.require(
+            r.data.eval_resize >= r.data.eval_crop.0.min(r.data.eval_crop.1),
+            "data.eval_resize",
+            "must be at least the smaller side of `eval_crop`",
+        );
+        let std = [r.data.std.0, r.data.std.1, r.data.std.2];
+        self.require(std.iter().all(|&s| s > 0.0), "data.std", "every channel must be positive");
+        if let Some(split) = r.data.val_split {
+            self.require(split > 0.0 && split < 1.0, "data.val_split", "must be between 0 and 1");
+        }
+        self.require(r.optimizer.lr > 0.0, "optimizer.lr", "must be positive");
+        self.require(r.optimizer.momentum >= 0.0, "optimizer.momentum", "must not be negative");
+        self.require(
+            (0.0..1.0).contains(&r.optimizer.betas.0) && (0.0..1.0).contains(&r.optimizer.betas.1),
+            "optimizer.betas",
+            "both must be in [0, 1)",
+        );
+        self.require(r.optimizer.weight_decay >= 0.0, "optimizer.weight_decay", "must not be negative");
+        self.require(r.schedule.warmup_epochs >= 0.0, "schedule.warmup_epochs", "must not be negative");
+        self.require(
+            r.schedule.warmup_start_factor > 0.0 && r.schedule.warmup_start_factor <= 1.0,
+            "schedule.warmup_start_factor",
+            "must be in (0, 1]",
+        );
+        self.require(r.schedule.step_epochs > 0, "schedule.step_epochs", "must be at least 1");
+        self.require(
+            r.schedule.milestones.windows(2).all(|w| w[0] < w[1]),
+            "schedule.milestones",
+            "must be increasing",
+        );
+        self.require(r.schedule.scale_lr_batch_size != Some(0), "schedule.scale_lr_batch_size", "must be at least 1");
+        self.require(unit(r.batch_augment.prob), "batch_augment.prob", "must be in [0, 1]");
+        self.require(unit(r.batch_augment.switch_prob), "batch_augment.switch_prob", "must be in [0, 1]");
+        for (i, e) in r.batch_augment.entries.iter().enumerate() {
+            self.require(unit(e.prob), &format!("batch_augment.entries[{i}].prob"), "must be in [0, 1]");
+        }
+        if r.batch_augment.entries.len() > 2 {
+            self.problem(
+                "batch_augment.entries",
+                "at most two entries: the first, and the second used with `switch_prob`",
+            );
+        }
+        self.require(r.trainer.epochs > 0, "trainer.epochs", "must be at least 1");
+        self.require(r.trainer.accumulate > 0, "trainer.accumulate", "must be at least 1");
+        self.require(r.trainer.eval_interval > 0, "trainer.eval_interval", "must be at least 1");
+        self.require(r.trainer.log_interval > 0, "trainer.log_interval", "must be at least 1");
+        if let Some(clip) = r.trainer.clip_grad_norm {
+            self.require(clip > 0.0, "trainer.clip_grad_norm", "must be positive");
+        }
+        if let Some(ema) = &r.trainer.ema {
+            self.require(ema.decay > 0.0 && ema.decay < 1.0, "trainer.ema.decay", "must be in (0, 1)");
+            self.require(ema.interval > 0, "trainer.ema.interval", "must be at least 1");
+        }
+        if !valid_device(&r.trainer.device) {
+            self.problem(
+                "trainer.device",
+                format!(
+                    "unknown device `{}`: use `cpu`, `wgpu`, `wgpu:N`, `cuda` or `cuda:N`",
+                    r.trainer.device
+                ),
+            );
+        }
+    }
+
+    /// Checks the data root; returns the class names when they can be read.
+    fn data(&mut self) -> Option<Vec<String>> {
+        let data = &self.resolved.recipe.data;
+        if data.root.as_os_str().is_empty() {
+            self.problem(
+                "data.root",
+                "required: the ImageFolder root (set it in the recipe or with --set data.root=\"/path\")",
+            );
+            return None;
+        }
+        if !data.root.is_dir() {
+            self.problem(
+                "data.root",
+                format!("{} does not exist or is not a directory", data.root.display()),
+            );
+            return None;
+        }
+        let train = train_folder(self.resolved);
+        let classes = match class_folders(&train) {
+            Ok(c) => c,
+            Err(e) => {
+                self.problem("data.train_dir", format!("cannot read {}: {e}", train.display()));
+                return None;
+            }
+        };
+        if classes.len() < 2 {
+            self.problem(
+                "data.root",
+                format!(
+                    "{} needs at least two class folders, found {}",
+                    train.display(),
+                    classes.len()
+                ),
+            );
+            return None;
+        }
+        if data.val_split.is_none() {
+            let val = data.root.join(&data.val_dir);
+            if !val.is_dir() {
+                self.problem(
+                    "data.val_dir",
+                    format!(
+                        "{} does not exist: add it, or hold out part of the training images with `val_split`",
+                        val.display()
+                    ),
+                );
+            }
+        }
+        Some(classes)
+    }
+
+    fn component_problem(&mut self, path: &str, error: CreateError) {
+        match error {
+            CreateError::Resolve(e) => self.problem(&format!("{path}.name"), e.to_string()),
+            CreateError::Component(e) => {
+                let field = e.error.field_path.as_str();
+                let full = match field {
+                    "" => format!("{path}.params"),
+                    f if f.starts_with('[') => format!("{path}.params{f}"),
+                    f => format!("{path}.params.{f}"),
+                };
+                let message = format!("{} (plugin {})", e.error.message, e.origin.plugin);
+                self.problem(&full, message);
+            }
+        }
+    }
+
+    fn check(&mut self, registry: &Registry, kind: ComponentKind, path: &str, name: &str, params: &str) -> bool {
+        if name.is_empty() {
+            self.problem(
+                &format!("{path}.name"),
+                format!("required: the {kind} to use (see `clshost plugins`)"),
+            );
+            return false;
+        }
+        match registry.validate(kind, name, params) {
+            Ok(()) => true,
+            Err(e) => {
+                self.component_problem(path, e);
+                false
+            }
+        }
+    }
+
+    fn components(&mut self, registry: &Registry, classes: Option<Vec<String>>) {
+        let r = &self.resolved.recipe;
+        let num_classes = r
+            .model
+            .num_classes
+            .or(classes.as_ref().map(|c| c.len() as u32))
+            .unwrap_or(2);
+        let class_names: Vec<String> = classes.unwrap_or_else(|| (0..num_classes).map(|i| i.to_string()).collect());
+        self.check(registry, ComponentKind::Backbone, "model", &r.model.name, &r.model.params);
+        for (i, c) in r.augment.iter().enumerate() {
+            self.check(registry, ComponentKind::SampleAugment, &format!("augment[{i}]"), &c.name, &c.params);
+        }
+        for (i, c) in r.batch_augment.entries.iter().enumerate() {
+            self.check(
+                registry,
+                ComponentKind::BatchAugment,
+                &format!("batch_augment.entries[{i}]"),
+                &c.name,
+                &c.params,
+            );
+        }
+        for (i, c) in r.export.iter().enumerate() {
+            self.check(registry, ComponentKind::Exporter, &format!("export[{i}]"), &c.name, &c.params);
+        }
+        if self.check(registry, ComponentKind::Loss, "loss", &r.loss.name, &r.loss.params)
+            && !r.batch_augment.entries.is_empty()
+        {
+            let soft = registry
+                .new_loss(&r.loss.name, &r.loss.params, &LossContext { num_classes })
+                .map_err(|e| e.to_string())
+                .and_then(|loss| loss.accepts_soft_targets().map_err(|e| e.to_string()));
+            match soft {
+                Ok(true) => {}
+                Ok(false) => {
+                    let names: Vec<&str> = r.batch_augment.entries.iter().map(|e| e.name.as_str()).collect();
+                    self.problem(
+                        "loss.name",
+                        format!(
+                            "`{}` needs soft targets but loss `{}` accepts only hard labels: use a \
+                             loss that accepts soft targets (e.g. `cross_entropy`) or remove the \
+                             batch augmentation",
+                            names.join("` and `"),
+                            r.loss.name
+                        ),
+                    );
+                }
+                Err(e) => self.problem("loss", e),
+            }
+        }
+        let mut reported: Vec<String> = vec!["loss".to_string()];
+        let ctx = MetricContext {
+            num_classes,
+            class_names: class_names.iter().map(|c| c.as_str().into()).collect(),
+        };
+        for (i, c) in r.metrics.iter().enumerate() {
+            let path = format!("metrics[{i}]");
+            if !self.check(registry, ComponentKind::Metric, &path, &c.name, &c.params) {
+                continue;
+            }
+            match registry.new_metric(&c.name, &c.params, &ctx) {
+                Ok(metric) => match metric.outputs() {
+                    Ok(outputs) => reported.extend(outputs.into_iter().map(|o| o.name.to_string())),
+                    Err(e) => self.problem(&path, e.to_string()),
+                },
+                Err(e) => self.component_problem(&path, e),
+            }
+        }
+        if !reported.contains(&r.trainer.monitor) {
+            let mut message = format!(
+                "`{}` is not reported by any configured metric (reported: {})",
+                r.trainer.monitor,
+                reported.join(", ")
+            );
+            if let Some(best) = reported
+                .iter()
+                .map(|n| (strsim::jaro_winkler(&r.trainer.monitor, n), n))
+                .filter(|(s, _)| *s > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+            {
+                message.push_str(&format!("; did you mean `{}`?", best.1));
+            }
+            self.problem("trainer.monitor", message);
+        }
+    }
+}
+
+/// Whether `device` is `cpu`, `wgpu`, `wgpu:N`, `cuda` or `cuda:N`.
+pub fn valid_device(device: &str) -> bool {
+    let (backend, index) = match device.split_once(':') {
+        Some((b, i)) => (b, Some(i)),
+        None => (device, None),
+    };
+    match backend {
+        "cpu" => index.is_none(),
+        "wgpu" | "cuda" => index.is_none_or(|i| i.parse::<u32>().is_ok()),
+        _ => false,
+    }
+}
