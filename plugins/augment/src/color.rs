@@ -230,37 +230,51 @@ pub fn gaussian_kernel(kernel_size: usize, sigma: f64) -> Vec<f32> {
 /// side (reflect padding).
 pub fn gaussian_blur(image: &mut ImageU8, kernel_size: usize, sigma: f64) {
     let k = gaussian_kernel(kernel_size, sigma);
-    let r = (kernel_size / 2) as i64;
-    let (w, h) = (image.width as i64, image.height as i64);
-    let reflect = |c: i64, n: i64| -> usize {
-        let c = if c < 0 { -c } else { c };
-        let c = if c >= n { 2 * (n - 1) - c } else { c };
-        c.clamp(0, n - 1) as usize
+    let r = kernel_size / 2;
+    let (w, h) = (image.width as usize, image.height as usize);
+    // Source index of each padded position, reflecting at the border.
+    let reflect = |n: usize| -> Vec<usize> {
+        (0..n + 2 * r)
+            .map(|p| {
+                let c = p as i64 - r as i64;
+                let c = if c < 0 { -c } else { c };
+                let c = if c >= n as i64 {
+                    2 * (n as i64 - 1) - c
+                } else {
+                    c
+                };
+                c.clamp(0, n as i64 - 1) as usize
+            })
+            .collect()
     };
+    let (cols, rows) = (reflect(w), reflect(h));
     let mut tmp = vec![0f32; image.data.len()];
-    for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                let mut acc = 0.0f32;
-                for (i, kv) in k.iter().enumerate() {
-                    let sx = reflect(x + i as i64 - r, w);
-                    acc += kv * f32::from(image.data[(y as usize * w as usize + sx) * 3 + c]);
+    for (src, dst) in image
+        .data
+        .chunks_exact(w * 3)
+        .zip(tmp.chunks_exact_mut(w * 3))
+    {
+        for (x, out) in dst.chunks_exact_mut(3).enumerate() {
+            let mut acc = [0f32; 3];
+            for (kv, &sx) in k.iter().zip(&cols[x..x + kernel_size]) {
+                for (a, &v) in acc.iter_mut().zip(&src[sx * 3..sx * 3 + 3]) {
+                    *a += kv * f32::from(v);
                 }
-                tmp[(y * w + x) as usize * 3 + c] = acc;
             }
+            out.copy_from_slice(&acc);
         }
     }
+    let row = w * 3;
+    let mut acc = vec![0f32; row];
     for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                let mut acc = 0.0f32;
-                for (i, kv) in k.iter().enumerate() {
-                    let sy = reflect(y + i as i64 - r, h);
-                    acc += kv * tmp[(sy * w as usize + x as usize) * 3 + c];
-                }
-                image.data[(y * w + x) as usize * 3 + c] =
-                    acc.round_ties_even().clamp(0.0, 255.0) as u8;
+        acc.fill(0.0);
+        for (kv, &sy) in k.iter().zip(&rows[y..y + kernel_size]) {
+            for (a, &v) in acc.iter_mut().zip(&tmp[sy * row..(sy + 1) * row]) {
+                *a += kv * v;
             }
+        }
+        for (dst, a) in image.data[y * row..(y + 1) * row].iter_mut().zip(&acc) {
+            *dst = a.round_ties_even().clamp(0.0, 255.0) as u8;
         }
     }
 }
