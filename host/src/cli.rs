@@ -47,6 +47,10 @@ pub enum Command {
     /// Validate a recipe and every component config in it, without reading data or building a
     /// model; exits non-zero listing every problem found.
     Check(CheckArgs),
+    /// Measure parts of the pipeline without a model (`clshost bench data`).
+    Bench(crate::commands::bench::BenchArgs),
+    /// Look at a dataset: statistics, and a preview of augmented samples.
+    Data(crate::commands::data::DataArgs),
 }
 
 /// Arguments of `clshost check`.

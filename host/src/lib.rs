@@ -6,6 +6,7 @@
 //! - [`registry`]: finds plugin files, loads them through the stable ABI of
 //!   `clshost-plugin-api`, and creates components by name;
 //! - [`recipe`]: parsing, composing and validating recipes;
+//! - [`data`]: ImageFolder datasets, decoding, and the deterministic parallel loader;
 //! - [`cli`]: the command-line interface;
 //! - [`commands`]: one module per subcommand;
 //! - [`logging`]: log output and verbosity;
@@ -13,6 +14,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod data;
 pub mod logging;
 pub mod output;
 pub mod recipe;

@@ -16,6 +16,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Plugins(args) => commands::plugins::run(&search, args),
         Command::Check(args) => commands::check::run(&search, args),
+        Command::Bench(args) => commands::bench::run(&search, args),
+        Command::Data(args) => commands::data::run(&search, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,6 @@
 //! One module per subcommand. Each exposes a `run` function taking the parsed arguments.
 
+pub mod bench;
 pub mod check;
+pub mod data;
 pub mod plugins;

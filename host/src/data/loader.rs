@@ -1,0 +1,765 @@
+//! The parallel, deterministic loader: worker threads turn image files into contiguous
+//! normalized batches ahead of the trainer.
+//!
+//! A [`Pipeline`] says what happens to one sample: decode (plus the eval geometry on the eval
+//! path), the image-stage augmentations in order, normalization with mean and std into `f32`
+//! CHW, then the tensor-stage augmentations, in place in the batch buffer. The augmentations are
+//! plugin components handed in by the caller; nothing here names one.
+//!
+//! A [`Loader`] runs a pipeline over a list of samples. Each epoch visits the samples in an order
+//! shuffled from (seed, epoch) and cuts it into batches; a worker builds a whole batch, writing
+//! each sample straight into the batch buffer. The augmentation at position `k` of the pipeline
+//! gets the seed derived from (seed, epoch, sample index, `k`), so a batch depends only on the
+//! seed, the epoch and its index: the same for any worker count. At most `prefetch` batches
+//! are in progress or waiting for the trainer at any time, which bounds memory by
+//! `prefetch x batch size`, whatever the dataset size.
+//!
+//! A file that cannot be decoded is, with [`OnError::Skip`], left out of its batch (which is then
+//! smaller), logged once with its path, and remembered so later epochs skip it without retrying;
+//! with [`OnError::Fail`] the epoch stops with an error naming it. Errors from augmentations are
+//! always fatal: they mean a broken plugin or config, not a bad file.
+
+use std::collections::BTreeMap;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use clshost_plugin_api::{AugmentStage, ImageU8, TensorMut, TensorRef};
+
+use super::cache::ImageCache;
+use super::decode::{self, DecodeError, DecodeLimits};
+use super::geometry::{EvalGeometry, GeometryError};
+use super::imagefolder::Sample;
+use super::seed::Seeds;
+use super::settings::{DataSettings, OnError};
+use crate::registry::{ComponentError, SampleAugment};
+
+/// Why the loader stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LoaderError {
+    /// A file could not be decoded and `on_error` is `fail`.
+    #[error("{0} (data.on_error is `fail`; use `skip` to leave such files out)")]
+    Decode(#[source] DecodeError),
+    /// The eval geometry failed on a file.
+    #[error("{}: {source}", path.display())]
+    Geometry {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: GeometryError,
+    },
+    /// An augmentation failed on a file.
+    #[error("{}: {source}", path.display())]
+    Augment {
+        /// The file.
+        path: PathBuf,
+        /// The component's error.
+        source: ComponentError,
+    },
+    /// After the image stage a sample does not have the input size.
+    #[error(
+        "{}: after {after} the image is {width}x{height}, but the pipeline needs \
+         {want_width}x{want_height}; end the image stage with a crop or resize to the input size",
+        path.display()
+    )]
+    WrongSize {
+        /// The file.
+        path: PathBuf,
+        /// What produced the image (the last image-stage augmentation, or decoding).
+        after: String,
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+        /// The input width.
+        want_width: u32,
+        /// The input height.
+        want_height: u32,
+    },
+    /// An image-stage augmentation comes after a tensor-stage one.
+    #[error(
+        "image-stage augmentation {image} comes after tensor-stage augmentation {tensor}; \
+         list every image-stage augmentation first"
+    )]
+    Order {
+        /// The image-stage augmentation.
+        image: String,
+        /// The tensor-stage augmentation before it.
+        tensor: String,
+    },
+    /// Invalid loader settings.
+    #[error("{0}")]
+    Settings(String),
+    /// A worker thread panicked while building a batch.
+    #[error("data worker panicked while building batch {batch}: {message}")]
+    Panic {
+        /// The batch index.
+        batch: usize,
+        /// The panic message.
+        message: String,
+    },
+}
+
+/// Per-channel normalization `(v / 255 - mean) / std`, as a lookup table per channel.
+struct Normalize {
+    lut: [[f32; 256]; 3],
+}
+
+impl Normalize {
+    fn new(mean: [f32; 3], std: [f32; 3]) -> Self {
+        let mut lut = [[0.0; 256]; 3];
+        for (c, table) in lut.iter_mut().enumerate() {
+            for (v, out) in table.iter_mut().enumerate() {
+                *out = (v as f32 / 255.0 - mean[c]) / std[c];
+            }
+        }
+        Normalize { lut }
+    }
+
+    /// Writes `image` (HWC u8) into `out` (CHW f32).
+    fn write(&self, image: &ImageU8, out: &mut [f32]) {
+        let plane = image.width as usize * image.height as usize;
+        let (r, rest) = out.split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        for (i, px) in image.data.chunks_exact(3).enumerate() {
+            r[i] = self.lut[0][usize::from(px[0])];
+            g[i] = self.lut[1][usize::from(px[1])];
+            b[i] = self.lut[2][usize::from(px[2])];
+        }
+    }
+}
+
+/// What happens to one sample, from file to normalized tensor.
+pub struct Pipeline {
+    augments: Vec<SampleAugment>,
+    /// Index of the first tensor-stage augmentation.
+    tensor_start: usize,
+    eval: Option<EvalGeometry>,
+    height: u32,
+    width: u32,
+    normalize: Normalize,
+    limits: DecodeLimits,
+}
+
+impl Pipeline {
+    /// A pipeline producing `height` x `width` samples: `augments` (every image-stage one
+    /// before every tensor-stage one) with normalization by `mean` and `std` between the stages.
+    pub fn new(
+        augments: Vec<SampleAugment>,
+        height: u32,
+        width: u32,
+        mean: [f32; 3],
+        std: [f32; 3],
+    ) -> Result<Self, LoaderError> {
+        let tensor_start = augments
+            .iter()
+            .position(|a| a.stage() == AugmentStage::Tensor)
+            .unwrap_or(augments.len());
+        if let Some(late) = augments[tensor_start..]
+            .iter()
+            .find(|a| a.stage() == AugmentStage::Image)
+        {
+            return Err(LoaderError::Order {
+                image: late.origin().to_string(),
+                tensor: augments[tensor_start].origin().to_string(),
+            });
+        }
+        if height == 0 || width == 0 {
+            return Err(LoaderError::Settings(
+                "the input size must be at least 1x1".into(),
+            ));
+        }
+        Ok(Pipeline {
+            augments,
+            tensor_start,
+            eval: None,
+            height,
+            width,
+            normalize: Normalize::new(mean, std),
+            limits: DecodeLimits::default(),
+        })
+    }
+
+    /// The training pipeline of `settings`: `augments`, `train_size` input, its mean and std
+    /// and decode limits.
+    pub fn train(
+        augments: Vec<SampleAugment>,
+        settings: &DataSettings,
+    ) -> Result<Self, LoaderError> {
+        let size = settings.train_size;
+        Ok(
+            Pipeline::new(augments, size, size, settings.mean, settings.std)?
+                .with_limits(settings.limits()),
+        )
+    }
+
+    /// The eval pipeline of `settings`: resize to `eval_resize`, center crop `eval_crop`,
+    /// normalize; no augmentation.
+    pub fn eval(settings: &DataSettings) -> Result<Self, LoaderError> {
+        let crop = settings.eval_crop;
+        Ok(
+            Pipeline::new(Vec::new(), crop, crop, settings.mean, settings.std)?
+                .with_eval_geometry(EvalGeometry {
+                    resize: settings.eval_resize,
+                    crop,
+                })
+                .with_limits(settings.limits()),
+        )
+    }
+
+    /// Applies `geometry` right after decoding (the eval path).
+    pub fn with_eval_geometry(mut self, geometry: EvalGeometry) -> Self {
+        self.eval = Some(geometry);
+        self
+    }
+
+    /// Uses `limits` when decoding.
+    pub fn with_limits(mut self, limits: DecodeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The output `(height, width)` of a sample.
+    pub fn size(&self) -> (u32, u32) {
+        (self.height, self.width)
+    }
+}
+
+/// How a [`Loader`] batches and schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoaderOptions {
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Worker threads.
+    pub workers: usize,
+    /// Batches in progress or ready at any time.
+    pub prefetch: usize,
+    /// Whether each epoch visits the samples in a seeded random order.
+    pub shuffle: bool,
+    /// The run seed.
+    pub seed: u64,
+    /// What to do with files that cannot be decoded.
+    pub on_error: OnError,
+    /// Bytes of decoded images to keep in memory; 0 disables the cache.
+    pub cache_bytes: u64,
+}
+
+impl LoaderOptions {
+    /// The options `settings` ask for, shuffled or not.
+    pub fn from_settings(settings: &DataSettings, shuffle: bool, seed: u64) -> Self {
+        LoaderOptions {
+            batch_size: settings.batch_size,
+            workers: settings.worker_count(),
+            prefetch: settings.prefetch_depth(),
+            shuffle,
+            seed,
+            on_error: settings.on_error,
+            cache_bytes: settings.cache_mb.saturating_mul(1 << 20),
+        }
+    }
+}
+
+/// One batch: `[N, 3, H, W]` images in one contiguous buffer, with labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Position of the batch in its epoch.
+    pub index: usize,
+    /// `[N, 3, H, W]`.
+    pub shape: [usize; 4],
+    /// The normalized images, row-major.
+    pub images: Vec<f32>,
+    /// The class of each image.
+    pub labels: Vec<u32>,
+    /// The dataset index of each image.
+    pub indices: Vec<usize>,
+}
+
+impl Batch {
+    /// Number of images; smaller than the batch size for the last batch or after skips.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the batch has no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The images as a tensor view.
+    pub fn view(&self) -> TensorRef<'_> {
+        TensorRef {
+            shape: self.shape.as_slice().into(),
+            data: self.images.as_slice().into(),
+        }
+    }
+
+    /// The images as a writable tensor view (for batch augmentations).
+    pub fn view_mut(&mut self) -> TensorMut<'_> {
+        TensorMut {
+            shape: self.shape.as_slice().into(),
+            data: self.images.as_mut_slice().into(),
+        }
+    }
+}
+
+/// A file left out because it could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub reason: String,
+}
+
+/// Time the workers spent in each stage, summed over threads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageTimes {
+    /// Reading and decoding files (and the eval geometry), or copying from the cache.
+    pub decode: Duration,
+    /// Running the augmentations.
+    pub augment: Duration,
+    /// Normalizing into the batch buffer.
+    pub collate: Duration,
+    /// Samples that went through.
+    pub samples: u64,
+}
+
+impl std::ops::Sub for StageTimes {
+    type Output = StageTimes;
+    fn sub(self, rhs: StageTimes) -> StageTimes {
+        StageTimes {
+            decode: self.decode.saturating_sub(rhs.decode),
+            augment: self.augment.saturating_sub(rhs.augment),
+            collate: self.collate.saturating_sub(rhs.collate),
+            samples: self.samples.saturating_sub(rhs.samples),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    decode: AtomicU64,
+    augment: AtomicU64,
+    collate: AtomicU64,
+    samples: AtomicU64,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+struct Inner {
+    samples: Vec<Sample>,
+    pipeline: Pipeline,
+    options: LoaderOptions,
+    cache: Option<ImageCache>,
+    bad: Vec<AtomicBool>,
+    skipped: Mutex<Vec<SkippedFile>>,
+    counters: Counters,
+}
+
+/// Outcome of preparing one sample.
+enum Prepared {
+    Image(ImageU8),
+    Skipped,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Inner {
+    /// Decodes sample `i` (from the cache when it can), applying the eval geometry.
+    fn prepare(&self, i: usize) -> Result<Prepared, LoaderError> {
+        if self.bad[i].load(Ordering::Relaxed) {
+            return Ok(Prepared::Skipped);
+        }
+        if let Some(image) = self.cache.as_ref().and_then(|c| c.get(i)) {
+            return Ok(Prepared::Image((*image).clone()));
+        }
+        let path = &self.samples[i].path;
+        let image = match decode::decode_file(path, &self.pipeline.limits) {
+            Ok(image) => image,
+            Err(e) if self.options.on_error == OnError::Skip => {
+                if !self.bad[i].swap(true, Ordering::Relaxed) {
+                    tracing::warn!("skipping {e}");
+                    lock(&self.skipped).push(SkippedFile {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+                return Ok(Prepared::Skipped);
+            }
+            Err(e) => return Err(LoaderError::Decode(e)),
+        };
+        let image = match &self.pipeline.eval {
+            Some(g) => g.apply(&image).map_err(|source| LoaderError::Geometry {
+                path: path.clone(),
+                source,
+            })?,
+            None => image,
+        };
+        if let Some(cache) = &self.cache {
+            let image = Arc::new(image);
+            cache.insert(i, image.clone());
+            return Ok(Prepared::Image(Arc::unwrap_or_clone(image)));
+        }
+        Ok(Prepared::Image(image))
+    }
+
+    /// Runs sample `i` through the pipeline into `out` (`3 * H * W` floats). Returns false when
+    /// the sample was skipped.
+    fn sample_into(&self, epoch: u64, i: usize, out: &mut [f32]) -> Result<bool, LoaderError> {
+        let p = &self.pipeline;
+        let seeds = Seeds(self.options.seed);
+        let path = &self.samples[i].path;
+        let augment_error = |source| LoaderError::Augment {
+            path: path.clone(),
+            source,
+        };
+        let t0 = Instant::now();
+        let Prepared::Image(mut image) = self.prepare(i)? else {
+            return Ok(false);
+        };
+        let t1 = Instant::now();
+        for (k, a) in p.augments[..p.tensor_start].iter().enumerate() {
+            image = a
+                .apply_image(image, seeds.sample(epoch, i as u64, k as u64))
+                .map_err(augment_error)?;
+        }
+        if (image.height, image.width) != (p.height, p.width) {
+            return Err(LoaderError::WrongSize {
+                path: path.clone(),
+                after: p.augments[..p.tensor_start]
+                    .last()
+                    .map_or_else(|| "decoding".to_string(), |a| a.origin().to_string()),
+                width: image.width,
+                height: image.height,
+                want_width: p.width,
+                want_height: p.height,
+            });
+        }
+        let t2 = Instant::now();
+        p.normalize.write(&image, out);
+        let t3 = Instant::now();
+        let shape = [3, p.height as usize, p.width as usize];
+        for (k, a) in p.augments.iter().enumerate().skip(p.tensor_start) {
+            let view = TensorMut {
+                shape: shape.as_slice().into(),
+                data: (&mut *out).into(),
+            };
+            a.apply_tensor(view, seeds.sample(epoch, i as u64, k as u64))
+                .map_err(augment_error)?;
+        }
+        let t4 = Instant::now();
+        let c = &self.counters;
+        c.decode.fetch_add(nanos(t1 - t0), Ordering::Relaxed);
+        c.augment
+            .fetch_add(nanos((t2 - t1) + (t4 - t3)), Ordering::Relaxed);
+        c.collate.fetch_add(nanos(t3 - t2), Ordering::Relaxed);
+        c.samples.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// Builds batch `index` of `epoch` from the samples `order`.
+    fn batch(
+        &self,
+        epoch: u64,
+        index: usize,
+        order: &[usize],
+        mut buffer: Vec<f32>,
+    ) -> Result<Batch, LoaderError> {
+        let (h, w) = (self.pipeline.height as usize, self.pipeline.width as usize);
+        let chw = 3 * h * w;
+        buffer.clear();
+        buffer.resize(order.len() * chw, 0.0);
+        let mut labels = Vec::with_capacity(order.len());
+        let mut indices = Vec::with_capacity(order.len());
+        for &i in order {
+            let k = labels.len();
+            if self.sample_into(epoch, i, &mut buffer[k * chw..(k + 1) * chw])? {
+                labels.push(self.samples[i].label);
+                indices.push(i);
+            }
+        }
+        buffer.truncate(labels.len() * chw);
+        Ok(Batch {
+            index,
+            shape: [labels.len(), 3, h, w],
+            images: buffer,
+            labels,
+            indices,
+        })
+    }
+}
+
+/// Runs a [`Pipeline`] over a list of samples, epoch by epoch.
+pub struct Loader {
+    inner: Arc<Inner>,
+}
+
+impl Loader {
+    /// A loader of `samples` through `pipeline`.
+    pub fn new(
+        samples: Vec<Sample>,
+        pipeline: Pipeline,
+        options: LoaderOptions,
+    ) -> Result<Self, LoaderError> {
+        if options.batch_size == 0 || options.workers == 0 || options.prefetch == 0 {
+            return Err(LoaderError::Settings(format!(
+                "batch size, workers and prefetch must be at least 1 (got {}, {}, {})",
+                options.batch_size, options.workers, options.prefetch
+            )));
+        }
+        let cache =
+            (options.cache_bytes > 0).then(|| ImageCache::new(samples.len(), options.cache_bytes));
+        Ok(Loader {
+            inner: Arc::new(Inner {
+                bad: samples.iter().map(|_| AtomicBool::new(false)).collect(),
+                samples,
+                pipeline,
+                options,
+                cache,
+                skipped: Mutex::new(Vec::new()),
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.inner.samples.len()
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.inner.samples.is_empty()
+    }
+
+    /// Number of batches per epoch.
+    pub fn batches_per_epoch(&self) -> usize {
+        self.len().div_ceil(self.inner.options.batch_size)
+    }
+
+    /// Files skipped so far, in the order they were found bad.
+    pub fn skipped(&self) -> Vec<SkippedFile> {
+        lock(&self.inner.skipped).clone()
+    }
+
+    /// Time spent per stage so far, summed over all workers and epochs.
+    pub fn stage_times(&self) -> StageTimes {
+        let c = &self.inner.counters;
+        let d = |a: &AtomicU64| Duration::from_nanos(a.load(Ordering::Relaxed));
+        StageTimes {
+            decode: d(&c.decode),
+            augment: d(&c.augment),
+            collate: d(&c.collate),
+            samples: c.samples.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Bytes of decoded images held by the cache.
+    pub fn cached_bytes(&self) -> u64 {
+        self.inner.cache.as_ref().map_or(0, ImageCache::used_bytes)
+    }
+
+    /// Starts `epoch`: the workers begin preparing its first batches at once.
+    pub fn epoch(&self, epoch: u64) -> Epoch {
+        let inner = &self.inner;
+        let n = inner.samples.len();
+        let order = if inner.options.shuffle {
+            Seeds(inner.options.seed).permutation(epoch, n)
+        } else {
+            (0..n).collect()
+        };
+        let shared = Arc::new(EpochShared {
+            inner: Arc::clone(inner),
+            epoch,
+            order,
+            batches: self.batches_per_epoch(),
+            state: Mutex::new(State {
+                next_job: 0,
+                next_out: 0,
+                done: BTreeMap::new(),
+                stop: false,
+            }),
+            work: Condvar::new(),
+            ready: Condvar::new(),
+            pool: Mutex::new(Vec::new()),
+        });
+        let workers = (0..inner.options.workers.min(shared.batches.max(1)))
+            .map(|w| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("clshost-data-{w}"))
+                    .spawn(move || shared.work())
+                    .expect("spawning a data worker thread")
+            })
+            .collect();
+        Epoch {
+            shared,
+            workers,
+            finished: false,
+        }
+    }
+}
+
+struct State {
+    next_job: usize,
+    next_out: usize,
+    done: BTreeMap<usize, Result<Batch, LoaderError>>,
+    stop: bool,
+}
+
+struct EpochShared {
+    inner: Arc<Inner>,
+    epoch: u64,
+    order: Vec<usize>,
+    batches: usize,
+    state: Mutex<State>,
+    work: Condvar,
+    ready: Condvar,
+    pool: Mutex<Vec<Vec<f32>>>,
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl EpochShared {
+    /// A worker: takes the next batch index while fewer than `prefetch` batches are pending,
+    /// builds it, hands it over.
+    fn work(&self) {
+        let depth = self.inner.options.prefetch;
+        let bs = self.inner.options.batch_size;
+        loop {
+            let job = {
+                let mut st = lock(&self.state);
+                loop {
+                    if st.stop || st.next_job >= self.batches {
+                        return;
+                    }
+                    if st.next_job < st.next_out + depth {
+                        st.next_job += 1;
+                        break st.next_job - 1;
+                    }
+                    st = self.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            let order = &self.order[job * bs..((job + 1) * bs).min(self.order.len())];
+            let buffer = lock(&self.pool).pop().unwrap_or_default();
+            let result = panic::catch_unwind(AssertUnwindSafe(|| {
+                self.inner.batch(self.epoch, job, order, buffer)
+            }))
+            .unwrap_or_else(|p| {
+                Err(LoaderError::Panic {
+                    batch: job,
+                    message: panic_message(p.as_ref()),
+                })
+            });
+            lock(&self.state).done.insert(job, result);
+            self.ready.notify_one();
+        }
+    }
+}
+
+/// The batches of one epoch, in order. Dropping it stops the workers.
+pub struct Epoch {
+    shared: Arc<EpochShared>,
+    workers: Vec<JoinHandle<()>>,
+    finished: bool,
+}
+
+impl Epoch {
+    /// Gives a batch's buffer back for reuse by a later batch of this epoch.
+    pub fn recycle(&self, batch: Batch) {
+        lock(&self.shared.pool).push(batch.images);
+    }
+
+    fn stop(&mut self) {
+        self.finished = true;
+        lock(&self.shared.state).stop = true;
+        self.shared.work.notify_all();
+    }
+}
+
+impl Iterator for Epoch {
+    type Item = Result<Batch, LoaderError>;
+
+    /// The next batch, waiting for it if needed. Batches whose every file was skipped are
+    /// passed over. After an error the epoch ends.
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        let shared = Arc::clone(&self.shared);
+        let mut st = lock(&shared.state);
+        loop {
+            if st.next_out >= shared.batches {
+                drop(st);
+                self.finished = true;
+                return None;
+            }
+            let next = st.next_out;
+            let Some(result) = st.done.remove(&next) else {
+                st = shared
+                    .ready
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
+            st.next_out += 1;
+            shared.work.notify_all();
+            match result {
+                Ok(batch) if batch.is_empty() => continue,
+                Ok(batch) => return Some(Ok(batch)),
+                Err(e) => {
+                    drop(st);
+                    self.stop();
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Epoch {
+    fn drop(&mut self) {
+        self.stop();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_matches_the_formula() {
+        let n = Normalize::new([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
+        let image = ImageU8::new(2, 1, vec![0, 128, 255, 10, 20, 30]).unwrap();
+        let mut out = [0.0f32; 6];
+        n.write(&image, &mut out);
+        let f = |v: f32, m: f32, s: f32| (v / 255.0 - m) / s;
+        assert_eq!(
+            out,
+            [
+                f(0.0, 0.485, 0.229),
+                f(10.0, 0.485, 0.229),
+                f(128.0, 0.456, 0.224),
+                f(20.0, 0.456, 0.224),
+                f(255.0, 0.406, 0.225),
+                f(30.0, 0.406, 0.225),
+            ]
+        );
+    }
+}

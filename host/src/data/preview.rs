@@ -1,0 +1,166 @@
+//! Contact sheets of what the pipeline produces, for `clshost data preview`: normalized samples
+//! are mapped back to 8-bit RGB and laid out in a grid, each with its class name underneath in
+//! an 8x8 bitmap font.
+
+use std::path::{Path, PathBuf};
+
+use clshost_plugin_api::ImageU8;
+use font8x8::{BASIC_FONTS, UnicodeFonts};
+
+/// Pixels between tiles and around the sheet.
+const GAP: usize = 4;
+/// Height of the label strip under each tile.
+const LABEL: usize = 12;
+/// Side of one glyph.
+const GLYPH: usize = 8;
+
+/// One image of the sheet and the text under it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tile {
+    /// The image.
+    pub image: ImageU8,
+    /// Its caption.
+    pub label: String,
+}
+
+/// Why a sheet could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum PreviewError {
+    /// Nothing to show.
+    #[error("no samples to preview")]
+    Empty,
+    /// The tiles differ in size.
+    #[error("preview tiles differ in size: {0}x{1} and {2}x{3}")]
+    MixedSizes(u32, u32, u32, u32),
+    /// The file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: image::ImageError,
+    },
+}
+
+/// Maps a normalized `[3, height, width]` tensor back to 8-bit RGB:
+/// `round((v * std + mean) * 255)`, clamped.
+pub fn denormalize(chw: &[f32], height: u32, width: u32, mean: [f32; 3], std: [f32; 3]) -> ImageU8 {
+    let plane = height as usize * width as usize;
+    let mut data = vec![0u8; plane * 3];
+    for c in 0..3 {
+        for (i, &v) in chw[c * plane..(c + 1) * plane].iter().enumerate() {
+            data[i * 3 + c] = ((v * std[c] + mean[c]) * 255.0).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    ImageU8 {
+        width,
+        height,
+        data: data.into(),
+    }
+}
+
+/// Draws `text` in white at `(x, y)` of an RGB buffer `width` pixels wide, clipped to
+/// `max_chars`; characters the font lacks are drawn as `?`.
+fn draw_text(data: &mut [u8], width: usize, x: usize, y: usize, text: &str, max_chars: usize) {
+    for (n, ch) in text.chars().take(max_chars).enumerate() {
+        let glyph = BASIC_FONTS
+            .get(ch)
+            .or_else(|| BASIC_FONTS.get('?'))
+            .unwrap_or([0; 8]);
+        for (row, bits) in glyph.iter().enumerate() {
+            for col in 0..GLYPH {
+                if bits & (1 << col) != 0 {
+                    let i = ((y + row) * width + x + n * GLYPH + col) * 3;
+                    data[i..i + 3].fill(255);
+                }
+            }
+        }
+    }
+}
+
+/// Lays `tiles` out in rows of `columns`, on a dark background, each with its label below.
+pub fn grid(tiles: &[Tile], columns: usize) -> Result<ImageU8, PreviewError> {
+    let first = tiles.first().ok_or(PreviewError::Empty)?;
+    let (tw, th) = (first.image.width as usize, first.image.height as usize);
+    if let Some(t) = tiles
+        .iter()
+        .find(|t| (t.image.width as usize, t.image.height as usize) != (tw, th))
+    {
+        return Err(PreviewError::MixedSizes(
+            first.image.width,
+            first.image.height,
+            t.image.width,
+            t.image.height,
+        ));
+    }
+    let columns = columns.clamp(1, tiles.len());
+    let rows = tiles.len().div_ceil(columns);
+    let width = GAP + columns * (tw + GAP);
+    let height = GAP + rows * (th + LABEL + GAP);
+    let mut data = vec![32u8; width * height * 3];
+    for (k, tile) in tiles.iter().enumerate() {
+        let x0 = GAP + (k % columns) * (tw + GAP);
+        let y0 = GAP + (k / columns) * (th + LABEL + GAP);
+        for y in 0..th {
+            let src = &tile.image.data[y * tw * 3..(y + 1) * tw * 3];
+            let dst = ((y0 + y) * width + x0) * 3;
+            data[dst..dst + tw * 3].copy_from_slice(src);
+        }
+        draw_text(&mut data, width, x0, y0 + th + 2, &tile.label, tw / GLYPH);
+    }
+    Ok(ImageU8 {
+        width: width as u32,
+        height: height as u32,
+        data: data.into(),
+    })
+}
+
+/// Writes `image` as a PNG file.
+pub fn save_png(image: &ImageU8, path: &Path) -> Result<(), PreviewError> {
+    image::save_buffer_with_format(
+        path,
+        &image.data,
+        image.width,
+        image.height,
+        image::ExtendedColorType::Rgb8,
+        image::ImageFormat::Png,
+    )
+    .map_err(|source| PreviewError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denormalize_inverts_normalization() {
+        let (mean, std) = ([0.5, 0.25, 0.0], [0.5, 0.25, 1.0]);
+        let pixels = [0u8, 100, 255];
+        let chw: Vec<f32> = (0..3)
+            .map(|c| (f32::from(pixels[c]) / 255.0 - mean[c]) / std[c])
+            .collect();
+        let image = denormalize(&chw, 1, 1, mean, std);
+        assert_eq!(image.data.as_slice(), &pixels);
+    }
+
+    #[test]
+    fn grid_places_tiles_and_labels() {
+        let tile = |v: u8| Tile {
+            image: ImageU8::new(16, 8, vec![v; 16 * 8 * 3]).unwrap(),
+            label: "ab".into(),
+        };
+        let sheet = grid(&[tile(100), tile(200), tile(150)], 2).unwrap();
+        assert_eq!((sheet.width, sheet.height), (4 + 2 * 20, 4 + 2 * 24));
+        let at = |x: usize, y: usize| sheet.data[(y * sheet.width as usize + x) * 3];
+        assert_eq!(at(4, 4), 100);
+        assert_eq!(at(24, 4), 200);
+        assert_eq!(at(4, 28), 150);
+        assert_eq!(at(0, 0), 32);
+        let label_white = (0..16).any(|x| (0..8).any(|y| at(4 + x, 4 + 8 + 2 + y) == 255));
+        assert!(label_white, "the label is drawn under the first tile");
+        assert!(matches!(grid(&[], 2), Err(PreviewError::Empty)));
+    }
+}
