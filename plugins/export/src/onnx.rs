@@ -1,0 +1,417 @@
+//! The `onnx` exporter: the backbone's graph as an ONNX model, checked and run back with tract.
+//!
+//! [`OnnxExporter::export`] translates the graph (see `onnx_build.rs` for the rewrites: names,
+//! dynamic batch, folded BatchNorm, float16 weights, softmax output, metadata), checks the
+//! result structurally (`onnx_check.rs`: every node input defined, every shape consistent) and
+//! writes it with `prost` through the ONNX schema that `tract-onnx` ships (`tract_onnx::pb`).
+//! [`OnnxExporter::verify`] reads the file back, repeats the structural check, runs it with
+//! `tract-onnx` on the sample batch and compares its logits with the backbone's own: the largest
+//! absolute difference goes into the report, and beyond the tolerance verification fails.
+
+#[path = "onnx_build.rs"]
+mod build;
+#[path = "onnx_check.rs"]
+mod check;
+#[path = "onnx_run.rs"]
+mod run;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use clshost_plugin_api::prelude::*;
+use prost::Message;
+use tract_onnx::pb;
+
+use check::{Dim, check_model};
+
+/// Writes the graph as an `.onnx` model and verifies it with tract.
+pub struct OnnxExporter {
+    config: OnnxConfig,
+}
+
+/// Config of [`OnnxExporter`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnnxConfig {
+    /// Name of the model file inside the export directory.
+    pub file_name: String,
+    /// The ONNX opset of the default domain.
+    pub opset: i64,
+    /// Name of the image input.
+    pub input_name: String,
+    /// Name of the logits output.
+    pub output_name: String,
+    /// Whether the batch axis is symbolic (`batch`) rather than fixed.
+    pub dynamic_batch: bool,
+    /// The fixed batch size, when `dynamic_batch` is off.
+    pub batch_size: u32,
+    /// Whether to add a softmax output of class probabilities.
+    pub softmax: bool,
+    /// Name of the probabilities output, when `softmax` is on.
+    pub probabilities_name: String,
+    /// Whether to fold each BatchNormalization into the convolution before it.
+    pub fold_batchnorm: bool,
+    /// Whether to store weights as float16.
+    pub fp16: bool,
+    /// Largest accepted absolute difference from the backbone's logits.
+    pub tolerance: f64,
+    /// The same, for `fp16` exports.
+    pub fp16_tolerance: f64,
+}
+
+impl Default for OnnxConfig {
+    fn default() -> Self {
+        OnnxConfig {
+            file_name: "model.onnx".into(),
+            opset: 17,
+            input_name: "images".into(),
+            output_name: "logits".into(),
+            dynamic_batch: true,
+            batch_size: 1,
+            softmax: false,
+            probabilities_name: "probabilities".into(),
+            fold_batchnorm: false,
+            fp16: false,
+            tolerance: 1e-4,
+            fp16_tolerance: 1e-2,
+        }
+    }
+}
+
+impl Component for OnnxExporter {
+    const NAME: &'static str = "onnx";
+    const DESCRIPTION: &'static str =
+        "ONNX model (opset 13-21) with metadata, verified against the backbone with tract";
+    const PARAMS: &'static [Param] = &[
+        Param::new(
+            "file_name",
+            "Name of the model file; a plain file name ending in `.onnx`.",
+        ),
+        Param::new("opset", "ONNX opset of the default domain, 13 to 21."),
+        Param::new(
+            "input_name",
+            "Name of the image input (float32 [N, 3, H, W], normalized).",
+        ),
+        Param::new(
+            "output_name",
+            "Name of the logits output (float32 [N, classes]).",
+        ),
+        Param::new(
+            "dynamic_batch",
+            "Make the batch axis symbolic (`batch`), so any batch size runs; off: `batch_size`.",
+        ),
+        Param::new(
+            "batch_size",
+            "The fixed batch size when `dynamic_batch` is off; at least 1.",
+        ),
+        Param::new(
+            "softmax",
+            "Add a second output with the softmax of the logits over classes.",
+        ),
+        Param::new(
+            "probabilities_name",
+            "Name of the softmax output when `softmax` is on.",
+        ),
+        Param::new(
+            "fold_batchnorm",
+            "Fold each BatchNormalization into the convolution it follows (fewer nodes).",
+        ),
+        Param::new(
+            "fp16",
+            "Store weights as float16 (half the file); they are cast to float32 where read.",
+        ),
+        Param::new(
+            "tolerance",
+            "Verification fails when a logit differs from the backbone's by more than this.",
+        ),
+        Param::new("fp16_tolerance", "The same tolerance for `fp16` exports."),
+    ];
+    type Config = OnnxConfig;
+
+    fn check(config: &OnnxConfig) -> Result<(), PluginError> {
+        let path = Path::new(&config.file_name);
+        if !(path.extension().is_some_and(|e| e == "onnx")
+            && path.file_name() == Some(path.as_os_str()))
+        {
+            return Err(PluginError::config(
+                "file_name",
+                "must be a plain file name ending in `.onnx`",
+            ));
+        }
+        if !check::OPSETS.contains(&config.opset) {
+            return Err(PluginError::config(
+                "opset",
+                format!(
+                    "must be between {} and {}",
+                    check::OPSETS.start(),
+                    check::OPSETS.end()
+                ),
+            ));
+        }
+        let mut names = vec![
+            ("input_name", &config.input_name),
+            ("output_name", &config.output_name),
+        ];
+        if config.softmax {
+            names.push(("probabilities_name", &config.probabilities_name));
+        }
+        for (i, (field, name)) in names.iter().enumerate() {
+            if name.is_empty() {
+                return Err(PluginError::config(*field, "must not be empty"));
+            }
+            if let Some((other, _)) = names[..i].iter().find(|(_, n)| n == name) {
+                return Err(PluginError::config(
+                    *field,
+                    format!("`{name}` is already the `{other}`"),
+                ));
+            }
+        }
+        if config.batch_size == 0 {
+            return Err(PluginError::config("batch_size", "must be at least 1"));
+        }
+        for (field, t) in [
+            ("tolerance", config.tolerance),
+            ("fp16_tolerance", config.fp16_tolerance),
+        ] {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(PluginError::config(field, "must be a positive number"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads and decodes an `.onnx` file.
+fn read_model(path: &Path) -> Result<pb::ModelProto, PluginError> {
+    let bytes = fs::read(path).map_err(|e| PluginError::io(format!("{}: {e}", path.display())))?;
+    pb::ModelProto::decode(bytes.as_slice())
+        .map_err(|e| PluginError::input(format!("{} is not an ONNX model: {e}", path.display())))
+}
+
+/// The softmax of each row of a `rows x cols` matrix, in f64.
+fn softmax_rows(data: &[f32], cols: usize) -> Vec<f64> {
+    data.chunks(cols)
+        .flat_map(|row| {
+            let max = row
+                .iter()
+                .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+            let exp: Vec<f64> = row.iter().map(|&v| (f64::from(v) - max).exp()).collect();
+            let sum: f64 = exp.iter().sum();
+            exp.into_iter().map(move |e| e / sum)
+        })
+        .collect()
+}
+
+/// The largest absolute difference and where it is; NaN counts as infinitely far.
+fn max_abs_diff(actual: &[f32], expected: &[f64]) -> (f64, usize) {
+    actual
+        .iter()
+        .zip(expected)
+        .map(|(&a, &e)| {
+            let d = (f64::from(a) - e).abs();
+            if d.is_nan() { f64::INFINITY } else { d }
+        })
+        .enumerate()
+        .fold(
+            (0.0, 0),
+            |(best, at), (i, d)| if d > best { (d, i) } else { (best, at) },
+        )
+}
+
+impl OnnxExporter {
+    /// The tolerance verification applies.
+    fn tolerance(&self) -> f64 {
+        if self.config.fp16 {
+            self.config.fp16_tolerance
+        } else {
+            self.config.tolerance
+        }
+    }
+}
+
+impl Exporter for OnnxExporter {
+    fn new(config: OnnxConfig) -> Result<Self, PluginError> {
+        Self::check(&config)?;
+        Ok(OnnxExporter { config })
+    }
+
+    fn export(
+        &self,
+        graph: &ModelGraph,
+        meta: &ExportMeta,
+        out_dir: &Path,
+    ) -> Result<Vec<PathBuf>, PluginError> {
+        let model = build::build_model(graph, meta, &self.config)?;
+        check_model(&model)?;
+        let path = out_dir.join(&self.config.file_name);
+        fs::write(&path, model.encode_to_vec())
+            .map_err(|e| PluginError::io(format!("{}: {e}", path.display())))?;
+        Ok(vec![path])
+    }
+
+    fn verify(
+        &self,
+        files: &[PathBuf],
+        _graph: &ModelGraph,
+        inputs: TensorRef<'_>,
+        expected: TensorRef<'_>,
+    ) -> Result<VerifyReport, PluginError> {
+        let path = files
+            .iter()
+            .find(|f| f.extension().is_some_and(|e| e == "onnx"))
+            .ok_or_else(|| PluginError::input("no .onnx file among the exported files"))?;
+        let model = read_model(path)?;
+        let summary = check_model(&model)?;
+        let batch = inputs.dims4()?;
+        let [(input_name, input)] = summary.inputs.as_slice() else {
+            return Err(PluginError::input(format!(
+                "{} has {} inputs, expected one image input",
+                path.display(),
+                summary.inputs.len()
+            )));
+        };
+        let fits = input.shape.len() == 4
+            && input.shape.iter().zip(batch).all(|(d, n)| match d {
+                Dim::Known(k) => *k == n as i64,
+                Dim::Named(_) => true,
+            });
+        if !fits {
+            return Err(PluginError::input(format!(
+                "{}: input `{input_name}` is {input}; the sample batch has shape {batch:?}",
+                path.display()
+            )));
+        }
+        let (rows, cols) = expected.dims2()?;
+        let outputs = run::run(&model, inputs)?;
+        let mut worst = (0.0, String::new());
+        for ((name, _), output) in summary.outputs.iter().zip(&outputs) {
+            let reference: Vec<f64> = if name == &self.config.probabilities_name {
+                softmax_rows(&expected.data, cols)
+            } else {
+                expected.data.iter().map(|&v| f64::from(v)).collect()
+            };
+            if output.shape != [rows, cols] {
+                return Err(PluginError::internal(format!(
+                    "{}: output `{name}` has shape {:?}, the backbone's logits {:?}",
+                    path.display(),
+                    output.shape,
+                    [rows, cols]
+                )));
+            }
+            let (diff, at) = max_abs_diff(&output.data, &reference);
+            if diff > worst.0 || worst.1.is_empty() {
+                worst = (
+                    diff,
+                    format!(
+                        "`{name}` of image {} class {}: {} vs {}",
+                        at / cols,
+                        at % cols,
+                        output.data[at],
+                        reference[at]
+                    ),
+                );
+            }
+        }
+        let tolerance = self.tolerance();
+        if worst.0 > tolerance {
+            return Err(PluginError::internal(format!(
+                "ONNX export failed verification: tract's outputs differ from the backbone's by \
+                 up to {:.3e}, beyond the tolerance {tolerance:e} (worst: {})",
+                worst.0, worst.1
+            )));
+        }
+        Ok(VerifyReport {
+            max_abs_diff: ROption::RSome(worst.0),
+            detail: format!(
+                "{}: checked {} nodes and {} initializers (opset {}); tract ran it on {rows} \
+                 images: max |diff| {:.3e} from the backbone, tolerance {tolerance:e}",
+                path.file_name().unwrap_or_default().to_string_lossy(),
+                summary.nodes,
+                summary.initializers,
+                summary.opset,
+                worst.0
+            )
+            .into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clshost_plugin_api::authoring::undocumented_params;
+
+    #[test]
+    fn params_are_documented() {
+        assert!(undocumented_params::<OnnxExporter>().is_empty());
+    }
+
+    #[test]
+    fn config_values_are_checked() {
+        assert!(OnnxExporter::check(&OnnxConfig::default()).is_ok());
+        let field = |config: OnnxConfig| {
+            OnnxExporter::check(&config)
+                .unwrap_err()
+                .field_path
+                .to_string()
+        };
+        let base = OnnxConfig::default;
+        assert_eq!(
+            field(OnnxConfig {
+                file_name: "dir/model.onnx".into(),
+                ..base()
+            }),
+            "file_name"
+        );
+        assert_eq!(
+            field(OnnxConfig {
+                opset: 12,
+                ..base()
+            }),
+            "opset"
+        );
+        assert_eq!(
+            field(OnnxConfig {
+                output_name: "images".into(),
+                ..base()
+            }),
+            "output_name"
+        );
+        assert_eq!(
+            field(OnnxConfig {
+                softmax: true,
+                probabilities_name: String::new(),
+                ..base()
+            }),
+            "probabilities_name"
+        );
+        assert_eq!(
+            field(OnnxConfig {
+                batch_size: 0,
+                ..base()
+            }),
+            "batch_size"
+        );
+        assert_eq!(
+            field(OnnxConfig {
+                tolerance: f64::NAN,
+                ..base()
+            }),
+            "tolerance"
+        );
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one_and_match_by_hand() {
+        let p = softmax_rows(&[0.0, 0.0, 1.0, 3.0], 2);
+        assert_eq!(p[..2], [0.5, 0.5]);
+        let e2 = 2f64.exp();
+        assert!((p[3] - e2 / (1.0 + e2)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn max_abs_diff_treats_nan_as_infinite() {
+        assert_eq!(max_abs_diff(&[1.0, 2.5], &[1.0, 2.0]), (0.5, 1));
+        assert_eq!(max_abs_diff(&[f32::NAN, 0.0], &[0.0, 0.0]).0, f64::INFINITY);
+    }
+}
