@@ -12,7 +12,7 @@
 //! - every call into the plugin runs under `catch_unwind`, and a panic comes back to the host as
 //!   an [`ErrorKind::Panic`] error with its message and location instead of aborting the run.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Once, OnceLock};
@@ -190,14 +190,22 @@ pub trait Exporter: Component + Sync {
 thread_local! {
     /// The message and location of the last panic on this thread, recorded by the plugin's hook.
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Whether this thread is inside [`guard`], where panics are recorded rather than printed.
+    static IN_GUARD: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Installs, once per plugin, a panic hook that records the message instead of printing it, so
-/// the host reports it as one line.
+/// Installs, once per plugin, a panic hook that records the message of a panic inside [`guard`]
+/// instead of printing it, so the host reports it as one line. Panics elsewhere (a plugin's own
+/// threads, its tests) go to the previous hook as usual.
 fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        panic::set_hook(Box::new(|info| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !IN_GUARD.get() {
+                previous(info);
+                return;
+            }
             let message = if let Some(s) = info.payload().downcast_ref::<&str>() {
                 (*s).to_string()
             } else if let Some(s) = info.payload().downcast_ref::<String>() {
@@ -217,7 +225,10 @@ fn install_panic_hook() {
 /// Runs `f`, turning a panic into an [`ErrorKind::Panic`] error.
 pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {
     install_panic_hook();
-    match panic::catch_unwind(AssertUnwindSafe(f)) {
+    let outer = IN_GUARD.replace(true);
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    IN_GUARD.set(outer);
+    match result {
         Ok(result) => result.into(),
         Err(_) => {
             let text = LAST_PANIC
@@ -812,6 +823,19 @@ macro_rules! export_plugin {
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    #[test]
+    fn guard_turns_a_panic_into_an_error_with_its_location() {
+        let line = line!() + 1;
+        let result: RResult<(), PluginError> = guard(|| panic!("boom {}", 7));
+        let err = result.into_result().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Panic);
+        assert_eq!(
+            err.message.as_str(),
+            format!("panicked: boom 7 (at {}:{line})", file!())
+        );
+        assert!(!IN_GUARD.get(), "the flag is restored after the panic");
+    }
 
     #[test]
     fn top_level_fields_respect_nesting_and_strings() {
