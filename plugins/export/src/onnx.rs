@@ -55,7 +55,7 @@ pub struct OnnxConfig {
     pub fp16: bool,
     /// Largest accepted absolute difference from the backbone's logits.
     pub tolerance: f64,
-    /// The same, for `fp16` exports.
+    /// The tolerance for `fp16` exports, relative to the largest absolute logit (at least 1).
     pub fp16_tolerance: f64,
 }
 
@@ -124,7 +124,11 @@ impl Component for OnnxExporter {
             "tolerance",
             "Verification fails when a logit differs from the backbone's by more than this.",
         ),
-        Param::new("fp16_tolerance", "The same tolerance for `fp16` exports."),
+        Param::new(
+            "fp16_tolerance",
+            "For `fp16` exports: the accepted difference as a fraction of the largest absolute \
+             logit (taken as at least 1).",
+        ),
     ];
     type Config = OnnxConfig;
 
@@ -219,10 +223,13 @@ fn max_abs_diff(actual: &[f32], expected: &[f64]) -> (f64, usize) {
 }
 
 impl OnnxExporter {
-    /// The tolerance verification applies.
-    fn tolerance(&self) -> f64 {
+    /// The absolute tolerance verification applies to outputs compared with `expected`.
+    fn tolerance(&self, expected: &[f32]) -> f64 {
         if self.config.fp16 {
-            self.config.fp16_tolerance
+            let scale = expected
+                .iter()
+                .fold(1.0, |m: f64, &v| m.max(f64::from(v).abs()));
+            self.config.fp16_tolerance * scale
         } else {
             self.config.tolerance
         }
@@ -283,6 +290,14 @@ impl Exporter for OnnxExporter {
         }
         let (rows, cols) = expected.dims2()?;
         let outputs = run::run(&model, inputs)?;
+        if outputs.len() != summary.outputs.len() {
+            return Err(PluginError::internal(format!(
+                "{}: tract returned {} outputs, the model declares {}",
+                path.display(),
+                outputs.len(),
+                summary.outputs.len()
+            )));
+        }
         let mut worst = (0.0, String::new());
         for ((name, _), output) in summary.outputs.iter().zip(&outputs) {
             let reference: Vec<f64> = if name == &self.config.probabilities_name {
@@ -312,7 +327,7 @@ impl Exporter for OnnxExporter {
                 );
             }
         }
-        let tolerance = self.tolerance();
+        let tolerance = self.tolerance(&expected.data);
         if worst.0 > tolerance {
             return Err(PluginError::internal(format!(
                 "ONNX export failed verification: tract's outputs differ from the backbone's by \
@@ -407,6 +422,19 @@ mod tests {
         assert_eq!(p[..2], [0.5, 0.5]);
         let e2 = 2f64.exp();
         assert!((p[3] - e2 / (1.0 + e2)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn the_fp16_tolerance_scales_with_the_largest_logit() {
+        let fp16 = OnnxExporter::new(OnnxConfig {
+            fp16: true,
+            ..OnnxConfig::default()
+        })
+        .unwrap();
+        assert_eq!(fp16.tolerance(&[-20.0, 3.0]), 0.2);
+        assert_eq!(fp16.tolerance(&[0.5, -0.25]), 1e-2);
+        let fp32 = OnnxExporter::new(OnnxConfig::default()).unwrap();
+        assert_eq!(fp32.tolerance(&[-20.0, 3.0]), 1e-4);
     }
 
     #[test]
