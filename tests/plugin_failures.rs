@@ -23,7 +23,11 @@ fn fixture(id: &str) -> PathBuf {
 fn required_plugin_failure(id: &str) -> (Option<i32>, String, PathBuf) {
     let path = fixture(id);
     let out = Clshost::new().run(["--plugin".as_ref(), path.as_os_str(), "plugins".as_ref()]);
-    (out.status.code(), String::from_utf8(out.stderr).unwrap(), path)
+    (
+        out.status.code(),
+        String::from_utf8(out.stderr).unwrap(),
+        path,
+    )
 }
 
 #[test]
@@ -93,10 +97,18 @@ fn discovered_broken_plugins_are_skipped_and_listed() {
         let line = format!("not loaded: {}: ", path.display());
         assert_eq!(stdout.matches(&line).count(), 1, "{line} in:\n{stdout}");
         let warning = format!("WARN skipping plugin {}: ", path.display());
-        assert_eq!(stderr.matches(&warning).count(), 1, "{warning} in:\n{stderr}");
+        assert_eq!(
+            stderr.matches(&warning).count(),
+            1,
+            "{warning} in:\n{stderr}"
+        );
     }
     assert!(stdout.contains("panic_in_compute"), "{stdout}");
-    assert_eq!(stderr.lines().count(), 4, "one line per broken plugin:\n{stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        4,
+        "one line per broken plugin:\n{stderr}"
+    );
 }
 
 #[test]
@@ -142,7 +154,11 @@ fn panics_registry() -> Registry {
 /// The line of `needle` in the fixture's source, for the panic location in messages.
 fn source_line(needle: &str) -> usize {
     let source = include_str!("fixtures/bad-plugins/panics/src/lib.rs");
-    source.lines().position(|l| l.contains(needle)).expect("needle in source") + 1
+    source
+        .lines()
+        .position(|l| l.contains(needle))
+        .expect("needle in source")
+        + 1
 }
 
 #[test]
@@ -195,7 +211,11 @@ fn a_component_method_that_panics() {
 fn a_bad_config_names_the_field() {
     let registry = panics_registry();
     let err = registry
-        .new_loss("panic_in_compute", "(smoothing: 0.1)", &LossContext { num_classes: 3 })
+        .new_loss(
+            "panic_in_compute",
+            "(smoothing: 0.1)",
+            &LossContext { num_classes: 3 },
+        )
         .err()
         .expect("unknown field");
     assert_eq!(

@@ -24,7 +24,10 @@ fn json_lists_every_kind_from_the_executable_directory() {
         );
     }
     let plugins = listing["plugins"].as_array().unwrap();
-    let mut names: Vec<&str> = plugins.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let mut names: Vec<&str> = plugins
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     names.sort();
     assert_eq!(
         names,
@@ -40,7 +43,10 @@ fn json_lists_every_kind_from_the_executable_directory() {
         assert_eq!(p["abi"], "1.0");
         assert_eq!(p["found_in"], "executable directory");
     }
-    assert!(listing["failures"].as_array().unwrap().is_empty(), "{listing:#}");
+    assert!(
+        listing["failures"].as_array().unwrap().is_empty(),
+        "{listing:#}"
+    );
     assert!(listing["load_ms"].as_f64().unwrap() > 0.0);
 }
 
@@ -73,8 +79,16 @@ fn every_component_documents_every_parameter() {
         let name = c["name"].as_str().unwrap();
         assert!(!c["description"].as_str().unwrap().is_empty(), "{name}");
         for p in c["params"].as_array().unwrap() {
-            assert!(!p["doc"].as_str().unwrap().is_empty(), "{name}.{}", p["name"]);
-            assert!(!p["default"].as_str().unwrap().is_empty(), "{name}.{}", p["name"]);
+            assert!(
+                !p["doc"].as_str().unwrap().is_empty(),
+                "{name}.{}",
+                p["name"]
+            );
+            assert!(
+                !p["default"].as_str().unwrap().is_empty(),
+                "{name}.{}",
+                p["name"]
+            );
         }
         let detail: serde_json::Value =
             serde_json::from_str(&stdout_ok(&clshost.run(["plugins", name, "--json"]))).unwrap();

@@ -63,7 +63,10 @@ fn a_good_recipe_passes() {
 #[test]
 fn syntax_error() {
     assert_fails(
-        &[("r.ron", "(\n    name: \"t\",\n    data: (root: \"data\", batch_size = 4),\n)")],
+        &[(
+            "r.ron",
+            "(\n    name: \"t\",\n    data: (root: \"data\", batch_size = 4),\n)",
+        )],
         &[],
         &["r.ron:3:37: syntax error: expected `:` after field `batch_size`, found `=`"],
     );
@@ -72,12 +75,17 @@ fn syntax_error() {
 #[test]
 fn unknown_field() {
     assert_fails(
-        &[("r.ron", &GOOD.replace("(root: \"data\")", "(root: \"data\", batch_sise: 4)"))],
+        &[(
+            "r.ron",
+            &GOOD.replace("(root: \"data\")", "(root: \"data\", batch_sise: 4)"),
+        )],
         &[],
-        &["r.ron:2:38: `data.batch_sise`: unknown field `batch_sise`; did you mean `batch_size`? \
+        &[
+            "r.ron:2:38: `data.batch_sise`: unknown field `batch_sise`; did you mean `batch_size`? \
            (expected one of `root`, `train_dir`, `val_dir`, `val_split`, `image_size`, \
            `eval_resize`, `eval_crop`, `mean`, `std`, `batch_size`, `eval_batch_size`, `workers`, \
-           `cache`, `on_error`)"],
+           `cache`, `on_error`)",
+        ],
     );
 }
 
@@ -86,8 +94,10 @@ fn unknown_component() {
     assert_fails(
         &[("r.ron", &GOOD.replace("resnet18", "resnet5"))],
         &[],
-        &["r.ron:3:19: `model.name`: no backbone named `resnet5`; did you mean `resnet50`? \
-           (available: resnet18, resnet34, resnet50)"],
+        &[
+            "r.ron:3:19: `model.name`: no backbone named `resnet5`; did you mean `resnet50`? \
+           (available: resnet18, resnet34, resnet50)",
+        ],
     );
 }
 
@@ -102,21 +112,28 @@ fn bad_component_params() {
     assert_fails(
         &[("r.ron", &with_aug("(pp: 0.5)"))],
         &[],
-        &["r.ron:4:54: `augment[0].params.pp`: unknown field `pp`; did you mean `p`? (expected \
-           one of `p`) (plugin clshost-plugin-augment)"],
+        &[
+            "r.ron:4:54: `augment[0].params.pp`: unknown field `pp`; did you mean `p`? (expected \
+           one of `p`) (plugin clshost-plugin-augment)",
+        ],
     );
     assert_fails(
         &[("r.ron", &with_aug("(p: 1.5)"))],
         &[],
-        &["r.ron:4:53: `augment[0].params.p`: must be in [0, 1], got 1.5 (plugin \
-           clshost-plugin-augment)"],
+        &[
+            "r.ron:4:53: `augment[0].params.p`: must be in [0, 1], got 1.5 (plugin \
+           clshost-plugin-augment)",
+        ],
     );
 }
 
 #[test]
 fn missing_data_root() {
     assert_fails(
-        &[("r.ron", &GOOD.replace("\"data\"", "\"/nonexistent/imagenet\""))],
+        &[(
+            "r.ron",
+            &GOOD.replace("\"data\"", "\"/nonexistent/imagenet\""),
+        )],
         &[],
         &["r.ron:2:18: `data.root`: /nonexistent/imagenet does not exist or is not a directory"],
     );
@@ -131,9 +148,11 @@ fn mixup_with_a_hard_label_loss() {
     assert_fails(
         &[("r.ron", &recipe)],
         &[],
-        &["r.ron:5:18: `loss.name`: `mixup` needs soft targets but loss `focal` accepts only \
+        &[
+            "r.ron:5:18: `loss.name`: `mixup` needs soft targets but loss `focal` accepts only \
            hard labels: use a loss that accepts soft targets (e.g. `cross_entropy`) or remove \
-           the batch augmentation"],
+           the batch augmentation",
+        ],
     );
 }
 
@@ -142,10 +161,12 @@ fn override_of_a_missing_path() {
     assert_fails(
         &[("r.ron", GOOD)],
         &["--set", "trainer.epocs=3"],
-        &["--set trainer.epocs=3: `trainer.epocs`: unknown field `epocs`; did you mean \
+        &[
+            "--set trainer.epocs=3: `trainer.epocs`: unknown field `epocs`; did you mean \
            `epochs`? (expected one of `epochs`, `device`, `clip_grad_norm`, `accumulate`, `ema`, \
            `monitor`, `mode`, `early_stopping`, `checkpoints`, `eval_interval`, `log_interval`, \
-           `max_time_minutes`)"],
+           `max_time_minutes`)",
+        ],
     );
     assert_fails(
         &[("r.ron", GOOD)],
@@ -157,7 +178,10 @@ fn override_of_a_missing_path() {
 #[test]
 fn base_cycle() {
     let (code, stderr) = check(
-        &[("a.ron", "(base: \"b.ron\")"), ("b.ron", "(base: \"a.ron\")")],
+        &[
+            ("a.ron", "(base: \"b.ron\")"),
+            ("b.ron", "(base: \"a.ron\")"),
+        ],
         &[],
     );
     assert_eq!(code, Some(1));
@@ -177,7 +201,10 @@ fn several_problems_are_reported_at_once() {
     let recipe = GOOD
         .replace("(root: \"data\")", "(root: \"data\", batch_size: 0)")
         .replace("cross_entropy", "cros_entropy")
-        .replace("    metrics:", "    trainer: (monitor: \"top_1\"),\n    metrics:");
+        .replace(
+            "    metrics:",
+            "    trainer: (monitor: \"top_1\"),\n    metrics:",
+        );
     assert_fails(
         &[("r.ron", &recipe)],
         &[],
@@ -198,16 +225,28 @@ fn base_inherits_and_overrides_deep_merge() {
     fs::write(dir.path().join("good.ron"), GOOD).unwrap();
     fs::write(dir.path().join("child.ron"), child).unwrap();
     let out = Clshost::new()
-        .command(["check", "child.ron", "--print", "--set", "trainer.device=\"wgpu:1\""])
+        .command([
+            "check",
+            "child.ron",
+            "--print",
+            "--set",
+            "trainer.device=\"wgpu:1\"",
+        ])
         .current_dir(dir.path())
         .output()
         .unwrap();
     let printed = stdout_ok(&out);
     assert!(printed.contains("name: \"child\""), "{printed}");
-    assert!(printed.contains("model: (name: \"resnet18\", params: (small_input: true)"), "{printed}");
+    assert!(
+        printed.contains("model: (name: \"resnet18\", params: (small_input: true)"),
+        "{printed}"
+    );
     assert!(printed.contains("epochs: 3,"), "{printed}");
     assert!(printed.contains("device: \"wgpu:1\","), "{printed}");
-    assert!(printed.contains("metrics: [(name: \"accuracy\", params: ())]"), "{printed}");
+    assert!(
+        printed.contains("metrics: [(name: \"accuracy\", params: ())]"),
+        "{printed}"
+    );
     // The resolved recipe is itself a valid recipe that resolves to the same text.
     fs::write(dir.path().join("resolved.ron"), &printed).unwrap();
     let again = Clshost::new()
@@ -221,7 +260,10 @@ fn base_inherits_and_overrides_deep_merge() {
 #[test]
 fn every_shipped_recipe_checks() {
     let data = scratch();
-    let root = format!("data.root={:?}", data.path().join("data").display().to_string());
+    let root = format!(
+        "data.root={:?}",
+        data.path().join("data").display().to_string()
+    );
     let mut checked = 0;
     for entry in fs::read_dir(repo_root().join("recipes")).unwrap() {
         let path = entry.unwrap().path();

@@ -75,7 +75,10 @@ pub const FIRST_PARTY_PLUGINS: [&str; 5] = [
 /// Builds the separate Cargo workspace at `manifest_dir` (relative to the repository root) into
 /// its own target directory, and returns the directory holding its libraries.
 pub fn build_workspace(manifest_dir: &str, target_name: &str) -> PathBuf {
-    let target = profile_dir().parent().expect("target dir").join(target_name);
+    let target = profile_dir()
+        .parent()
+        .expect("target dir")
+        .join(target_name);
     cargo(
         &repo_root().join(manifest_dir),
         [

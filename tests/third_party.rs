@@ -14,7 +14,12 @@ fn example_dir() -> &'static Path {
 #[test]
 fn its_components_are_listed_next_to_first_party_ones() {
     let dir = example_dir();
-    let out = Clshost::new().run(["--plugin-dir".as_ref(), dir.as_os_str(), "plugins".as_ref(), "--json".as_ref()]);
+    let out = Clshost::new().run([
+        "--plugin-dir".as_ref(),
+        dir.as_os_str(),
+        "plugins".as_ref(),
+        "--json".as_ref(),
+    ]);
     let listing: serde_json::Value = serde_json::from_str(&stdout_ok(&out)).expect("valid JSON");
     let components = listing["components"].as_array().unwrap();
     let find = |name: &str| {
@@ -27,7 +32,10 @@ fn its_components_are_listed_next_to_first_party_ones() {
     assert_eq!(poly["kind"], "loss");
     assert_eq!(poly["plugin"], "clshost-plugin-acme");
     assert_eq!(poly["version"], "0.3.0");
-    assert_eq!(poly["file"], dir.join(plugin_file("acme")).display().to_string());
+    assert_eq!(
+        poly["file"],
+        dir.join(plugin_file("acme")).display().to_string()
+    );
     assert_eq!(find("balanced_accuracy")["kind"], "metric");
     let first_party = listing["plugins"]
         .as_array()
@@ -36,7 +44,11 @@ fn its_components_are_listed_next_to_first_party_ones() {
         .filter(|p| p["found_in"] == "executable directory")
         .count();
     assert_eq!(first_party, 5, "{listing:#}");
-    assert_eq!(listing["failures"].as_array().unwrap().len(), 0, "{listing:#}");
+    assert_eq!(
+        listing["failures"].as_array().unwrap().len(),
+        0,
+        "{listing:#}"
+    );
 }
 
 #[test]
@@ -48,7 +60,10 @@ fn the_plugin_path_variable_finds_it_too() {
         .output()
         .unwrap();
     let text = stdout_ok(&out);
-    assert!(text.starts_with("poly1 (loss) from plugin clshost-plugin-acme 0.3.0\n"), "{text}");
+    assert!(
+        text.starts_with("poly1 (loss) from plugin clshost-plugin-acme 0.3.0\n"),
+        "{text}"
+    );
     let row = text
         .lines()
         .find(|l| l.trim_start().starts_with("epsilon"))

@@ -23,14 +23,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    AbiBackbone, AbiBackbone_TO, AbiBatchAugment, AbiBatchAugment_TO, AbiExporter,
-    AbiExporter_TO, AbiLoss, AbiLoss_TO, AbiMetric, AbiMetric_TO, AbiSampleAugment,
-    AbiSampleAugment_TO, AugmentContext, AugmentStage, BackboneBox, BackboneContext,
-    BackboneSummary, BatchAugmentBox, ComponentInfo, ComponentKind, ErrorKind, ExportMeta,
-    ExporterBox, ImageU8, LoadReport, LoadWeightsOptions, LossBox, LossContext, MetricBox,
-    MetricContext, MetricOutput, MetricReport, ModelGraph, NamedTensor, ParamDoc, PluginError,
-    PluginInfo, PluginRoot, PluginRootRef, StepParams, StepReport, Tensor, TensorMut, TensorRef,
-    VerifyReport, WeightSet, parse_config,
+    AbiBackbone, AbiBackbone_TO, AbiBatchAugment, AbiBatchAugment_TO, AbiExporter, AbiExporter_TO,
+    AbiLoss, AbiLoss_TO, AbiMetric, AbiMetric_TO, AbiSampleAugment, AbiSampleAugment_TO,
+    AugmentContext, AugmentStage, BackboneBox, BackboneContext, BackboneSummary, BatchAugmentBox,
+    ComponentInfo, ComponentKind, ErrorKind, ExportMeta, ExporterBox, ImageU8, LoadReport,
+    LoadWeightsOptions, LossBox, LossContext, MetricBox, MetricContext, MetricOutput, MetricReport,
+    ModelGraph, NamedTensor, ParamDoc, PluginError, PluginInfo, PluginRoot, PluginRootRef,
+    StepParams, StepReport, Tensor, TensorMut, TensorRef, VerifyReport, WeightSet, parse_config,
 };
 
 /// Documentation of one field of a [`Component::Config`]: its name as written in a recipe, and
@@ -234,7 +233,10 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, Plugin
             let text = LAST_PANIC
                 .with(|p| p.borrow_mut().take())
                 .unwrap_or_else(|| "unknown panic".to_string());
-            RResult::RErr(PluginError::new(ErrorKind::Panic, format!("panicked: {text}")))
+            RResult::RErr(PluginError::new(
+                ErrorKind::Panic,
+                format!("panicked: {text}"),
+            ))
         }
     }
 }
@@ -421,7 +423,10 @@ enum Constructor {
     Exporter(fn(&str) -> Result<ExporterBox, PluginError>),
 }
 
-fn new_backbone<T: Backbone>(config: &str, ctx: &BackboneContext) -> Result<BackboneBox, PluginError> {
+fn new_backbone<T: Backbone>(
+    config: &str,
+    ctx: &BackboneContext,
+) -> Result<BackboneBox, PluginError> {
     let value = T::new(parse_checked::<T>(config)?, ctx)?;
     Ok(AbiBackbone_TO::from_value(Adapter(value), TD_Opaque))
 }
@@ -431,7 +436,10 @@ fn new_image_augment<T: ImageAugment>(
     ctx: &AugmentContext,
 ) -> Result<crate::SampleAugmentBox, PluginError> {
     let value = T::new(parse_checked::<T>(config)?, ctx)?;
-    Ok(AbiSampleAugment_TO::from_value(ImageStage(value), TD_Opaque))
+    Ok(AbiSampleAugment_TO::from_value(
+        ImageStage(value),
+        TD_Opaque,
+    ))
 }
 
 fn new_tensor_augment<T: TensorAugment>(
@@ -439,7 +447,10 @@ fn new_tensor_augment<T: TensorAugment>(
     ctx: &AugmentContext,
 ) -> Result<crate::SampleAugmentBox, PluginError> {
     let value = T::new(parse_checked::<T>(config)?, ctx)?;
-    Ok(AbiSampleAugment_TO::from_value(TensorStage(value), TD_Opaque))
+    Ok(AbiSampleAugment_TO::from_value(
+        TensorStage(value),
+        TD_Opaque,
+    ))
 }
 
 fn new_batch_augment<T: BatchAugment>(
@@ -489,7 +500,10 @@ impl Registration {
 
     /// Registers a backbone.
     pub const fn backbone<T: Backbone>() -> Self {
-        Self::of::<T>(ComponentKind::Backbone, Constructor::Backbone(new_backbone::<T>))
+        Self::of::<T>(
+            ComponentKind::Backbone,
+            Constructor::Backbone(new_backbone::<T>),
+        )
     }
 
     /// Registers an image-stage sample augmentation.
@@ -528,7 +542,10 @@ impl Registration {
 
     /// Registers an exporter.
     pub const fn exporter<T: Exporter>() -> Self {
-        Self::of::<T>(ComponentKind::Exporter, Constructor::Exporter(new_exporter::<T>))
+        Self::of::<T>(
+            ComponentKind::Exporter,
+            Constructor::Exporter(new_exporter::<T>),
+        )
     }
 }
 
@@ -666,7 +683,8 @@ fn find(kind: ComponentKind, name: &str) -> Result<&'static Registration, Plugin
 extern "C" fn root_info() -> RResult<PluginInfo, PluginError> {
     guard(|| {
         let (name, version, description) = PLUGIN.get().copied().unwrap_or(("", "", ""));
-        let mut registrations: Vec<&Registration> = inventory::iter::<Registration>.into_iter().collect();
+        let mut registrations: Vec<&Registration> =
+            inventory::iter::<Registration>.into_iter().collect();
         registrations.sort_by_key(|r| (r.kind, r.name));
         let components = registrations
             .into_iter()
@@ -739,13 +757,20 @@ extern "C" fn root_new_metric(
     construct!(Metric, name, config.as_str(), ctx)
 }
 
-extern "C" fn root_new_exporter(name: RStr<'_>, config: RStr<'_>) -> RResult<ExporterBox, PluginError> {
+extern "C" fn root_new_exporter(
+    name: RStr<'_>,
+    config: RStr<'_>,
+) -> RResult<ExporterBox, PluginError> {
     construct!(Exporter, name, config.as_str())
 }
 
 /// Builds the root module of the plugin that calls it. Used by [`crate::export_plugin!`].
 #[doc(hidden)]
-pub fn root_module(name: &'static str, version: &'static str, description: &'static str) -> PluginRootRef {
+pub fn root_module(
+    name: &'static str,
+    version: &'static str,
+    description: &'static str,
+) -> PluginRootRef {
     use abi_stable::prefix_type::PrefixTypeTrait;
     let _ = PLUGIN.set((name, version, description));
     install_panic_hook();
@@ -783,13 +808,27 @@ macro_rules! register {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __register_one {
-    (Backbone, $ty:ty) => { $crate::authoring::Registration::backbone::<$ty>() };
-    (ImageAugment, $ty:ty) => { $crate::authoring::Registration::image_augment::<$ty>() };
-    (TensorAugment, $ty:ty) => { $crate::authoring::Registration::tensor_augment::<$ty>() };
-    (BatchAugment, $ty:ty) => { $crate::authoring::Registration::batch_augment::<$ty>() };
-    (Loss, $ty:ty) => { $crate::authoring::Registration::loss::<$ty>() };
-    (Metric, $ty:ty) => { $crate::authoring::Registration::metric::<$ty>() };
-    (Exporter, $ty:ty) => { $crate::authoring::Registration::exporter::<$ty>() };
+    (Backbone, $ty:ty) => {
+        $crate::authoring::Registration::backbone::<$ty>()
+    };
+    (ImageAugment, $ty:ty) => {
+        $crate::authoring::Registration::image_augment::<$ty>()
+    };
+    (TensorAugment, $ty:ty) => {
+        $crate::authoring::Registration::tensor_augment::<$ty>()
+    };
+    (BatchAugment, $ty:ty) => {
+        $crate::authoring::Registration::batch_augment::<$ty>()
+    };
+    (Loss, $ty:ty) => {
+        $crate::authoring::Registration::loss::<$ty>()
+    };
+    (Metric, $ty:ty) => {
+        $crate::authoring::Registration::metric::<$ty>()
+    };
+    (Exporter, $ty:ty) => {
+        $crate::authoring::Registration::exporter::<$ty>()
+    };
 }
 
 /// Exports the plugin: its root module (name and version from the crate's `Cargo.toml`) and the
@@ -900,7 +939,11 @@ mod tests {
             .collect();
         assert_eq!(
             defaults,
-            [("scale", "(0.08, 1.0)"), ("mode", "bicubic"), ("size", "None")]
+            [
+                ("scale", "(0.08, 1.0)"),
+                ("mode", "bicubic"),
+                ("size", "None")
+            ]
         );
         assert!(undocumented_params::<Crop>().is_empty());
         let parsed: CropConfig = parse_config(&info.default_config).unwrap();

@@ -13,7 +13,8 @@ use crate::PluginError;
 /// and `#[serde(default)]`, so typos are caught and omitted fields take their defaults.
 pub fn parse_config<T: DeserializeOwned>(text: &str) -> Result<T, PluginError> {
     let text = if text.trim().is_empty() { "()" } else { text };
-    let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let options =
+        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
     let mut de = ron::Deserializer::from_str_with_options(text, &options).map_err(spanned_error)?;
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -23,14 +24,19 @@ pub fn parse_config<T: DeserializeOwned>(text: &str) -> Result<T, PluginError> {
         error.field_path = join_path(&path, &error.field_path).into();
         error
     })?;
-    de.end().map_err(|code| spanned_error(de.span_error(code)))?;
+    de.end()
+        .map_err(|code| spanned_error(de.span_error(code)))?;
     Ok(value)
 }
 
 /// Combines the path serde reports (`crop`, `scale[1]`) with the field a ron error names
 /// (`sacle`), which the path may already end with.
 fn join_path(path: &str, field: &str) -> String {
-    let path = if matches!(path, "" | "." | "?") { "" } else { path };
+    let path = if matches!(path, "" | "." | "?") {
+        ""
+    } else {
+        path
+    };
     match (path, field) {
         ("", field) => field.to_string(),
         (path, "") => path.to_string(),
@@ -51,10 +57,11 @@ fn spanned_error(err: ron::error::SpannedError) -> PluginError {
         ),
         ron::Error::NoSuchEnumVariant {
             expected, found, ..
-        } => PluginError::config(String::new(), unknown_name_message("value", &found, expected)),
-        ron::Error::MissingStructField { field, .. } => {
-            PluginError::config(field, "missing field")
-        }
+        } => PluginError::config(
+            String::new(),
+            unknown_name_message("value", &found, expected),
+        ),
+        ron::Error::MissingStructField { field, .. } => PluginError::config(field, "missing field"),
         ron::Error::DuplicateStructField { field, .. } => {
             PluginError::config(field, "field given twice")
         }

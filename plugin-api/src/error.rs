@@ -151,7 +151,12 @@ mod tests {
 
     #[test]
     fn display_is_one_line_with_path_and_position() {
-        let e = PluginError::config("scale", "must be\n  increasing").at(3, 7).within("params");
-        assert_eq!(e.to_string(), "line 3, column 7: `params.scale`: must be increasing");
+        let e = PluginError::config("scale", "must be\n  increasing")
+            .at(3, 7)
+            .within("params");
+        assert_eq!(
+            e.to_string(),
+            "line 3, column 7: `params.scale`: must be increasing"
+        );
     }
 }

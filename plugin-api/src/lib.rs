@@ -124,8 +124,8 @@ pub mod prelude {
     pub use crate::{
         AugmentContext, BackboneContext, BackboneSummary, ExportMeta, ImageU8, LoadReport,
         LoadWeightsOptions, LossContext, MetricContext, MetricMatrix, MetricOutput, MetricReport,
-        MetricScalar, MetricVector, ModelGraph, NamedTensor, PluginError, StepParams, StepReport,
-        ROption, RString, RVec, Tensor, TensorMut, TensorRef, VerifyReport, WeightSet,
+        MetricScalar, MetricVector, ModelGraph, NamedTensor, PluginError, ROption, RString, RVec,
+        StepParams, StepReport, Tensor, TensorMut, TensorRef, VerifyReport, WeightSet,
         export_plugin, register,
     };
     pub use serde::{Deserialize, Serialize};

@@ -75,8 +75,11 @@ pub struct PluginRoot {
     /// The plugin's name, version, description and component list.
     pub info: extern "C" fn() -> RResult<PluginInfo, PluginError>,
     /// Parses and checks a component's config without creating the component.
-    pub validate:
-        extern "C" fn(kind: ComponentKind, name: RStr<'_>, config: RStr<'_>) -> RResult<(), PluginError>,
+    pub validate: extern "C" fn(
+        kind: ComponentKind,
+        name: RStr<'_>,
+        config: RStr<'_>,
+    ) -> RResult<(), PluginError>,
     /// Creates a backbone.
     pub new_backbone: extern "C" fn(
         name: RStr<'_>,
@@ -161,7 +164,10 @@ mod tests {
     fn version_string_matches_constants_and_crate() {
         assert_eq!(ABI_VERSION_STRING, format!("{ABI_MAJOR}.{ABI_MINOR}.0"));
         let crate_major: u32 = env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap();
-        assert_eq!(crate_major, ABI_MAJOR, "the crate's major version is the ABI major");
+        assert_eq!(
+            crate_major, ABI_MAJOR,
+            "the crate's major version is the ABI major"
+        );
     }
 
     #[test]

@@ -54,7 +54,9 @@ fn check_len(shape: &[usize], len: usize) -> Result<(), PluginError> {
 /// Reads a shape of rank `N`, or says which rank was expected.
 fn dims<const N: usize>(shape: &[usize]) -> Result<[usize; N], PluginError> {
     shape.try_into().map_err(|_| {
-        PluginError::input(format!("expected a tensor of rank {N}, got shape {shape:?}"))
+        PluginError::input(format!(
+            "expected a tensor of rank {N}, got shape {shape:?}"
+        ))
     })
 }
 
@@ -201,7 +203,10 @@ mod tests {
     fn shapes_are_checked() {
         assert!(Tensor::new(vec![2, 3], vec![0.0; 6]).is_ok());
         let err = Tensor::new(vec![2, 3], vec![0.0; 5]).unwrap_err();
-        assert_eq!(err.to_string(), "tensor of shape [2, 3] needs 6 elements, got 5");
+        assert_eq!(
+            err.to_string(),
+            "tensor of shape [2, 3] needs 6 elements, got 5"
+        );
         let t = Tensor::zeros(vec![2, 3]);
         assert_eq!(t.view().dims2().unwrap(), (2, 3));
         assert!(t.view().dims4().is_err());

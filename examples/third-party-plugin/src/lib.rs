@@ -44,7 +44,10 @@ impl Component for Poly1 {
         if config.epsilon.is_finite() && config.epsilon >= -1.0 {
             Ok(())
         } else {
-            Err(PluginError::config("epsilon", "must be a finite number >= -1"))
+            Err(PluginError::config(
+                "epsilon",
+                "must be a finite number >= -1",
+            ))
         }
     }
 }
@@ -68,7 +71,9 @@ impl Loss for Poly1 {
     ) -> Result<f64, PluginError> {
         let (n, c) = logits.dims2()?;
         if targets.dims2()? != (n, c) || grad.dims2()? != (n, c) {
-            return Err(PluginError::input("logits, targets and grad must have one shape"));
+            return Err(PluginError::input(
+                "logits, targets and grad must have one shape",
+            ));
         }
         let mut total = 0.0;
         for i in 0..n {
@@ -78,7 +83,11 @@ impl Loss for Poly1 {
             let sum_exp: f64 = z.iter().map(|&v| (v as f64 - max).exp()).sum();
             let log_sum = max + sum_exp.ln();
             let p: Vec<f64> = z.iter().map(|&v| (v as f64 - log_sum).exp()).collect();
-            let ce: f64 = t.iter().zip(z).map(|(&t, &z)| -(t as f64) * (z as f64 - log_sum)).sum();
+            let ce: f64 = t
+                .iter()
+                .zip(z)
+                .map(|(&t, &z)| -(t as f64) * (z as f64 - log_sum))
+                .sum();
             let p_t: f64 = t.iter().zip(&p).map(|(&t, p)| t as f64 * p).sum();
             total += ce + self.epsilon * (1.0 - p_t);
             for k in 0..c {
@@ -110,7 +119,8 @@ pub struct BalancedAccuracyConfig {
 
 impl Component for BalancedAccuracy {
     const NAME: &'static str = "balanced_accuracy";
-    const DESCRIPTION: &'static str = "Mean per-class recall, as scikit-learn's balanced_accuracy_score";
+    const DESCRIPTION: &'static str =
+        "Mean per-class recall, as scikit-learn's balanced_accuracy_score";
     const PARAMS: &'static [Param] = &[Param::new(
         "adjusted",
         "Rescale as (score - 1/k) / (1 - 1/k) for k present classes, so chance is 0.",
@@ -153,7 +163,9 @@ impl Metric for BalancedAccuracy {
         for (row, &label) in logits.data.chunks(c).zip(labels) {
             let label = label as usize;
             if label >= c {
-                return Err(PluginError::input(format!("label {label} is not below {c}")));
+                return Err(PluginError::input(format!(
+                    "label {label} is not below {c}"
+                )));
             }
             let predicted = row
                 .iter()
@@ -170,7 +182,13 @@ impl Metric for BalancedAccuracy {
             .correct
             .iter()
             .zip(&self.support)
-            .map(|(&hit, &n)| if n == 0 { f64::NAN } else { hit as f64 / n as f64 })
+            .map(|(&hit, &n)| {
+                if n == 0 {
+                    f64::NAN
+                } else {
+                    hit as f64 / n as f64
+                }
+            })
             .collect();
         let present: Vec<f64> = recalls.iter().copied().filter(|r| !r.is_nan()).collect();
         let mut score = if present.is_empty() {
@@ -216,7 +234,11 @@ mod tests {
     /// The analytic gradient agrees with central finite differences of the loss.
     #[test]
     fn poly1_gradient_matches_finite_differences() {
-        let loss = Poly1::new(Poly1Config { epsilon: 0.7 }, &LossContext { num_classes: 3 }).unwrap();
+        let loss = Poly1::new(
+            Poly1Config { epsilon: 0.7 },
+            &LossContext { num_classes: 3 },
+        )
+        .unwrap();
         let shape = [2usize, 3];
         let logits = vec![0.3f32, -1.2, 2.0, 0.1, 0.4, -0.5];
         let targets = vec![0.0f32, 0.25, 0.75, 1.0, 0.0, 0.0];
@@ -243,7 +265,11 @@ mod tests {
             let mut down = logits.clone();
             down[k] -= h;
             let numeric = (value(&up) - value(&down)) / (2.0 * h as f64);
-            assert!((numeric - grad[k] as f64).abs() < 1e-4, "{k}: {numeric} vs {}", grad[k]);
+            assert!(
+                (numeric - grad[k] as f64).abs() < 1e-4,
+                "{k}: {numeric} vs {}",
+                grad[k]
+            );
         }
     }
 
@@ -263,7 +289,10 @@ mod tests {
         }
         let shape = [6usize, 3];
         metric
-            .update(TensorRef::new(&shape, &logits).unwrap(), &[0, 0, 1, 2, 2, 2])
+            .update(
+                TensorRef::new(&shape, &logits).unwrap(),
+                &[0, 0, 1, 2, 2, 2],
+            )
             .unwrap();
         let report = metric.compute().unwrap();
         assert!((report.scalars[0].value - 0.722_222_222_222_222_2).abs() < 1e-12);

@@ -21,7 +21,9 @@ pub fn run(search: &SearchPath, args: &PluginsArgs) -> Result<()> {
         (None, false) => listing(&registry, search),
         (None, true) => json(&Listing::new(&registry, search))?,
         (Some(name), json_out) => {
-            let entry = registry.get(name).with_context(|| unknown(&registry, name))?;
+            let entry = registry
+                .get(name)
+                .with_context(|| unknown(&registry, name))?;
             if json_out {
                 json(&ComponentView::new(&entry))?
             } else {

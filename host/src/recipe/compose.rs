@@ -116,7 +116,11 @@ pub fn apply_override(root: &mut Node, spec: &str) -> Result<(), RecipeError> {
         .ok_or_else(|| problem("expected `path=value`, e.g. `trainer.epochs=3`".into()))?;
     let path = doc::parse_path(path_text.trim())
         .filter(|p| !p.is_empty())
-        .ok_or_else(|| problem(format!("`{path_text}` is not a path like `data.root` or `augment[0].params.p`")))?;
+        .ok_or_else(|| {
+            problem(format!(
+                "`{path_text}` is not a path like `data.root` or `augment[0].params.p`"
+            ))
+        })?;
     let value = doc::parse(value_text.trim(), &source)?;
     let (last, parents) = path.split_last().expect("non-empty path");
     let mut node = root;
@@ -126,8 +130,9 @@ pub fn apply_override(root: &mut Node, spec: &str) -> Result<(), RecipeError> {
         node = match segment {
             Segment::Field(name) => {
                 walked = join(&walked, name);
-                field_or_insert(node, name, &value.origin)
-                    .ok_or_else(|| problem(format!("`{walked}` is not a struct, so it has no fields")))?
+                field_or_insert(node, name, &value.origin).ok_or_else(|| {
+                    problem(format!("`{walked}` is not a struct, so it has no fields"))
+                })?
             }
             Segment::Index(i) => {
                 let len = list_len(node);
@@ -144,14 +149,18 @@ pub fn apply_override(root: &mut Node, spec: &str) -> Result<(), RecipeError> {
     match last {
         Segment::Field(name) => {
             let slot = field_or_insert(node, name, &value.origin).ok_or_else(|| {
-                problem(format!("`{walked}` is not a struct, so it has no field `{name}`"))
+                problem(format!(
+                    "`{walked}` is not a struct, so it has no field `{name}`"
+                ))
             })?;
             *slot = value;
         }
         Segment::Index(i) => {
             let len = list_len(node);
             let slot = list_item(node, *i).ok_or_else(|| {
-                problem(format!("`{walked}` has {len} entries; there is no `{walked}[{i}]`"))
+                problem(format!(
+                    "`{walked}` has {len} entries; there is no `{walked}[{i}]`"
+                ))
             })?;
             *slot = value;
         }
@@ -160,7 +169,11 @@ pub fn apply_override(root: &mut Node, spec: &str) -> Result<(), RecipeError> {
 }
 
 fn join(path: &str, name: &str) -> String {
-    if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
 }
 
 /// The value inside `Some(..)`, or the node itself.

@@ -108,7 +108,10 @@ pub fn parse(text: &str, source: &str) -> Result<Node, SyntaxError> {
     let node = p.value()?;
     p.skip_trivia()?;
     if p.pos < text.len() {
-        return Err(p.error(format!("unexpected {} after the end of the value", p.found())));
+        return Err(p.error(format!(
+            "unexpected {} after the end of the value",
+            p.found()
+        )));
     }
     Ok(node)
 }
@@ -291,7 +294,10 @@ impl<'a> Parser<'a> {
             }
             let name_origin = self.origin_at(self.pos);
             if !self.peek().is_some_and(is_ident_start) {
-                return Err(self.error(format!("expected a field name or `)`, found {}", self.found())));
+                return Err(self.error(format!(
+                    "expected a field name or `)`, found {}",
+                    self.found()
+                )));
             }
             let field = self.ident().to_string();
             self.skip_trivia()?;
@@ -410,10 +416,9 @@ impl<'a> Parser<'a> {
     fn char_literal(&mut self) -> Result<String, SyntaxError> {
         let rest = self.rest();
         let body = &rest[1..];
-        let len = if body.starts_with('\\') {
-            body[1..].find('\'').map(|i| i + 1)
-        } else {
-            body.find('\'')
+        let len = match body.strip_prefix('\\') {
+            Some(escaped) => escaped.find('\'').map(|i| i + 1),
+            None => body.find('\''),
         };
         match len {
             Some(len) => {
@@ -429,7 +434,9 @@ impl Node {
     /// The field `name` of a struct node.
     pub fn field(&self, name: &str) -> Option<&Node> {
         match &self.value {
-            Value::Struct { fields, .. } => fields.iter().find(|f| f.name == name).map(|f| &f.value),
+            Value::Struct { fields, .. } => {
+                fields.iter().find(|f| f.name == name).map(|f| &f.value)
+            }
             _ => None,
         }
     }
@@ -454,7 +461,9 @@ impl Node {
                 (Segment::Field(name), Value::Struct { fields, .. }) => {
                     &fields.iter().find(|f| &f.name == name)?.value
                 }
-                (Segment::Index(i), Value::List(items) | Value::Tuple { items, .. }) => items.get(*i)?,
+                (Segment::Index(i), Value::List(items) | Value::Tuple { items, .. }) => {
+                    items.get(*i)?
+                }
                 _ => return None,
             };
         }
@@ -471,7 +480,10 @@ impl Node {
 
     fn unwrap_some(&self) -> &Node {
         match &self.value {
-            Value::Tuple { name: Some(n), items } if n == "Some" && items.len() == 1 => &items[0],
+            Value::Tuple {
+                name: Some(n),
+                items,
+            } if n == "Some" && items.len() == 1 => &items[0],
             _ => self,
         }
     }
@@ -631,7 +643,11 @@ mod tests {
         assert_eq!(at("size[1]").as_deref(), Some("160"));
         assert_eq!(at("augment[0].params.p").as_deref(), Some("0.5"));
         assert_eq!(at("augment[1].params"), None);
-        let origin = doc.at(&parse_path("augment[0].params.p").unwrap()).unwrap().origin.clone();
+        let origin = doc
+            .at(&parse_path("augment[0].params.p").unwrap())
+            .unwrap()
+            .origin
+            .clone();
         assert_eq!((origin.line, origin.column), (10, 38));
         let missing = doc.origin_of(&parse_path("augment[1].params.p").unwrap());
         assert_eq!((missing.line, missing.column), (11, 9));

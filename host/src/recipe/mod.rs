@@ -37,7 +37,11 @@ pub struct Problem {
 
 impl Problem {
     /// A problem at `origin` about the field at `path`.
-    pub fn new(origin: Option<Origin>, path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        origin: Option<Origin>,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Problem {
             origin,
             path: path.into(),

@@ -167,7 +167,11 @@ fn list<T: DeserializeOwned + HasParams>(
             Err(mut p) => problems.append(&mut p),
         }
     }
-    if problems.is_empty() { Ok(values) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(values)
+    } else {
+        Err(problems)
+    }
 }
 
 fn batch_augment(root: &Node, node: &Node) -> Result<BatchAugment, Vec<Problem>> {
@@ -192,7 +196,10 @@ pub fn to_doc(recipe: &Recipe) -> Node {
     let put = |node: &mut Node, params: &str| {
         let params = doc::parse(params, "params").unwrap_or_else(|_| serialize(&()));
         if let Value::Struct { fields, .. } = &mut node.value {
-            let at = fields.iter().position(|f| f.name == "name").map_or(0, |i| i + 1);
+            let at = fields
+                .iter()
+                .position(|f| f.name == "name")
+                .map_or(0, |i| i + 1);
             fields.insert(
                 at,
                 Field {

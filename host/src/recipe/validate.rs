@@ -29,7 +29,11 @@ pub fn class_folders(dir: &Path) -> std::io::Result<Vec<String>> {
 
 /// The folder whose sub-folders are the training classes.
 pub fn train_folder(resolved: &Resolved) -> PathBuf {
-    resolved.recipe.data.root.join(&resolved.recipe.data.train_dir)
+    resolved
+        .recipe
+        .data
+        .root
+        .join(&resolved.recipe.data.train_dir)
 }
 
 /// Runs every check; an empty list means the recipe is good to run.
@@ -64,9 +68,21 @@ impl Validator<'_> {
     fn values(&mut self) {
         let r = &self.resolved.recipe;
         let unit = |p: f64| (0.0..=1.0).contains(&p);
-        self.require(r.data.batch_size > 0, "data.batch_size", "must be at least 1");
-        self.require(r.data.eval_batch_size != Some(0), "data.eval_batch_size", "must be at least 1");
-        self.require(r.data.workers != Some(0), "data.workers", "must be at least 1");
+        self.require(
+            r.data.batch_size > 0,
+            "data.batch_size",
+            "must be at least 1",
+        );
+        self.require(
+            r.data.eval_batch_size != Some(0),
+            "data.eval_batch_size",
+            "must be at least 1",
+        );
+        self.require(
+            r.data.workers != Some(0),
+            "data.workers",
+            "must be at least 1",
+        );
         self.require(
             r.data.image_size.0 > 0 && r.data.image_size.1 > 0,
             "data.image_size",
@@ -83,35 +99,75 @@ impl Validator<'_> {
             "must be at least the smaller side of `eval_crop`",
         );
         let std = [r.data.std.0, r.data.std.1, r.data.std.2];
-        self.require(std.iter().all(|&s| s > 0.0), "data.std", "every channel must be positive");
+        self.require(
+            std.iter().all(|&s| s > 0.0),
+            "data.std",
+            "every channel must be positive",
+        );
         if let Some(split) = r.data.val_split {
-            self.require(split > 0.0 && split < 1.0, "data.val_split", "must be between 0 and 1");
+            self.require(
+                split > 0.0 && split < 1.0,
+                "data.val_split",
+                "must be between 0 and 1",
+            );
         }
         self.require(r.optimizer.lr > 0.0, "optimizer.lr", "must be positive");
-        self.require(r.optimizer.momentum >= 0.0, "optimizer.momentum", "must not be negative");
+        self.require(
+            r.optimizer.momentum >= 0.0,
+            "optimizer.momentum",
+            "must not be negative",
+        );
         self.require(
             (0.0..1.0).contains(&r.optimizer.betas.0) && (0.0..1.0).contains(&r.optimizer.betas.1),
             "optimizer.betas",
             "both must be in [0, 1)",
         );
-        self.require(r.optimizer.weight_decay >= 0.0, "optimizer.weight_decay", "must not be negative");
-        self.require(r.schedule.warmup_epochs >= 0.0, "schedule.warmup_epochs", "must not be negative");
+        self.require(
+            r.optimizer.weight_decay >= 0.0,
+            "optimizer.weight_decay",
+            "must not be negative",
+        );
+        self.require(
+            r.schedule.warmup_epochs >= 0.0,
+            "schedule.warmup_epochs",
+            "must not be negative",
+        );
         self.require(
             r.schedule.warmup_start_factor > 0.0 && r.schedule.warmup_start_factor <= 1.0,
             "schedule.warmup_start_factor",
             "must be in (0, 1]",
         );
-        self.require(r.schedule.step_epochs > 0, "schedule.step_epochs", "must be at least 1");
+        self.require(
+            r.schedule.step_epochs > 0,
+            "schedule.step_epochs",
+            "must be at least 1",
+        );
         self.require(
             r.schedule.milestones.windows(2).all(|w| w[0] < w[1]),
             "schedule.milestones",
             "must be increasing",
         );
-        self.require(r.schedule.scale_lr_batch_size != Some(0), "schedule.scale_lr_batch_size", "must be at least 1");
-        self.require(unit(r.batch_augment.prob), "batch_augment.prob", "must be in [0, 1]");
-        self.require(unit(r.batch_augment.switch_prob), "batch_augment.switch_prob", "must be in [0, 1]");
+        self.require(
+            r.schedule.scale_lr_batch_size != Some(0),
+            "schedule.scale_lr_batch_size",
+            "must be at least 1",
+        );
+        self.require(
+            unit(r.batch_augment.prob),
+            "batch_augment.prob",
+            "must be in [0, 1]",
+        );
+        self.require(
+            unit(r.batch_augment.switch_prob),
+            "batch_augment.switch_prob",
+            "must be in [0, 1]",
+        );
         for (i, e) in r.batch_augment.entries.iter().enumerate() {
-            self.require(unit(e.prob), &format!("batch_augment.entries[{i}].prob"), "must be in [0, 1]");
+            self.require(
+                unit(e.prob),
+                &format!("batch_augment.entries[{i}].prob"),
+                "must be in [0, 1]",
+            );
         }
         if r.batch_augment.entries.len() > 2 {
             self.problem(
@@ -120,15 +176,35 @@ impl Validator<'_> {
             );
         }
         self.require(r.trainer.epochs > 0, "trainer.epochs", "must be at least 1");
-        self.require(r.trainer.accumulate > 0, "trainer.accumulate", "must be at least 1");
-        self.require(r.trainer.eval_interval > 0, "trainer.eval_interval", "must be at least 1");
-        self.require(r.trainer.log_interval > 0, "trainer.log_interval", "must be at least 1");
+        self.require(
+            r.trainer.accumulate > 0,
+            "trainer.accumulate",
+            "must be at least 1",
+        );
+        self.require(
+            r.trainer.eval_interval > 0,
+            "trainer.eval_interval",
+            "must be at least 1",
+        );
+        self.require(
+            r.trainer.log_interval > 0,
+            "trainer.log_interval",
+            "must be at least 1",
+        );
         if let Some(clip) = r.trainer.clip_grad_norm {
             self.require(clip > 0.0, "trainer.clip_grad_norm", "must be positive");
         }
         if let Some(ema) = &r.trainer.ema {
-            self.require(ema.decay > 0.0 && ema.decay < 1.0, "trainer.ema.decay", "must be in (0, 1)");
-            self.require(ema.interval > 0, "trainer.ema.interval", "must be at least 1");
+            self.require(
+                ema.decay > 0.0 && ema.decay < 1.0,
+                "trainer.ema.decay",
+                "must be in (0, 1)",
+            );
+            self.require(
+                ema.interval > 0,
+                "trainer.ema.interval",
+                "must be at least 1",
+            );
         }
         if !valid_device(&r.trainer.device) {
             self.problem(
@@ -154,7 +230,10 @@ impl Validator<'_> {
         if !data.root.is_dir() {
             self.problem(
                 "data.root",
-                format!("{} does not exist or is not a directory", data.root.display()),
+                format!(
+                    "{} does not exist or is not a directory",
+                    data.root.display()
+                ),
             );
             return None;
         }
@@ -162,7 +241,10 @@ impl Validator<'_> {
         let classes = match class_folders(&train) {
             Ok(c) => c,
             Err(e) => {
-                self.problem("data.train_dir", format!("cannot read {}: {e}", train.display()));
+                self.problem(
+                    "data.train_dir",
+                    format!("cannot read {}: {e}", train.display()),
+                );
                 return None;
             }
         };
@@ -208,7 +290,14 @@ impl Validator<'_> {
         }
     }
 
-    fn check(&mut self, registry: &Registry, kind: ComponentKind, path: &str, name: &str, params: &str) -> bool {
+    fn check(
+        &mut self,
+        registry: &Registry,
+        kind: ComponentKind,
+        path: &str,
+        name: &str,
+        params: &str,
+    ) -> bool {
         if name.is_empty() {
             self.problem(
                 &format!("{path}.name"),
@@ -232,10 +321,23 @@ impl Validator<'_> {
             .num_classes
             .or(classes.as_ref().map(|c| c.len() as u32))
             .unwrap_or(2);
-        let class_names: Vec<String> = classes.unwrap_or_else(|| (0..num_classes).map(|i| i.to_string()).collect());
-        self.check(registry, ComponentKind::Backbone, "model", &r.model.name, &r.model.params);
+        let class_names: Vec<String> =
+            classes.unwrap_or_else(|| (0..num_classes).map(|i| i.to_string()).collect());
+        self.check(
+            registry,
+            ComponentKind::Backbone,
+            "model",
+            &r.model.name,
+            &r.model.params,
+        );
         for (i, c) in r.augment.iter().enumerate() {
-            self.check(registry, ComponentKind::SampleAugment, &format!("augment[{i}]"), &c.name, &c.params);
+            self.check(
+                registry,
+                ComponentKind::SampleAugment,
+                &format!("augment[{i}]"),
+                &c.name,
+                &c.params,
+            );
         }
         for (i, c) in r.batch_augment.entries.iter().enumerate() {
             self.check(
@@ -247,10 +349,21 @@ impl Validator<'_> {
             );
         }
         for (i, c) in r.export.iter().enumerate() {
-            self.check(registry, ComponentKind::Exporter, &format!("export[{i}]"), &c.name, &c.params);
+            self.check(
+                registry,
+                ComponentKind::Exporter,
+                &format!("export[{i}]"),
+                &c.name,
+                &c.params,
+            );
         }
-        if self.check(registry, ComponentKind::Loss, "loss", &r.loss.name, &r.loss.params)
-            && !r.batch_augment.entries.is_empty()
+        if self.check(
+            registry,
+            ComponentKind::Loss,
+            "loss",
+            &r.loss.name,
+            &r.loss.params,
+        ) && !r.batch_augment.entries.is_empty()
         {
             let soft = registry
                 .new_loss(&r.loss.name, &r.loss.params, &LossContext { num_classes })
@@ -259,7 +372,12 @@ impl Validator<'_> {
             match soft {
                 Ok(true) => {}
                 Ok(false) => {
-                    let names: Vec<&str> = r.batch_augment.entries.iter().map(|e| e.name.as_str()).collect();
+                    let names: Vec<&str> = r
+                        .batch_augment
+                        .entries
+                        .iter()
+                        .map(|e| e.name.as_str())
+                        .collect();
                     self.problem(
                         "loss.name",
                         format!(

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use abi_stable::std_types::{RResult, RStr, RString, RVec};
 use clshost_plugin_api::{
@@ -55,16 +56,17 @@ impl fmt::Display for Origin {
     }
 }
 
-/// An error a component returned, with where it came from and what the host was doing.
+/// An error a component returned, with where it came from and what the host was doing. Kept
+/// small (shared origin, boxed error) because it travels in `Result`s on hot paths.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 #[error("{origin}: {operation}: {error}")]
 pub struct ComponentError {
     /// The component.
-    pub origin: Origin,
+    pub origin: Arc<Origin>,
     /// The operation that failed (`new`, `compute`, ...).
     pub operation: &'static str,
     /// The plugin's error.
-    pub error: PluginError,
+    pub error: Box<PluginError>,
 }
 
 /// Why a component could not be created.
@@ -81,13 +83,13 @@ pub enum CreateError {
 /// Converts a plugin result into a host result naming `origin` and `operation`.
 fn named<T>(
     result: RResult<T, PluginError>,
-    origin: &Origin,
+    origin: &Arc<Origin>,
     operation: &'static str,
 ) -> Result<T, ComponentError> {
     result.into_result().map_err(|error| ComponentError {
-        origin: origin.clone(),
+        origin: Arc::clone(origin),
         operation,
-        error,
+        error: Box::new(error),
     })
 }
 
@@ -98,15 +100,20 @@ impl Registry {
         kind: ComponentKind,
         name: &str,
         create: impl FnOnce(&Entry<'_>) -> RResult<T, PluginError>,
-    ) -> Result<(T, Origin), CreateError> {
+    ) -> Result<(T, Arc<Origin>), CreateError> {
         let entry = self.resolve(kind, name)?;
-        let origin = Origin::of(&entry);
+        let origin = Arc::new(Origin::of(&entry));
         let value = named(create(&entry), &origin, "new")?;
         Ok((value, origin))
     }
 
     /// Parses and checks a component's config (RON) without creating the component.
-    pub fn validate(&self, kind: ComponentKind, name: &str, config: &str) -> Result<(), CreateError> {
+    pub fn validate(
+        &self,
+        kind: ComponentKind,
+        name: &str,
+        config: &str,
+    ) -> Result<(), CreateError> {
         self.create(kind, name, |e| {
             (e.plugin.library.root.validate())(kind, RStr::from(name), RStr::from(config))
         })
@@ -158,7 +165,12 @@ impl Registry {
     }
 
     /// Creates a loss.
-    pub fn new_loss(&self, name: &str, config: &str, ctx: &LossContext) -> Result<Loss, CreateError> {
+    pub fn new_loss(
+        &self,
+        name: &str,
+        config: &str,
+        ctx: &LossContext,
+    ) -> Result<Loss, CreateError> {
         let (inner, origin) = self.create(ComponentKind::Loss, name, |e| {
             (e.plugin.library.root.new_loss())(name.into(), config.into(), ctx)
         })?;
@@ -190,7 +202,7 @@ impl Registry {
 /// A trainable model from a plugin.
 pub struct Backbone {
     inner: BackboneBox,
-    origin: Origin,
+    origin: Arc<Origin>,
 }
 
 impl Backbone {
@@ -215,7 +227,11 @@ impl Backbone {
         grad_logits: TensorRef<'_>,
         step: StepParams,
     ) -> Result<StepReport, ComponentError> {
-        named(self.inner.backward_step(grad_logits, step), &self.origin, "backward_step")
+        named(
+            self.inner.backward_step(grad_logits, step),
+            &self.origin,
+            "backward_step",
+        )
     }
 
     /// Inference forward pass.
@@ -224,7 +240,11 @@ impl Backbone {
         images: TensorRef<'_>,
         weights: WeightSet,
     ) -> Result<Tensor, ComponentError> {
-        named(self.inner.eval_forward(images, weights), &self.origin, "eval_forward")
+        named(
+            self.inner.eval_forward(images, weights),
+            &self.origin,
+            "eval_forward",
+        )
     }
 
     /// The complete training state.
@@ -234,12 +254,21 @@ impl Backbone {
 
     /// Restores a saved training state.
     pub fn load_state(&mut self, state: &[u8]) -> Result<(), ComponentError> {
-        named(self.inner.load_state(state.into()), &self.origin, "load_state")
+        named(
+            self.inner.load_state(state.into()),
+            &self.origin,
+            "load_state",
+        )
     }
 
     /// The weights in torchvision naming.
     pub fn named_weights(&self, weights: WeightSet) -> Result<Vec<NamedTensor>, ComponentError> {
-        named(self.inner.named_weights(weights), &self.origin, "named_weights").map(RVec::into_vec)
+        named(
+            self.inner.named_weights(weights),
+            &self.origin,
+            "named_weights",
+        )
+        .map(RVec::into_vec)
     }
 
     /// Loads weights by name.
@@ -248,7 +277,11 @@ impl Backbone {
         weights: Vec<NamedTensor>,
         options: LoadWeightsOptions,
     ) -> Result<LoadReport, ComponentError> {
-        named(self.inner.load_weights(weights.into(), options), &self.origin, "load_weights")
+        named(
+            self.inner.load_weights(weights.into(), options),
+            &self.origin,
+            "load_weights",
+        )
     }
 
     /// The framework-neutral graph.
@@ -260,7 +293,7 @@ impl Backbone {
 /// A per-sample augmentation from a plugin.
 pub struct SampleAugment {
     inner: SampleAugmentBox,
-    origin: Origin,
+    origin: Arc<Origin>,
     stage: AugmentStage,
 }
 
@@ -289,7 +322,7 @@ impl SampleAugment {
 /// A batch augmentation from a plugin.
 pub struct BatchAugment {
     inner: BatchAugmentBox,
-    origin: Origin,
+    origin: Arc<Origin>,
 }
 
 impl BatchAugment {
@@ -305,14 +338,18 @@ impl BatchAugment {
         targets: TensorMut<'_>,
         seed: u64,
     ) -> Result<(), ComponentError> {
-        named(self.inner.apply(images, targets, seed), &self.origin, "apply")
+        named(
+            self.inner.apply(images, targets, seed),
+            &self.origin,
+            "apply",
+        )
     }
 }
 
 /// A loss from a plugin.
 pub struct Loss {
     inner: LossBox,
-    origin: Origin,
+    origin: Arc<Origin>,
 }
 
 impl Loss {
@@ -323,7 +360,11 @@ impl Loss {
 
     /// Whether soft targets are accepted.
     pub fn accepts_soft_targets(&self) -> Result<bool, ComponentError> {
-        named(self.inner.accepts_soft_targets(), &self.origin, "accepts_soft_targets")
+        named(
+            self.inner.accepts_soft_targets(),
+            &self.origin,
+            "accepts_soft_targets",
+        )
     }
 
     /// Mean loss; writes the gradient of the logits into `grad`.
@@ -333,14 +374,18 @@ impl Loss {
         targets: TensorRef<'_>,
         grad: TensorMut<'_>,
     ) -> Result<f64, ComponentError> {
-        named(self.inner.compute(logits, targets, grad), &self.origin, "compute")
+        named(
+            self.inner.compute(logits, targets, grad),
+            &self.origin,
+            "compute",
+        )
     }
 }
 
 /// A metric from a plugin.
 pub struct Metric {
     inner: MetricBox,
-    origin: Origin,
+    origin: Arc<Origin>,
 }
 
 impl Metric {
@@ -361,7 +406,11 @@ impl Metric {
 
     /// Accumulates a batch.
     pub fn update(&mut self, logits: TensorRef<'_>, labels: &[u32]) -> Result<(), ComponentError> {
-        named(self.inner.update(logits, labels.into()), &self.origin, "update")
+        named(
+            self.inner.update(logits, labels.into()),
+            &self.origin,
+            "update",
+        )
     }
 
     /// Reports over everything accumulated.
@@ -373,7 +422,7 @@ impl Metric {
 /// An exporter from a plugin.
 pub struct Exporter {
     inner: ExporterBox,
-    origin: Origin,
+    origin: Arc<Origin>,
 }
 
 impl Exporter {
@@ -390,8 +439,17 @@ impl Exporter {
         out_dir: &std::path::Path,
     ) -> Result<Vec<PathBuf>, ComponentError> {
         let dir = out_dir.to_string_lossy();
-        named(self.inner.export(graph, meta, RStr::from(dir.as_ref())), &self.origin, "export")
-            .map(|files| files.into_iter().map(|f| PathBuf::from(f.as_str())).collect())
+        named(
+            self.inner.export(graph, meta, RStr::from(dir.as_ref())),
+            &self.origin,
+            "export",
+        )
+        .map(|files| {
+            files
+                .into_iter()
+                .map(|f| PathBuf::from(f.as_str()))
+                .collect()
+        })
     }
 
     /// Checks the artifacts written for `graph` against reference logits.
@@ -407,7 +465,8 @@ impl Exporter {
             .map(|f| RString::from(f.to_string_lossy().into_owned()))
             .collect();
         named(
-            self.inner.verify(files.as_slice().into(), graph, inputs, expected),
+            self.inner
+                .verify(files.as_slice().into(), graph, inputs, expected),
             &self.origin,
             "verify",
         )

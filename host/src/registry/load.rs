@@ -94,8 +94,8 @@ pub fn load(path: &Path) -> Result<Library, LoadError> {
 
     // SAFETY: the handshake's signature is fixed forever by the ABI crate (see `AbiVersion`);
     // a library exporting this symbol name promises it.
-    let handshake = unsafe { raw.get::<Handshake>(HANDSHAKE_SYMBOL) }
-        .map_err(|_| LoadError::NotAPlugin)?;
+    let handshake =
+        unsafe { raw.get::<Handshake>(HANDSHAKE_SYMBOL) }.map_err(|_| LoadError::NotAPlugin)?;
     let abi = handshake();
     if abi.magic != AbiVersion::MAGIC {
         return Err(LoadError::BadMagic);
@@ -114,16 +114,18 @@ pub fn load(path: &Path) -> Result<Library, LoadError> {
         }
         other => LoadError::AbiStable(first_line(&other.to_string())),
     })?;
-    let root = header.init_root_module::<PluginRootRef>().map_err(|e| match e {
-        LibraryError::AbiInstability(report) => {
-            tracing::debug!("layout report for {}:\n{report}", path.display());
-            LoadError::Layout {
-                plugin_major: abi.major,
-                plugin_minor: abi.minor,
+    let root = header
+        .init_root_module::<PluginRootRef>()
+        .map_err(|e| match e {
+            LibraryError::AbiInstability(report) => {
+                tracing::debug!("layout report for {}:\n{report}", path.display());
+                LoadError::Layout {
+                    plugin_major: abi.major,
+                    plugin_minor: abi.minor,
+                }
             }
-        }
-        other => LoadError::Init(first_line(&other.to_string())),
-    })?;
+            other => LoadError::Init(first_line(&other.to_string())),
+        })?;
     let info = (root.info())()
         .into_result()
         .map_err(|e: PluginError| LoadError::Init(e.to_string()))?;
@@ -151,4 +153,3 @@ fn first_line(text: &str) -> String {
         .unwrap_or("unknown error")
         .to_string()
 }
-

@@ -199,7 +199,12 @@ impl Registry {
             .entries()
             .into_iter()
             .filter(|e| kind.is_none_or(|k| e.info.kind == k))
-            .map(|e| (strsim::jaro_winkler(name, &e.info.name), e.info.name.as_str()))
+            .map(|e| {
+                (
+                    strsim::jaro_winkler(name, &e.info.name),
+                    e.info.name.as_str(),
+                )
+            })
             .filter(|(score, _)| *score > 0.75)
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -272,7 +277,9 @@ fn unknown_message(
         message.push_str(&format!("; did you mean `{best}`?"));
     }
     if available.is_empty() {
-        message.push_str(&format!(" (no loaded plugin offers a {kind}; see `clshost plugins`)"));
+        message.push_str(&format!(
+            " (no loaded plugin offers a {kind}; see `clshost plugins`)"
+        ));
     } else {
         message.push_str(&format!(" (available: {})", available.join(", ")));
     }

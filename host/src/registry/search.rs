@@ -143,7 +143,8 @@ impl SearchPath {
                 source: Source::Flag,
             })
             .collect();
-        let mut seen_files: HashSet<PathBuf> = out.iter().filter_map(|c| canonical(&c.path)).collect();
+        let mut seen_files: HashSet<PathBuf> =
+            out.iter().filter_map(|c| canonical(&c.path)).collect();
         let mut seen_names: HashSet<OsString> = out
             .iter()
             .filter_map(|c| c.path.file_name().map(OsString::from))
@@ -176,7 +177,10 @@ impl SearchPath {
                     continue;
                 }
                 if !seen_names.insert(name) {
-                    tracing::debug!("{} is shadowed by an earlier plugin of that name", path.display());
+                    tracing::debug!(
+                        "{} is shadowed by an earlier plugin of that name",
+                        path.display()
+                    );
                     continue;
                 }
                 out.push(Candidate {
@@ -214,13 +218,21 @@ mod tests {
     use super::*;
 
     fn lib(name: &str) -> String {
-        format!("{}{name}{}", env::consts::DLL_PREFIX, env::consts::DLL_SUFFIX)
+        format!(
+            "{}{name}{}",
+            env::consts::DLL_PREFIX,
+            env::consts::DLL_SUFFIX
+        )
     }
 
     #[test]
     fn naming_convention() {
-        assert!(is_plugin_file_name(Path::new(&lib("clshost_plugin_losses"))));
-        assert!(is_plugin_file_name(Path::new(&lib("clshost_plugin_my_team2"))));
+        assert!(is_plugin_file_name(Path::new(&lib(
+            "clshost_plugin_losses"
+        ))));
+        assert!(is_plugin_file_name(Path::new(&lib(
+            "clshost_plugin_my_team2"
+        ))));
         assert!(!is_plugin_file_name(Path::new(&lib("clshost_plugin_"))));
         assert!(!is_plugin_file_name(Path::new(&lib("clshost_plugin_Bad"))));
         assert!(!is_plugin_file_name(Path::new(&lib("other"))));
@@ -274,6 +286,9 @@ mod tests {
             ..SearchPath::default()
         };
         let err = search.candidates().unwrap_err();
-        assert!(err.to_string().starts_with("plugin directory /definitely/not/here: "));
+        assert!(
+            err.to_string()
+                .starts_with("plugin directory /definitely/not/here: ")
+        );
     }
 }

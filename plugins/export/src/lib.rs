@@ -13,4 +13,4 @@ pub mod safetensors_format;
 use clshost_plugin_api::{export_plugin, register};
 
 register!(Exporter: safetensors_format::SafetensorsExporter, Exporter: onnx::OnnxExporter);
-export_plugin!(description: "Exporters: safetensors weights with a JSON sidecar");
+export_plugin!(description: "Exporters: ONNX (verified with tract) and safetensors with a JSON sidecar");

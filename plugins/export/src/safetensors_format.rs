@@ -70,10 +70,16 @@ fn is_integer_buffer(name: &str) -> bool {
 fn encode(tensor: &NamedTensor) -> (Dtype, Vec<u8>) {
     let data = tensor.tensor.data.as_slice();
     if is_integer_buffer(&tensor.name) {
-        let bytes = data.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect();
+        let bytes = data
+            .iter()
+            .flat_map(|&v| (v as i64).to_le_bytes())
+            .collect();
         (Dtype::I64, bytes)
     } else {
-        (Dtype::F32, data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        (
+            Dtype::F32,
+            data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        )
     }
 }
 
@@ -154,8 +160,8 @@ impl Exporter for SafetensorsExporter {
             .iter()
             .find(|f| f.extension().is_some_and(|e| e == "safetensors"))
             .ok_or_else(|| PluginError::input("no .safetensors file among the exported files"))?;
-        let bytes =
-            fs::read(weights).map_err(|e| PluginError::io(format!("{}: {e}", weights.display())))?;
+        let bytes = fs::read(weights)
+            .map_err(|e| PluginError::io(format!("{}: {e}", weights.display())))?;
         let file = SafeTensors::deserialize(&bytes)
             .map_err(|e| PluginError::input(format!("{}: {e}", weights.display())))?;
         if file.len() != graph.initializers.len() {
@@ -182,7 +188,10 @@ impl Exporter for SafetensorsExporter {
                 )));
             }
             if stored.data() != expected.as_slice() {
-                return Err(PluginError::input(format!("`{}` differs from the model", t.name)));
+                return Err(PluginError::input(format!(
+                    "`{}` differs from the model",
+                    t.name
+                )));
             }
         }
         fs::metadata(sidecar_path(weights))
@@ -213,7 +222,11 @@ mod tests {
             outputs: Vec::new().into(),
             nodes: Vec::new().into(),
             initializers: vec![
-                weight("fc.weight", vec![2, 3], vec![0.5, -1.0, 2.0, 3.25, 0.0, -0.125]),
+                weight(
+                    "fc.weight",
+                    vec![2, 3],
+                    vec![0.5, -1.0, 2.0, 3.25, 0.0, -0.125],
+                ),
                 weight("fc.bias", vec![2], vec![1e-7, -4.0]),
                 weight("bn1.num_batches_tracked", vec![], vec![1234.0]),
             ]
@@ -249,7 +262,13 @@ mod tests {
         let bad = SafetensorsConfig {
             file_name: "../x.safetensors".into(),
         };
-        assert_eq!(SafetensorsExporter::check(&bad).unwrap_err().field_path.as_str(), "file_name");
+        assert_eq!(
+            SafetensorsExporter::check(&bad)
+                .unwrap_err()
+                .field_path
+                .as_str(),
+            "file_name"
+        );
         assert!(SafetensorsExporter::check(&SafetensorsConfig::default()).is_ok());
     }
 
@@ -259,7 +278,10 @@ mod tests {
         let files = exporter().export(&graph(), &meta(), dir.path()).unwrap();
         assert_eq!(
             files,
-            [dir.path().join("model.safetensors"), dir.path().join("model.json")]
+            [
+                dir.path().join("model.safetensors"),
+                dir.path().join("model.json")
+            ]
         );
         let bytes = fs::read(&files[0]).unwrap();
         let file = SafeTensors::deserialize(&bytes).unwrap();
