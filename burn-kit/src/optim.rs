@@ -50,7 +50,7 @@ pub fn check_spec(spec: &OptimizerSpec) -> Result<(), PluginError> {
     if spec.kind == OptimizerKind::AdamW && !(in_unit(spec.beta1) && in_unit(spec.beta2)) {
         return Err(PluginError::config("optimizer.betas", "must be in [0, 1)"));
     }
-    if spec.kind == OptimizerKind::AdamW && !(spec.eps > 0.0) {
+    if spec.kind == OptimizerKind::AdamW && (spec.eps.is_nan() || spec.eps <= 0.0) {
         return Err(PluginError::config("optimizer.eps", "must be above 0"));
     }
     if !(spec.weight_decay >= 0.0 && spec.norm_bias_weight_decay >= 0.0) {
@@ -60,7 +60,7 @@ pub fn check_spec(spec: &OptimizerSpec) -> Result<(), PluginError> {
         ));
     }
     if let Some(max) = spec.clip_grad_norm.into_option()
-        && !(max > 0.0)
+        && (max.is_nan() || max <= 0.0)
     {
         return Err(PluginError::config(
             "optimizer.clip_grad_norm",

@@ -41,6 +41,8 @@ pub struct SavedState {
     pub optimizer_steps: u64,
     /// Training forward passes so far (they seed dropout).
     pub forward_passes: u64,
+    /// The backbone seed (with the pass count, it seeds dropout).
+    pub seed: u64,
 }
 
 fn bytes_of(t: &Tensor) -> Vec<u8> {
@@ -106,6 +108,7 @@ pub fn encode(state: &SavedState) -> Result<Vec<u8>, PluginError> {
         "forward_passes".to_string(),
         state.forward_passes.to_string(),
     );
+    meta.insert("seed".to_string(), state.seed.to_string());
     meta.insert(
         "param_steps".to_string(),
         serde_json::Value::Object(steps).to_string(),
@@ -207,5 +210,6 @@ pub fn decode(bytes: &[u8]) -> Result<SavedState, PluginError> {
         accum,
         optimizer_steps: number("optimizer_steps")?,
         forward_passes: number("forward_passes")?,
+        seed: number("seed")?,
     })
 }

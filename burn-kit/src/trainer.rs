@@ -71,11 +71,13 @@ fn to_named<B: Backend>(entries: Vec<Entry<B>>) -> Result<Vec<NamedTensor>, Plug
 }
 
 /// The exponential moving average of the weights.
-struct Ema<B: Backend, M> {
+struct Ema<M> {
     model: M,
     updates: u64,
-    _backend: std::marker::PhantomData<B>,
 }
+
+/// The family's model on the inner (non-autodiff) backend of `AB`.
+type InnerModel<AB, F> = <F as ModelFamily>::Model<<AB as AutodiffBackend>::InnerBackend>;
 
 /// One model on one autodiff backend `AB`, with its optimizer, EMA and pending graph.
 pub struct Trainer<AB: AutodiffBackend, F: ModelFamily> {
@@ -83,9 +85,9 @@ pub struct Trainer<AB: AutodiffBackend, F: ModelFamily> {
     num_classes: usize,
     seed: u64,
     model: F::Model<AB>,
-    eval_model: F::Model<AB::InnerBackend>,
+    eval_model: InnerModel<AB, F>,
     eval_fresh: bool,
-    ema: Option<Ema<AB::InnerBackend, F::Model<AB::InnerBackend>>>,
+    ema: Option<Ema<InnerModel<AB, F>>>,
     optim: Optimizer<AB::InnerBackend>,
     accum: HashMap<String, Tensor<AB::InnerBackend, 1>>,
     pending: Option<Tensor<AB, 2>>,
@@ -112,7 +114,6 @@ impl<AB: AutodiffBackend, F: ModelFamily> Trainer<AB, F> {
         let ema = spec.ema.into_option().map(|_| Ema {
             model: inner_copy::<AB, F>(family, num_classes, &model, &device),
             updates: 0,
-            _backend: std::marker::PhantomData,
         });
         Ok(Trainer {
             device,
@@ -432,6 +433,7 @@ impl<AB: AutodiffBackend, F: ModelFamily> Trainer<AB, F> {
                 .collect::<Result<_, PluginError>>()?,
             optimizer_steps: self.optimizer_steps,
             forward_passes: self.forward_passes,
+            seed: self.seed,
         };
         state::encode(&saved)
     }
@@ -474,6 +476,7 @@ impl<AB: AutodiffBackend, F: ModelFamily> Trainer<AB, F> {
         self.accum = saved.accum.into_iter().map(|(n, t)| (n, flat(t))).collect();
         self.optimizer_steps = saved.optimizer_steps;
         self.forward_passes = saved.forward_passes;
+        self.seed = saved.seed;
         Ok(())
     }
 

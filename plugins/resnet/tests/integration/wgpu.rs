@@ -1,0 +1,81 @@
+//! The wgpu backend against the CPU one: a training step and an evaluation of a small ResNet
+//! should agree within float tolerance. Needs a Vulkan driver; CI uses Mesa's software lavapipe
+//! (`apt-get install mesa-vulkan-drivers libvulkan1`). On lavapipe with Burn 0.21 the training
+//! logits and `fc` gradients agree but the gradients of deeper layers do not, so the test is
+//! ignored until that is resolved (`cargo test -p clshost-plugin-resnet -- --ignored`).
+
+use clshost_plugin_api::prelude::*;
+use clshost_plugin_api::{OptimizerKind, OptimizerSpec};
+use clshost_plugin_resnet::{ResNet, ResNetConfig};
+
+use crate::common::{context, fixture_value, load_fixture_weights, max_abs_diff};
+
+fn run(device: &str) -> (Tensor, Tensor, Vec<NamedTensor>) {
+    let spec = OptimizerSpec {
+        kind: OptimizerKind::Sgd,
+        momentum: 0.9,
+        nesterov: false,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 1e-4,
+        norm_bias_weight_decay: 0.0,
+        clip_grad_norm: None.into(),
+        ema: None.into(),
+    };
+    let config = ResNetConfig {
+        small_input: true,
+        ..ResNetConfig::default()
+    };
+    let mut model = ResNet::<18>::new(config, &context(4, device, spec))
+        .unwrap_or_else(|e| panic!("cannot create a backbone on `{device}`: {e}"));
+    load_fixture_weights(&mut model);
+    let x = fixture_value("wgpu.input", &[2, 3, 16, 16]);
+    let logits = model.forward(x.view()).unwrap();
+    let grad = fixture_value("wgpu.grad", &logits.shape);
+    model
+        .backward_step(
+            grad.view(),
+            StepParams {
+                lr: 0.01,
+                apply_update: true,
+            },
+        )
+        .unwrap();
+    let eval = model.eval_forward(x.view(), WeightSet::Raw).unwrap();
+    (logits, eval, model.named_weights(WeightSet::Raw).unwrap())
+}
+
+fn diff(a: &Tensor, b: &Tensor) -> f64 {
+    let b: Vec<f64> = b.data.iter().map(|&v| f64::from(v)).collect();
+    max_abs_diff(&a.data, &b)
+}
+
+#[test]
+#[ignore = "fails on Burn 0.21 wgpu (Mesa lavapipe): forward and the head's gradient match the \
+            CPU, deeper gradients do not (the CPU's match torchvision); run with --ignored"]
+fn a_wgpu_training_step_matches_the_cpu() {
+    let (cpu_logits, cpu_eval, cpu_weights) = run("cpu");
+    let (gpu_logits, gpu_eval, gpu_weights) = run("wgpu");
+    let mut failures = Vec::new();
+    for (what, d, tol) in [
+        ("training logits", diff(&gpu_logits, &cpu_logits), 1e-3),
+        (
+            "eval logits after the step",
+            diff(&gpu_eval, &cpu_eval),
+            1e-3,
+        ),
+    ] {
+        if d > tol {
+            failures.push(format!("{what} differ by {d}"));
+        }
+    }
+    for (g, c) in gpu_weights.iter().zip(&cpu_weights) {
+        assert_eq!(g.name, c.name);
+        let d = diff(&g.tensor, &c.tensor);
+        if d > 1e-4 {
+            failures.push(format!("`{}` differs by {d} after the step", g.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("; "));
+}
