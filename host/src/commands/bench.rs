@@ -124,8 +124,8 @@ fn data(search: &SearchPath, args: &BenchDataArgs) -> Result<()> {
     };
     let augments = AUGMENTS
         .iter()
-        .map(|name| registry.new_sample_augment(name, "()", &ctx))
-        .collect::<Result<Vec<_>, _>>()
+        .map(|name| Ok(registry.new_sample_augment(name, "()", &ctx)?))
+        .collect::<Result<Vec<_>>>()
         .context("the data benchmark needs the augmentation plugin (clshost-plugin-augment)")?;
     let pipeline = Pipeline::new(augments, args.size, args.size, MEAN, STD)?;
     let workers = args.workers.unwrap_or_else(cores);

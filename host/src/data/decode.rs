@@ -39,12 +39,12 @@ impl Default for DecodeLimits {
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     /// The file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is empty.
     #[error("{} is an empty file", path.display())]
@@ -106,9 +106,9 @@ impl DecodeError {
 
 /// Reads and decodes the image file at `path`.
 pub fn decode_file(path: &Path, limits: &DecodeLimits) -> Result<ImageU8, DecodeError> {
-    let bytes = std::fs::read(path).map_err(|source| DecodeError::Io {
+    let bytes = std::fs::read(path).map_err(|error| DecodeError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     decode_bytes(&bytes, path, limits)
 }
@@ -131,9 +131,9 @@ pub fn decode_bytes(
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|source| DecodeError::Io {
+        .map_err(|error| DecodeError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
     if reader.format().is_none() {
         match ImageFormat::from_path(path) {
@@ -184,9 +184,9 @@ pub fn decode_bytes(
 pub fn dimensions(path: &Path) -> Result<(u32, u32), DecodeError> {
     let reader = ImageReader::open(path)
         .and_then(ImageReader::with_guessed_format)
-        .map_err(|source| DecodeError::Io {
+        .map_err(|error| DecodeError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
     reader.into_dimensions().map_err(|e| DecodeError::Corrupt {
         path: path.to_path_buf(),
@@ -216,7 +216,7 @@ fn jpeg_complete(data: &[u8]) -> bool {
                 i += 2 + len;
                 if marker == 0xDA {
                     while i + 1 < data.len()
-                        && !(data[i] == 0xFF && !matches!(data[i + 1], 0x00 | 0xD0..=0xD7))
+                        && (data[i] != 0xFF || matches!(data[i + 1], 0x00 | 0xD0..=0xD7))
                     {
                         i += 1;
                     }

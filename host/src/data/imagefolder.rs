@@ -41,12 +41,12 @@ pub struct Skipped {
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     /// A directory could not be listed.
-    #[error("cannot read dataset directory {}: {source}", path.display())]
+    #[error("cannot read dataset directory {}: {error}", path.display())]
     Unreadable {
         /// The directory.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A class directory name is not valid UTF-8.
     #[error("class directory {} has a name that is not valid UTF-8", path.display())]
@@ -127,9 +127,9 @@ pub fn has_image_extension(name: &str) -> bool {
 }
 
 fn read_dir(path: &Path) -> Result<Vec<fs::DirEntry>, ScanError> {
-    let unreadable = |source| ScanError::Unreadable {
+    let unreadable = |error| ScanError::Unreadable {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     fs::read_dir(path)
         .map_err(unreadable)?

@@ -42,22 +42,22 @@ use crate::registry::{ComponentError, SampleAugment};
 pub enum LoaderError {
     /// A file could not be decoded and `on_error` is `fail`.
     #[error("{0} (data.on_error is `fail`; use `skip` to leave such files out)")]
-    Decode(#[source] DecodeError),
+    Decode(DecodeError),
     /// The eval geometry failed on a file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Geometry {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: GeometryError,
+        error: GeometryError,
     },
     /// An augmentation failed on a file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Augment {
         /// The file.
         path: PathBuf,
         /// The component's error.
-        source: ComponentError,
+        error: Box<ComponentError>,
     },
     /// After the image stage a sample does not have the input size.
     #[error(
@@ -396,9 +396,9 @@ impl Inner {
             Err(e) => return Err(LoaderError::Decode(e)),
         };
         let image = match &self.pipeline.eval {
-            Some(g) => g.apply(&image).map_err(|source| LoaderError::Geometry {
+            Some(g) => g.apply(&image).map_err(|error| LoaderError::Geometry {
                 path: path.clone(),
-                source,
+                error,
             })?,
             None => image,
         };
@@ -416,9 +416,9 @@ impl Inner {
         let p = &self.pipeline;
         let seeds = Seeds(self.options.seed);
         let path = &self.samples[i].path;
-        let augment_error = |source| LoaderError::Augment {
+        let augment_error = |error| LoaderError::Augment {
             path: path.clone(),
-            source,
+            error: Box::new(error),
         };
         let t0 = Instant::now();
         let Prepared::Image(mut image) = self.prepare(i)? else {

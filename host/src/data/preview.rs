@@ -33,12 +33,12 @@ pub enum PreviewError {
     #[error("preview tiles differ in size: {0}x{1} and {2}x{3}")]
     MixedSizes(u32, u32, u32, u32),
     /// The file could not be written.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {error}", path.display())]
     Write {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: image::ImageError,
+        error: image::ImageError,
     },
 }
 
@@ -125,9 +125,9 @@ pub fn save_png(image: &ImageU8, path: &Path) -> Result<(), PreviewError> {
         image::ExtendedColorType::Rgb8,
         image::ImageFormat::Png,
     )
-    .map_err(|source| PreviewError::Write {
+    .map_err(|error| PreviewError::Write {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 

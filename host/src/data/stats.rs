@@ -87,8 +87,8 @@ impl Partial {
         match decode::decode_file(path, limits) {
             Ok(image) => {
                 for px in image.data.chunks_exact(3) {
-                    for c in 0..3 {
-                        let v = u64::from(px[c]);
+                    for (c, &v) in px.iter().enumerate() {
+                        let v = u64::from(v);
                         self.sum[c] += v;
                         self.sum_sq[c] += v * v;
                     }
