@@ -238,3 +238,31 @@ impl<F: ModelFamily> BurnBackbone<F> {
         with_trainer!(&self.engine, t => t.graph(weights))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_and_unknown_ones_name_the_choices() {
+        assert_eq!(DeviceChoice::parse("cpu").unwrap(), DeviceChoice::Cpu);
+        assert_eq!(
+            DeviceChoice::parse("wgpu").unwrap(),
+            DeviceChoice::Wgpu(None)
+        );
+        assert_eq!(
+            DeviceChoice::parse("wgpu:1").unwrap(),
+            DeviceChoice::Wgpu(Some(1))
+        );
+        assert_eq!(DeviceChoice::parse("cuda").unwrap(), DeviceChoice::Cuda(0));
+        assert_eq!(
+            DeviceChoice::parse("cuda:2").unwrap(),
+            DeviceChoice::Cuda(2)
+        );
+        for bad in ["tpu", "cpu:1", "cuda:x", ""] {
+            let err = DeviceChoice::parse(bad).unwrap_err();
+            assert_eq!(err.field_path.as_str(), "device");
+            assert!(err.message.contains(available_devices()), "{err}");
+        }
+    }
+}

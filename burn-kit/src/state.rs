@@ -213,3 +213,38 @@ pub fn decode(bytes: &[u8]) -> Result<SavedState, PluginError> {
         seed: number("seed")?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor(values: &[f32]) -> Tensor {
+        Tensor::new(vec![values.len()], values.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_state_round_trips_bit_exactly() {
+        let named = |name: &str, values: &[f32]| NamedTensor {
+            name: name.into(),
+            tensor: tensor(values),
+        };
+        let state = SavedState {
+            model: vec![named("fc.weight", &[1.5, -0.0, f32::MIN_POSITIVE])],
+            ema: Some((vec![named("fc.weight", &[0.25, 1e-30, -7.0])], 3)),
+            optimizer_kind: OptimizerKind::AdamW,
+            optimizer: vec![SavedParamState {
+                name: "fc.weight".into(),
+                step: 4,
+                first: Some(tensor(&[0.1, 0.2, 0.3])),
+                second: Some(tensor(&[1e-8, 2e-8, 3e-8])),
+            }],
+            accum: vec![("fc.weight".into(), tensor(&[9.0, 8.0, 7.0]))],
+            optimizer_steps: 4,
+            forward_passes: 9,
+            seed: 42,
+        };
+        let decoded = decode(&encode(&state).unwrap()).unwrap();
+        assert_eq!(decoded, state);
+        assert!(decode(b"garbage").is_err());
+    }
+}
