@@ -263,7 +263,8 @@ impl<'a> Parser<'a> {
         Ok(Node { value, origin })
     }
 
-    /// After an opening `(` (not yet consumed): a struct if it starts with `ident:`, else a tuple.
+    /// After an opening `(` (not yet consumed): a struct if it starts with `ident:` (or the
+    /// mistaken `ident =`), else a tuple.
     fn paren(&mut self, name: Option<String>) -> Result<Value, SyntaxError> {
         self.pos += 1;
         self.skip_trivia()?;
@@ -273,9 +274,13 @@ impl<'a> Parser<'a> {
             Some(c) if is_ident_start(c) => {
                 self.ident();
                 self.skip_trivia()?;
-                let colon = self.rest().starts_with(':') && !self.rest().starts_with("::");
+                // `name = value` is a struct written with the wrong separator: parse it as a
+                // struct so the error says so.
+                let rest = self.rest();
+                let field =
+                    (rest.starts_with(':') && !rest.starts_with("::")) || rest.starts_with('=');
                 self.pos = save;
-                colon
+                field
             }
             _ => false,
         };
@@ -648,7 +653,7 @@ mod tests {
             .unwrap()
             .origin
             .clone();
-        assert_eq!((origin.line, origin.column), (10, 38));
+        assert_eq!((origin.line, origin.column), (10, 36));
         let missing = doc.origin_of(&parse_path("augment[1].params.p").unwrap());
         assert_eq!((missing.line, missing.column), (11, 9));
         assert_eq!(doc.field("name").unwrap().as_str().as_deref(), Some("demo"));
