@@ -1,35 +1,20 @@
 //! The data commands through the `clshost` binary: `data stats` (class counts, sizes, and a
 //! mean/std known in closed form), `data preview` (the PNG sheet), and `bench data --json`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use image::{ImageFormat, RgbImage};
 use serde_json::Value;
 
-/// The profile directory with the augmentation plugin built into it (found next to the binary).
-fn with_plugin() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "clshost-plugin-augment"])
-            .current_dir(repo)
-            .status()
-            .unwrap();
-        assert!(status.success(), "building clshost-plugin-augment failed");
-        Path::new(env!("CARGO_BIN_EXE_clshost"))
-            .parent()
-            .unwrap()
-            .to_path_buf()
-    })
-}
-
 fn clshost(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clshost"))
-        .args(["--plugin-dir", with_plugin().to_str().unwrap()])
+        .args([
+            "--plugin-dir",
+            common::augment_plugin_dir().to_str().unwrap(),
+        ])
         .args(args)
         .env_remove("CLSHOST_PLUGIN_PATH")
         .output()

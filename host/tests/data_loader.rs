@@ -3,8 +3,9 @@
 //! index, position), bad files are skipped once or stop the run per `on_error`, and pipeline
 //! mistakes are clear errors.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use clshost::data::decode::{DecodeLimits, decode_file};
@@ -22,17 +23,7 @@ const STD: [f32; 3] = [0.229, 0.224, 0.225];
 fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "clshost-plugin-augment"])
-            .current_dir(repo)
-            .status()
-            .unwrap();
-        assert!(status.success(), "building clshost-plugin-augment failed");
-        // target/<profile>/deps/<this test> -> target/<profile>
-        let exe = std::env::current_exe().unwrap();
-        let profile = exe.parent().and_then(Path::parent).unwrap();
+        let profile = common::augment_plugin_dir();
         let file = format!(
             "{}clshost_plugin_augment{}",
             std::env::consts::DLL_PREFIX,
