@@ -57,11 +57,27 @@ pub fn fixture_value(name: &str, shape: &[usize]) -> Tensor {
     .unwrap()
 }
 
-/// The JSON fixture `tests/fixtures/{name}.json`.
+/// The device the parity tests run on: `CLSHOST_TEST_DEVICE` (`cuda`, `wgpu:1`, ...), else `cpu`.
+/// `scripts/gpu-check.sh` runs the prebuilt test binary with it set.
+pub fn test_device() -> String {
+    std::env::var("CLSHOST_TEST_DEVICE").unwrap_or_else(|_| "cpu".into())
+}
+
+/// The file `tests/fixtures/{name}`. The crate directory comes from `CARGO_MANIFEST_DIR` at run
+/// time when set (a prebuilt test binary run from another checkout), else from the build.
+pub fn fixture_path(name: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The JSON fixture `tests/fixtures/{arch}.json`.
 pub fn load_fixture(arch: &str) -> Value {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{arch}.json"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    let path = fixture_path(&format!("{arch}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
 }
 
 /// A JSON array of numbers.
@@ -120,14 +136,15 @@ pub fn load_fixture_weights<B: Backbone>(model: &mut B) {
     assert_eq!(report.loaded, count);
 }
 
-/// A default-config backbone on the CPU with the fixture's SGD settings and weights.
+/// A default-config backbone on [`test_device`] with the fixture's SGD settings and weights.
 pub fn backbone<B: Backbone<Config = ResNetConfig>>(fixture: &Value) -> B {
     let classes = fixture["num_classes"].as_u64().unwrap() as u32;
+    let device = test_device();
     let mut model = B::new(
         ResNetConfig::default(),
-        &context(classes, "cpu", sgd(fixture)),
+        &context(classes, &device, sgd(fixture)),
     )
-    .unwrap();
+    .unwrap_or_else(|e| panic!("cannot create a backbone on `{device}`: {e}"));
     load_fixture_weights(&mut model);
     model
 }

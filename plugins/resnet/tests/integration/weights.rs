@@ -1,20 +1,12 @@
 //! Loading PyTorch state dicts: both file formats, the load report, head re-initialization, and
 //! the `weights` parameter.
 
-use std::path::PathBuf;
-
 use clshost_burn_kit::read_state_dict;
 use clshost_plugin_api::prelude::*;
 use clshost_plugin_api::{OptimizerKind, OptimizerSpec};
 use clshost_plugin_resnet::{ResNet, ResNetConfig};
 
-use crate::common::{context, find, fixture_value};
-
-fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+use crate::common::{context, find, fixture_path, fixture_value};
 
 fn sgd() -> OptimizerSpec {
     OptimizerSpec {

@@ -1,14 +1,16 @@
-//! The wgpu backend against the CPU one: a training step and an evaluation of a small ResNet
-//! should agree within float tolerance. Needs a Vulkan driver; CI uses Mesa's software lavapipe
-//! (`apt-get install mesa-vulkan-drivers libvulkan1`). On lavapipe with Burn 0.21 the training
-//! logits and `fc` gradients agree but the gradients of deeper layers do not, so the test is
-//! ignored until that is resolved (`cargo test -p clshost-plugin-resnet -- --ignored`).
+//! An accelerator backend against the CPU one: a training step and an evaluation of a small
+//! ResNet should agree within float tolerance. The device is `CLSHOST_TEST_DEVICE` when it names
+//! one other than the CPU (`cuda`, `wgpu:1`; `scripts/gpu-check.sh` sets it), else `wgpu`.
+//! wgpu needs a Vulkan driver; CI has Mesa's software lavapipe (`apt-get install
+//! mesa-vulkan-drivers libvulkan1`). On lavapipe with Burn 0.21 the training logits and `fc`
+//! gradients agree but the gradients of deeper layers do not, so the test is ignored until that
+//! is resolved (`cargo test -p clshost-plugin-resnet -- --ignored`).
 
 use clshost_plugin_api::prelude::*;
 use clshost_plugin_api::{OptimizerKind, OptimizerSpec};
 use clshost_plugin_resnet::{ResNet, ResNetConfig};
 
-use crate::common::{context, fixture_value, load_fixture_weights, max_abs_diff};
+use crate::common::{context, fixture_value, load_fixture_weights, max_abs_diff, test_device};
 
 fn run(device: &str) -> (Tensor, Tensor, Vec<NamedTensor>) {
     let spec = OptimizerSpec {
@@ -54,9 +56,13 @@ fn diff(a: &Tensor, b: &Tensor) -> f64 {
 #[test]
 #[ignore = "fails on Burn 0.21 wgpu (Mesa lavapipe): forward and the head's gradient match the \
             CPU, deeper gradients do not (the CPU's match torchvision); run with --ignored"]
-fn a_wgpu_training_step_matches_the_cpu() {
+fn an_accelerator_training_step_matches_the_cpu() {
+    let device = match test_device().as_str() {
+        "cpu" => "wgpu".to_string(),
+        other => other.to_string(),
+    };
     let (cpu_logits, cpu_eval, cpu_weights) = run("cpu");
-    let (gpu_logits, gpu_eval, gpu_weights) = run("wgpu");
+    let (gpu_logits, gpu_eval, gpu_weights) = run(&device);
     let mut failures = Vec::new();
     for (what, d, tol) in [
         ("training logits", diff(&gpu_logits, &cpu_logits), 1e-3),
@@ -67,14 +73,17 @@ fn a_wgpu_training_step_matches_the_cpu() {
         ),
     ] {
         if d > tol {
-            failures.push(format!("{what} differ by {d}"));
+            failures.push(format!("{device}: {what} differ by {d}"));
         }
     }
     for (g, c) in gpu_weights.iter().zip(&cpu_weights) {
         assert_eq!(g.name, c.name);
         let d = diff(&g.tensor, &c.tensor);
         if d > 1e-4 {
-            failures.push(format!("`{}` differs by {d} after the step", g.name));
+            failures.push(format!(
+                "{device}: `{}` differs by {d} after the step",
+                g.name
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("; "));

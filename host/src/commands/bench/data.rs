@@ -1,6 +1,6 @@
-//! `clshost bench`: measurements without a model.
+//! `clshost bench data`: the data pipeline without a model.
 //!
-//! `clshost bench data` runs the training data pipeline (RandomResizedCrop + horizontal flip +
+//! It runs the training data pipeline (RandomResizedCrop + horizontal flip +
 //! normalize, the first two from the augmentation plugins on the search path) over an
 //! ImageFolder for a few epochs and reports images per second and the time spent in each stage.
 //! `scripts/bench/data_torchvision.py` measures the same pipeline with torchvision on the same
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
+use clap::Args;
 use clshost_plugin_api::AugmentContext;
 use serde::Serialize;
 
@@ -18,22 +18,6 @@ use crate::data::settings::cores;
 use crate::data::{ImageFolder, Loader, LoaderOptions, OnError, Pipeline, StageTimes};
 use crate::output;
 use crate::registry::{Registry, SearchPath};
-
-/// Arguments of `clshost bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// What to measure.
-    #[command(subcommand)]
-    pub command: BenchCommand,
-}
-
-/// The benchmarks.
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Measure the training data pipeline (decode, RandomResizedCrop, flip, normalize, collate)
-    /// over an image folder, without a model.
-    Data(BenchDataArgs),
-}
 
 /// Arguments of `clshost bench data`.
 #[derive(Debug, Args)]
@@ -105,14 +89,8 @@ impl StageMs {
     }
 }
 
-/// Runs `clshost bench`.
-pub fn run(search: &SearchPath, args: &BenchArgs) -> Result<()> {
-    match &args.command {
-        BenchCommand::Data(a) => data(search, a),
-    }
-}
-
-fn data(search: &SearchPath, args: &BenchDataArgs) -> Result<()> {
+/// Runs `clshost bench data`.
+pub fn run(search: &SearchPath, args: &BenchDataArgs) -> Result<()> {
     let folder = ImageFolder::scan(&args.root)?;
     let registry = Registry::load(search)?;
     let ctx = AugmentContext {

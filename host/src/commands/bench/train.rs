@@ -1,0 +1,300 @@
+//! `clshost bench train`: training and evaluation speed of a backbone on a device.
+//!
+//! Creates the backbone plugin's component on the device (SGD with momentum 0.9 and weight decay
+//! 1e-4, as torchvision's reference recipe), feeds it one synthetic batch over and over (so data
+//! loading is not measured: `clshost bench data` does that), and times `--steps` training steps
+//! (forward, the loss plugin, backward and optimizer update) after `--warmup` untimed ones, then
+//! as many evaluation forwards. `scripts/bench/train_torch.py` runs the same steps in PyTorch and
+//! prints the same JSON fields.
+//!
+//! Devices run asynchronously: a forward returns once its logits are read back, which also waits
+//! for the previous step's backward. The per-phase times are therefore indicative; the throughput
+//! is exact, because the timed span ends with a synchronizing read after the last update.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use clshost_plugin_api::{
+    BackboneContext, LossContext, OptimizerKind, OptimizerSpec, StepParams, Tensor, WeightSet,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::output;
+use crate::registry::{Backbone, Loss, Registry, SearchPath};
+
+/// Arguments of `clshost bench train`.
+#[derive(Debug, Args)]
+pub struct BenchTrainArgs {
+    /// The backbone component.
+    #[arg(long, default_value = "resnet50")]
+    pub model: String,
+    /// The backbone's params, as RON (`--params "(small_input: true)"`).
+    #[arg(long, default_value = "()")]
+    pub params: String,
+    /// The device: `cpu`, `wgpu[:N]` or `cuda[:N]`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Side of the square input images, in pixels.
+    #[arg(long, default_value_t = 224)]
+    pub size: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Number of classes of the head.
+    #[arg(long, default_value_t = 1000)]
+    pub classes: u32,
+    /// Untimed steps first (kernel compilation, autotuning, allocator warm-up).
+    #[arg(long, default_value_t = 3)]
+    pub warmup: u32,
+    /// Timed training steps, then as many timed evaluation forwards.
+    #[arg(long, default_value_t = 10)]
+    pub steps: u32,
+    /// The loss component.
+    #[arg(long, default_value = "cross_entropy")]
+    pub loss: String,
+    /// Seed of the weights and the synthetic batch.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The result of `clshost bench train`; the field names are shared with
+/// `scripts/bench/train_torch.py`.
+#[derive(Debug, Serialize)]
+struct Report {
+    benchmark: &'static str,
+    implementation: &'static str,
+    model: String,
+    params: String,
+    device: String,
+    device_name: String,
+    parameters: u64,
+    size: usize,
+    batch: usize,
+    classes: u32,
+    warmup: u32,
+    steps: u32,
+    train_images_per_second: f64,
+    train_ms_per_step: f64,
+    forward_ms: f64,
+    loss_ms: f64,
+    backward_ms: f64,
+    eval_images_per_second: f64,
+    eval_ms_per_batch: f64,
+    first_loss: f64,
+    last_loss: f64,
+}
+
+/// Time spent in each phase of the timed steps.
+#[derive(Debug, Default)]
+struct Phases {
+    forward: Duration,
+    loss: Duration,
+    backward: Duration,
+}
+
+/// The backbone, the loss and the synthetic batch being trained on.
+struct Bench {
+    model: Backbone,
+    loss: Loss,
+    images: Tensor,
+    targets: Tensor,
+    grad: Tensor,
+}
+
+impl Bench {
+    /// One training step; returns the loss and adds each phase's time to `phases`.
+    fn step(&mut self, phases: &mut Phases) -> Result<f64> {
+        let t0 = Instant::now();
+        let logits = self.model.forward(self.images.view())?;
+        let t1 = Instant::now();
+        let loss = self
+            .loss
+            .compute(logits.view(), self.targets.view(), self.grad.view_mut())?;
+        if !loss.is_finite() {
+            bail!("the loss is {loss}: the backbone diverged on the synthetic batch");
+        }
+        let t2 = Instant::now();
+        self.model.backward_step(
+            self.grad.view(),
+            StepParams {
+                lr: 0.01,
+                apply_update: true,
+            },
+        )?;
+        phases.forward += t1 - t0;
+        phases.loss += t2 - t1;
+        phases.backward += t2.elapsed();
+        Ok(loss)
+    }
+
+    /// A tiny evaluation forward whose read-back waits for everything queued before it.
+    fn sync(&mut self) -> Result<()> {
+        let one = self.images.data[..self.images.data.len() / self.images.shape[0]].to_vec();
+        let mut shape = self.images.shape.to_vec();
+        shape[0] = 1;
+        self.model
+            .eval_forward(Tensor::new(shape, one)?.view(), WeightSet::Raw)?;
+        Ok(())
+    }
+}
+
+/// Runs `clshost bench train`.
+pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
+    if args.batch == 0 || args.size == 0 || args.classes == 0 || args.steps == 0 {
+        bail!("--batch, --size, --classes and --steps must be positive");
+    }
+    let registry = Registry::load(search)?;
+    let context = BackboneContext {
+        num_classes: args.classes,
+        device: args.device.as_str().into(),
+        optimizer: sgd(),
+        seed: args.seed,
+    };
+    let model = registry
+        .new_backbone(&args.model, &args.params, &context)
+        .with_context(|| format!("cannot create `{}` on `{}`", args.model, args.device))?;
+    let summary = model.summary()?;
+    let loss = registry.new_loss(
+        &args.loss,
+        "()",
+        &LossContext {
+            num_classes: args.classes,
+        },
+    )?;
+    let (images, targets) = synthetic_batch(args)?;
+    let classes = args.classes as usize;
+    let mut bench = Bench {
+        model,
+        loss,
+        images,
+        targets,
+        grad: Tensor::zeros(vec![args.batch, classes]),
+    };
+
+    tracing::info!("{} warm-up steps on {}", args.warmup, summary.device);
+    let mut ignored = Phases::default();
+    let mut first_loss = f64::NAN;
+    for _ in 0..args.warmup {
+        first_loss = bench.step(&mut ignored)?;
+    }
+    bench.sync()?;
+    let mut phases = Phases::default();
+    let mut last_loss = f64::NAN;
+    let start = Instant::now();
+    for _ in 0..args.steps {
+        last_loss = bench.step(&mut phases)?;
+    }
+    bench.sync()?;
+    let train = start.elapsed().as_secs_f64();
+    if args.warmup == 0 {
+        first_loss = last_loss;
+    }
+
+    bench
+        .model
+        .eval_forward(bench.images.view(), WeightSet::Raw)?;
+    let start = Instant::now();
+    for _ in 0..args.steps {
+        bench
+            .model
+            .eval_forward(bench.images.view(), WeightSet::Raw)?;
+    }
+    let eval = start.elapsed().as_secs_f64();
+
+    let steps = f64::from(args.steps);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3 / steps;
+    let report = Report {
+        benchmark: "train",
+        implementation: "clshost",
+        model: args.model.clone(),
+        params: args.params.clone(),
+        device: args.device.clone(),
+        device_name: summary.device.to_string(),
+        parameters: summary.num_parameters,
+        size: args.size,
+        batch: args.batch,
+        classes: args.classes,
+        warmup: args.warmup,
+        steps: args.steps,
+        train_images_per_second: steps * args.batch as f64 / train,
+        train_ms_per_step: train * 1e3 / steps,
+        forward_ms: ms(phases.forward),
+        loss_ms: ms(phases.loss),
+        backward_ms: ms(phases.backward),
+        eval_images_per_second: steps * args.batch as f64 / eval,
+        eval_ms_per_batch: eval * 1e3 / steps,
+        first_loss,
+        last_loss,
+    };
+    let text = if args.json {
+        serde_json::to_string(&report)? + "\n"
+    } else {
+        text(&report)
+    };
+    output::print(&text)?;
+    Ok(())
+}
+
+/// SGD as torchvision's classification reference trains ResNets.
+fn sgd() -> OptimizerSpec {
+    OptimizerSpec {
+        kind: OptimizerKind::Sgd,
+        momentum: 0.9,
+        nesterov: false,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 1e-4,
+        norm_bias_weight_decay: 1e-4,
+        clip_grad_norm: None.into(),
+        ema: None.into(),
+    }
+}
+
+/// Uniform noise images in [-1, 1) and one-hot targets cycling through the classes.
+fn synthetic_batch(args: &BenchTrainArgs) -> Result<(Tensor, Tensor)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let n = args.batch * 3 * args.size * args.size;
+    let pixels = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let images = Tensor::new(vec![args.batch, 3, args.size, args.size], pixels)?;
+    let classes = args.classes as usize;
+    let mut targets = Tensor::zeros(vec![args.batch, classes]);
+    for i in 0..args.batch {
+        targets.data[i * classes + i % classes] = 1.0;
+    }
+    Ok((images, targets))
+}
+
+fn text(r: &Report) -> String {
+    format!(
+        "{} ({} parameters) on {} ({}), {}x{}, batch {}, {} classes\n\
+         train: {:.1} images/s, {:.1} ms/step (forward {:.1} ms, loss {:.1} ms, backward + update \
+         {:.1} ms) over {} steps after {} warm-up; loss {:.4} -> {:.4}\n\
+         eval:  {:.1} images/s, {:.1} ms/batch\n",
+        r.model,
+        r.parameters,
+        r.device,
+        r.device_name,
+        r.size,
+        r.size,
+        r.batch,
+        r.classes,
+        r.train_images_per_second,
+        r.train_ms_per_step,
+        r.forward_ms,
+        r.loss_ms,
+        r.backward_ms,
+        r.steps,
+        r.warmup,
+        r.first_loss,
+        r.last_loss,
+        r.eval_images_per_second,
+        r.eval_ms_per_batch
+    )
+}

@@ -1,0 +1,110 @@
+//! `clshost bench train` on the CPU with a tiny model, and `scripts/gpu-check.sh --dry-run`
+//! checking its inputs on a machine without a GPU. Correctness only: no figure is compared with
+//! a threshold.
+
+use std::process::Command;
+
+use clshost_e2e::{Clshost, profile_dir, repo_root, stdout_ok};
+
+#[test]
+fn bench_train_reports_every_field_and_the_loss_goes_down() {
+    let out = Clshost::new().run([
+        "bench",
+        "train",
+        "--model",
+        "resnet18",
+        "--params",
+        "(small_input: true)",
+        "--device",
+        "cpu",
+        "--size",
+        "16",
+        "--batch",
+        "4",
+        "--classes",
+        "3",
+        "--warmup",
+        "2",
+        "--steps",
+        "3",
+        "--json",
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout_ok(&out)).expect("one JSON object");
+    assert_eq!(report["benchmark"], "train");
+    assert_eq!(report["implementation"], "clshost");
+    assert_eq!(report["model"], "resnet18");
+    assert_eq!(report["device"], "cpu");
+    assert_eq!(report["batch"], 4);
+    assert_eq!(report["steps"], 3);
+    // torchvision's resnet18 without its head has 11,176,512 parameters; the 3x3 stem of
+    // `small_input` has 64 * 3 * (9 - 49) fewer, the 3-class head adds 512 * 3 + 3.
+    assert_eq!(report["parameters"], 11_176_512 - 7_680 + 1_539);
+    for field in [
+        "train_images_per_second",
+        "train_ms_per_step",
+        "forward_ms",
+        "backward_ms",
+        "eval_images_per_second",
+        "eval_ms_per_batch",
+    ] {
+        let v = report[field].as_f64().unwrap_or(f64::NAN);
+        assert!(v.is_finite() && v > 0.0, "{field} = {v} in {report}");
+    }
+    let (first, last) = (
+        report["first_loss"].as_f64().unwrap(),
+        report["last_loss"].as_f64().unwrap(),
+    );
+    assert!(
+        last < first,
+        "five SGD steps on one batch lower its loss: {first} -> {last}"
+    );
+}
+
+#[test]
+fn bench_train_names_an_unknown_device() {
+    let out = Clshost::new().run(["bench", "train", "--model", "resnet18", "--device", "tpu"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot create `resnet18` on `tpu`") && stderr.contains("cpu"),
+        "{stderr}"
+    );
+}
+
+fn gpu_check_dry_run(bin: &std::path::Path) -> (bool, String) {
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/gpu-check.sh"))
+        .args(["--dry-run", "--bin"])
+        .arg(bin)
+        .output()
+        .expect("bash runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn gpu_check_dry_run_names_what_is_missing() {
+    let empty = tempfile::tempdir().unwrap();
+    let (ok, stderr) = gpu_check_dry_run(empty.path());
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("no executable {}/clshost", empty.path().display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("libclshost_plugin_resnet.so"), "{stderr}");
+}
+
+#[test]
+fn gpu_check_dry_run_refuses_plugins_built_without_cuda() {
+    Clshost::new();
+    let (ok, stderr) = gpu_check_dry_run(&profile_dir());
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("was built without the cuda feature"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("no executable"), "{stderr}");
+}
