@@ -40,7 +40,7 @@ fn json_lists_every_kind_from_the_executable_directory() {
         ]
     );
     for p in plugins {
-        assert_eq!(p["abi"], "1.0");
+        assert_eq!(p["abi"], "1.1");
         assert_eq!(p["found_in"], "executable directory");
     }
     assert!(

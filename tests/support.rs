@@ -101,7 +101,10 @@ pub fn plugin_file(id: &str) -> String {
 }
 
 /// A `clshost` command isolated from the user's plugins: no `CLSHOST_PLUGIN_PATH`, and a fresh
-/// data directory, so only the plugins next to the binary and those named by flags load.
+/// data directory, so only the plugins next to the binary and those named by flags load. It also
+/// gets a runtime directory, as a login session has: without `XDG_RUNTIME_DIR`, Mesa's Vulkan
+/// device-select layer prints `error: XDG_RUNTIME_DIR is invalid or not set in the environment.`
+/// on stderr whenever the wgpu device report opens Vulkan, which `check` and `doctor` do.
 pub struct Clshost {
     data_home: tempfile::TempDir,
 }
@@ -126,6 +129,7 @@ impl Clshost {
             .env_remove("CLSHOST_PLUGIN_PATH")
             .env_remove("RUST_LOG")
             .env("XDG_DATA_HOME", self.data_home.path())
+            .env("XDG_RUNTIME_DIR", self.data_home.path())
             .env("HOME", self.data_home.path());
         cmd
     }

@@ -90,7 +90,7 @@ pub struct BurnBackbone<F: ModelFamily> {
 }
 
 /// The message of a caught panic.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -113,7 +113,7 @@ impl<F: ModelFamily> BurnBackbone<F> {
         let built = panic::catch_unwind(AssertUnwindSafe(|| -> Result<_, PluginError> {
             Ok(match choice {
                 DeviceChoice::Cpu => {
-                    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+                    let threads = crate::devices::cpu_threads();
                     let label = format!("cpu (flex, {threads} threads)");
                     (
                         Engine::Cpu(Trainer::new(&family, classes, FlexDevice, spec, seed)?),

@@ -6,7 +6,8 @@
 //!
 //! - the device from the recipe: `cpu` (Burn's flex backend, multi-threaded and SIMD), `wgpu` /
 //!   `wgpu:N`, `cuda` / `cuda:N` (cargo features `wgpu`, on by default, and `cuda`); a device the
-//!   build or machine lacks is a clear error naming what is available;
+//!   build or machine lacks is a clear error naming what is available, and [`devices()`] reports
+//!   what this build and machine offer, for the plugin's ABI 1.1 device report;
 //! - training passes keeping the autodiff graph, backward from the gradient of the logits,
 //!   gradient accumulation, and inference passes without autodiff ([`trainer`]);
 //! - SGD and AdamW with PyTorch's update rules, separate weight decay for normalization and bias
@@ -18,6 +19,7 @@
 //! [`nn`] holds layers whose names and semantics match PyTorch where Burn's differ.
 
 pub mod backbone;
+pub mod devices;
 pub mod graph;
 pub mod model;
 pub mod nn;
@@ -28,6 +30,7 @@ pub mod trainer;
 pub mod weights;
 
 pub use backbone::{BurnBackbone, DeviceChoice, available_devices};
+pub use devices::devices;
 pub use graph::GraphBuilder;
 pub use model::{ClassifierModel, ForwardContext, ModelFamily};
 pub use weights::read_state_dict;

@@ -51,6 +51,17 @@ pub enum Command {
     Bench(crate::commands::bench::BenchArgs),
     /// Look at a dataset: statistics, and a preview of augmented samples.
     Data(crate::commands::data::DataArgs),
+    /// Report what this installation can do: plugins found and loaded, the backends they were
+    /// built with and the devices each one sees, and the CPU count. Exits 0 whatever it finds.
+    Doctor(DoctorArgs),
+}
+
+/// Arguments of `clshost doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `clshost check`.

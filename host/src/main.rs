@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(&search, args),
         Command::Bench(args) => commands::bench::run(&search, args),
         Command::Data(args) => commands::data::run(&search, args),
+        Command::Doctor(args) => commands::doctor::run(&search, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

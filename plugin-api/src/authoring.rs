@@ -25,11 +25,12 @@ use serde::de::DeserializeOwned;
 use crate::{
     AbiBackbone, AbiBackbone_TO, AbiBatchAugment, AbiBatchAugment_TO, AbiExporter, AbiExporter_TO,
     AbiLoss, AbiLoss_TO, AbiMetric, AbiMetric_TO, AbiSampleAugment, AbiSampleAugment_TO,
-    AugmentContext, AugmentStage, BackboneBox, BackboneContext, BackboneSummary, BatchAugmentBox,
-    ComponentInfo, ComponentKind, ErrorKind, ExportMeta, ExporterBox, ImageU8, LoadReport,
-    LoadWeightsOptions, LossBox, LossContext, MetricBox, MetricContext, MetricOutput, MetricReport,
-    ModelGraph, NamedTensor, ParamDoc, PluginError, PluginInfo, PluginRoot, PluginRootRef,
-    StepParams, StepReport, Tensor, TensorMut, TensorRef, VerifyReport, WeightSet, parse_config,
+    AugmentContext, AugmentStage, BackboneBox, BackboneContext, BackboneSummary, BackendReport,
+    BatchAugmentBox, ComponentInfo, ComponentKind, ErrorKind, ExportMeta, ExporterBox, ImageU8,
+    LoadReport, LoadWeightsOptions, LossBox, LossContext, MetricBox, MetricContext, MetricOutput,
+    MetricReport, ModelGraph, NamedTensor, ParamDoc, PluginError, PluginInfo, PluginRoot,
+    PluginRootRef, StepParams, StepReport, Tensor, TensorMut, TensorRef, VerifyReport, WeightSet,
+    parse_config,
 };
 
 /// Documentation of one field of a [`Component::Config`]: its name as written in a recipe, and
@@ -671,6 +672,30 @@ pub fn undocumented_params<T: Component>() -> Vec<String> {
 /// The plugin's identity, set once by [`crate::export_plugin!`].
 static PLUGIN: OnceLock<(&'static str, &'static str, &'static str)> = OnceLock::new();
 
+/// The plugin's device report, set once by [`crate::export_plugin!`] when it names one.
+static DEVICES: OnceLock<DeviceReporter> = OnceLock::new();
+
+/// A function listing the backends a plugin was compiled with; see [`crate::export_plugin!`].
+pub type DeviceReporter = fn() -> Result<Vec<BackendReport>, PluginError>;
+
+/// What a plugin's `devices` function may return: the reports, or an error when it cannot tell.
+pub trait IntoBackendReports {
+    /// The reports, or why there are none.
+    fn into_reports(self) -> Result<Vec<BackendReport>, PluginError>;
+}
+
+impl IntoBackendReports for Vec<BackendReport> {
+    fn into_reports(self) -> Result<Vec<BackendReport>, PluginError> {
+        Ok(self)
+    }
+}
+
+impl IntoBackendReports for Result<Vec<BackendReport>, PluginError> {
+    fn into_reports(self) -> Result<Vec<BackendReport>, PluginError> {
+        self
+    }
+}
+
 fn find(kind: ComponentKind, name: &str) -> Result<&'static Registration, PluginError> {
     inventory::iter::<Registration>
         .into_iter()
@@ -696,6 +721,15 @@ extern "C" fn root_info() -> RResult<PluginInfo, PluginError> {
             description: description.into(),
             components,
         })
+    })
+}
+
+extern "C" fn root_devices() -> RResult<RVec<BackendReport>, PluginError> {
+    guard(|| {
+        DEVICES
+            .get()
+            .map_or(Ok(Vec::new()), |report| report())
+            .map(RVec::from)
     })
 }
 
@@ -770,9 +804,13 @@ pub fn root_module(
     name: &'static str,
     version: &'static str,
     description: &'static str,
+    devices: Option<DeviceReporter>,
 ) -> PluginRootRef {
     use abi_stable::prefix_type::PrefixTypeTrait;
     let _ = PLUGIN.set((name, version, description));
+    if let Some(devices) = devices {
+        let _ = DEVICES.set(devices);
+    }
     install_panic_hook();
     PluginRoot {
         info: root_info,
@@ -783,6 +821,7 @@ pub fn root_module(
         new_loss: root_new_loss,
         new_metric: root_new_metric,
         new_exporter: root_new_exporter,
+        devices: root_devices,
     }
     .leak_into_prefix()
 }
@@ -837,14 +876,41 @@ macro_rules! __register_one {
 /// ```text
 /// export_plugin!(description: "Cross-entropy, BCE and focal losses");
 /// ```
+///
+/// A plugin with backbones also names the function reporting the backends it was compiled with
+/// and the devices they see (`fn() -> Vec<BackendReport>`, or `Result<Vec<BackendReport>,
+/// PluginError>`); it runs, like every entry point, with panics caught. Without it the plugin
+/// reports no backends.
+///
+/// ```text
+/// export_plugin!(description: "ResNet backbones", devices: clshost_burn_kit::devices);
+/// ```
 #[macro_export]
 macro_rules! export_plugin {
     (description: $description:expr $(,)?) => {
+        $crate::__export_plugin!($description, ::core::option::Option::None);
+    };
+    (description: $description:expr, devices: $devices:path $(,)?) => {
+        $crate::__export_plugin!(
+            $description,
+            ::core::option::Option::Some(|| {
+                $crate::authoring::IntoBackendReports::into_reports($devices())
+            })
+        );
+    };
+}
+
+/// The expansion of [`export_plugin!`], given the device reporter as an `Option`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_plugin {
+    ($description:expr, $devices:expr) => {
         fn __clshost_plugin_root() -> $crate::PluginRootRef {
             $crate::authoring::root_module(
                 env!("CARGO_PKG_NAME"),
                 env!("CARGO_PKG_VERSION"),
                 $description,
+                $devices,
             )
         }
 
@@ -874,6 +940,27 @@ mod tests {
             format!("panicked: boom 7 (at {}:{line})", file!())
         );
         assert!(!IN_GUARD.get(), "the flag is restored after the panic");
+    }
+
+    #[test]
+    fn the_root_module_reports_the_devices_the_plugin_names() {
+        use crate::DeviceEntry;
+        fn devices() -> Vec<BackendReport> {
+            vec![
+                BackendReport::available("cpu", vec![DeviceEntry::new("cpu", "flex", "1 thread")]),
+                BackendReport::unavailable("cuda", "no CUDA driver"),
+            ]
+        }
+        let root = root_module(
+            "t",
+            "1",
+            "",
+            Some(|| IntoBackendReports::into_reports(devices())),
+        );
+        let reports = (root.devices().expect("a 1.1 root module has `devices`"))()
+            .into_result()
+            .unwrap();
+        assert_eq!(reports.into_vec(), devices());
     }
 
     #[test]

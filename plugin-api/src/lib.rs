@@ -11,6 +11,8 @@
 //!   [`AbiSampleAugment`], [`AbiBatchAugment`], [`AbiLoss`], [`AbiMetric`], [`AbiExporter`]);
 //! - the **root module** every plugin exports ([`PluginRoot`]) and the version handshake on top of
 //!   abi_stable's own layout checks ([`AbiVersion`]);
+//! - the **device report** a plugin gives about the backends it was compiled with
+//!   ([`BackendReport`], [`DeviceEntry`]; ABI 1.1);
 //! - **authoring support**, so a plugin author writes plain Rust: implement one of the traits in
 //!   [`authoring`] (for example [`Loss`]) for a type, [`register!`] it, and call [`export_plugin!`]
 //!   once. Configs are parsed from RON with serde and `deny_unknown_fields`, errors carry field
@@ -79,6 +81,7 @@ pub mod authoring;
 mod backbone;
 mod component;
 mod config;
+mod device;
 mod error;
 mod exporter;
 mod graph;
@@ -95,6 +98,7 @@ pub use backbone::{
 };
 pub use component::{ComponentInfo, ComponentKind, ParamDoc, PluginInfo};
 pub use config::parse_config;
+pub use device::{BackendReport, DeviceEntry};
 pub use error::{ErrorKind, PluginError, TextPosition};
 pub use exporter::{AbiExporter, AbiExporter_TO, ExportMeta, ExporterBox, VerifyReport};
 pub use graph::{Attribute, AttributeValue, GraphNode, ModelGraph, NamedTensor, ValueInfo};
@@ -105,7 +109,7 @@ pub use metric::{
 };
 pub use root::{
     ABI_MAJOR, ABI_MINOR, ABI_VERSION_STRING, AbiVersion, HANDSHAKE_SYMBOL, PluginRoot,
-    PluginRootRef,
+    PluginRootRef, v1_0,
 };
 pub use sample::{
     AbiBatchAugment, AbiBatchAugment_TO, AbiSampleAugment, AbiSampleAugment_TO, AugmentContext,
@@ -122,11 +126,11 @@ pub mod prelude {
         TensorAugment,
     };
     pub use crate::{
-        AugmentContext, BackboneContext, BackboneSummary, ExportMeta, ImageU8, LoadReport,
-        LoadWeightsOptions, LossContext, MetricContext, MetricMatrix, MetricOutput, MetricReport,
-        MetricScalar, MetricVector, ModelGraph, NamedTensor, PluginError, ROption, RString, RVec,
-        StepParams, StepReport, Tensor, TensorMut, TensorRef, VerifyReport, WeightSet,
-        export_plugin, register,
+        AugmentContext, BackboneContext, BackboneSummary, BackendReport, DeviceEntry, ExportMeta,
+        ImageU8, LoadReport, LoadWeightsOptions, LossContext, MetricContext, MetricMatrix,
+        MetricOutput, MetricReport, MetricScalar, MetricVector, ModelGraph, NamedTensor,
+        PluginError, ROption, RString, RVec, StepParams, StepReport, Tensor, TensorMut, TensorRef,
+        VerifyReport, WeightSet, export_plugin, register,
     };
     pub use serde::{Deserialize, Serialize};
 }

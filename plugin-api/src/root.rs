@@ -5,33 +5,47 @@
 //! 1. the library exports [`HANDSHAKE_SYMBOL`], a plain C function returning [`AbiVersion`]
 //!    (its absence means "not a clshost plugin");
 //! 2. its [`ABI_MAJOR`] equals the host's; any [`ABI_MINOR`] loads, because minor versions only
-//!    append fields to prefix types (this root module, the trait-object vtables);
-//! 3. abi_stable's layout check of [`PluginRoot`] and every type reachable from it.
+//!    append fields to prefix types (this root module);
+//! 3. abi_stable's layout check of the root module and every type reachable from it, against
+//!    the layout of the plugin's own minor version: [`PluginRoot`] for the current one,
+//!    [`v1_0::PluginRoot`] for 1.0.
+//!
+//! abi_stable (0.11) accepts a library whose prefix type has *more* fields than the loader's,
+//! but rejects one with *fewer* ("too many fields"): an older host reads a newer plugin as is,
+//! while a newer host must check an older plugin against that older layout and then read it
+//! through the current type, where the appended fields are absent (their accessors return
+//! `None`). That is why every past minor's root module stays in this crate.
 //!
 //! # Versioning rules
 //!
-//! - A change that only **appends** a field to [`PluginRoot`] or a method to a component trait
-//!   (after the `#[sabi(last_prefix_field)]` marker) bumps [`ABI_MINOR`]. Hosts check whether
-//!   such a field is present before using it.
+//! - A change that only **appends** a field to [`PluginRoot`] (after the
+//!   `#[sabi(last_prefix_field)]` marker) bumps [`ABI_MINOR`] and freezes the previous layout
+//!   as a `vX_Y` module the host loads older plugins with. Hosts check whether such a field is
+//!   present before using it.
 //! - Any other change to a type that crosses the boundary bumps [`ABI_MAJOR`] (and this crate's
 //!   major version, which always equals it).
+//!
+//! # History
+//!
+//! - **1.0**: `info`, `validate` and one constructor per component kind.
+//! - **1.1**: appends [`PluginRoot::devices`], the backends the plugin was compiled with and the
+//!   devices each one sees. A 1.1 host loads a 1.0 plugin with [`v1_0::PluginRoot`]'s layout;
+//!   [`PluginRootRef::devices`] then returns `None`, which hosts read as "this plugin does not
+//!   report devices".
 
 use abi_stable::StableAbi;
 use abi_stable::library::RootModule;
 use abi_stable::sabi_types::VersionStrings;
-use abi_stable::std_types::{RResult, RStr};
+use abi_stable::std_types::{RResult, RStr, RVec};
 
-use crate::{
-    AugmentContext, BackboneBox, BackboneContext, BatchAugmentBox, ComponentKind, ExporterBox,
-    LossBox, LossContext, MetricBox, MetricContext, PluginError, PluginInfo, SampleAugmentBox,
-};
+use crate::{BackendReport, PluginError};
 
 /// The ABI major version: plugins and hosts must agree on it exactly.
 pub const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: raised when fields or methods are appended.
-pub const ABI_MINOR: u32 = 0;
+pub const ABI_MINOR: u32 = 1;
 /// `ABI_MAJOR.ABI_MINOR.0`, the version abi_stable's own check sees.
-pub const ABI_VERSION_STRING: &str = "1.0.0";
+pub const ABI_VERSION_STRING: &str = "1.1.0";
 
 /// The NUL-terminated name of the handshake function every plugin exports.
 pub const HANDSHAKE_SYMBOL: &[u8] = b"clshost_plugin_abi\0";
@@ -62,58 +76,80 @@ impl AbiVersion {
     };
 }
 
-/// The root module: the plugin's description and one constructor per component kind.
-///
-/// Every constructor takes the component name and its config as RON text, parses the config,
-/// and returns the component or a [`PluginError`]. Plugins built with [`crate::export_plugin!`]
-/// get all of this generated.
-#[repr(C)]
-#[derive(StableAbi)]
-#[sabi(kind(Prefix(prefix_ref = PluginRootRef)))]
-#[sabi(missing_field(option))]
-pub struct PluginRoot {
-    /// The plugin's name, version, description and component list.
-    pub info: extern "C" fn() -> RResult<PluginInfo, PluginError>,
-    /// Parses and checks a component's config without creating the component.
-    pub validate: extern "C" fn(
-        kind: ComponentKind,
-        name: RStr<'_>,
-        config: RStr<'_>,
-    ) -> RResult<(), PluginError>,
-    /// Creates a backbone.
-    pub new_backbone: extern "C" fn(
-        name: RStr<'_>,
-        config: RStr<'_>,
-        ctx: &BackboneContext,
-    ) -> RResult<BackboneBox, PluginError>,
-    /// Creates a sample augmentation.
-    pub new_sample_augment: extern "C" fn(
-        name: RStr<'_>,
-        config: RStr<'_>,
-        ctx: &AugmentContext,
-    ) -> RResult<SampleAugmentBox, PluginError>,
-    /// Creates a batch augmentation.
-    pub new_batch_augment: extern "C" fn(
-        name: RStr<'_>,
-        config: RStr<'_>,
-        ctx: &AugmentContext,
-    ) -> RResult<BatchAugmentBox, PluginError>,
-    /// Creates a loss.
-    pub new_loss: extern "C" fn(
-        name: RStr<'_>,
-        config: RStr<'_>,
-        ctx: &LossContext,
-    ) -> RResult<LossBox, PluginError>,
-    /// Creates a metric.
-    pub new_metric: extern "C" fn(
-        name: RStr<'_>,
-        config: RStr<'_>,
-        ctx: &MetricContext,
-    ) -> RResult<MetricBox, PluginError>,
-    /// Creates an exporter.
-    #[sabi(last_prefix_field)]
-    pub new_exporter:
-        extern "C" fn(name: RStr<'_>, config: RStr<'_>) -> RResult<ExporterBox, PluginError>,
+/// Defines `PluginRoot` (and `PluginRootRef`) with the ABI 1.0 fields followed by `$appended`:
+/// the current root module and each frozen past minor share one definition of what they have in
+/// common, and keep the type name abi_stable compares.
+macro_rules! plugin_root {
+    ($(#[$doc:meta])* appended: { $($appended:tt)* }) => {
+        $(#[$doc])*
+        #[repr(C)]
+        #[derive(::abi_stable::StableAbi)]
+        #[sabi(kind(Prefix(prefix_ref = PluginRootRef)))]
+        #[sabi(missing_field(option))]
+        pub struct PluginRoot {
+            /// The plugin's name, version, description and component list.
+            pub info: extern "C" fn() -> RResult<$crate::PluginInfo, $crate::PluginError>,
+            /// Parses and checks a component's config without creating the component.
+            pub validate: extern "C" fn(
+                kind: $crate::ComponentKind,
+                name: RStr<'_>,
+                config: RStr<'_>,
+            ) -> RResult<(), $crate::PluginError>,
+            /// Creates a backbone.
+            pub new_backbone: extern "C" fn(
+                name: RStr<'_>,
+                config: RStr<'_>,
+                ctx: &$crate::BackboneContext,
+            ) -> RResult<$crate::BackboneBox, $crate::PluginError>,
+            /// Creates a sample augmentation.
+            pub new_sample_augment: extern "C" fn(
+                name: RStr<'_>,
+                config: RStr<'_>,
+                ctx: &$crate::AugmentContext,
+            ) -> RResult<$crate::SampleAugmentBox, $crate::PluginError>,
+            /// Creates a batch augmentation.
+            pub new_batch_augment: extern "C" fn(
+                name: RStr<'_>,
+                config: RStr<'_>,
+                ctx: &$crate::AugmentContext,
+            ) -> RResult<$crate::BatchAugmentBox, $crate::PluginError>,
+            /// Creates a loss.
+            pub new_loss: extern "C" fn(
+                name: RStr<'_>,
+                config: RStr<'_>,
+                ctx: &$crate::LossContext,
+            ) -> RResult<$crate::LossBox, $crate::PluginError>,
+            /// Creates a metric.
+            pub new_metric: extern "C" fn(
+                name: RStr<'_>,
+                config: RStr<'_>,
+                ctx: &$crate::MetricContext,
+            ) -> RResult<$crate::MetricBox, $crate::PluginError>,
+            /// Creates an exporter.
+            #[sabi(last_prefix_field)]
+            pub new_exporter: extern "C" fn(
+                name: RStr<'_>,
+                config: RStr<'_>,
+            ) -> RResult<$crate::ExporterBox, $crate::PluginError>,
+            $($appended)*
+        }
+    };
+}
+
+plugin_root! {
+    /// The root module: the plugin's description, one constructor per component kind, and (ABI
+    /// 1.1) its device report.
+    ///
+    /// Every constructor takes the component name and its config as RON text, parses the
+    /// config, and returns the component or a [`PluginError`]. Plugins built with
+    /// [`crate::export_plugin!`] get all of this generated.
+    appended: {
+        /// ABI 1.1: the backends this plugin was compiled with, each with the devices it can use
+        /// now or why it has none (see [`BackendReport`]). Plugins without backbones report an
+        /// empty list. Absent from 1.0 plugins: the accessor [`PluginRootRef::devices`] returns
+        /// `None`.
+        pub devices: extern "C" fn() -> RResult<RVec<BackendReport>, PluginError>,
+    }
 }
 
 impl RootModule for PluginRootRef {
@@ -121,6 +157,37 @@ impl RootModule for PluginRootRef {
     const BASE_NAME: &'static str = "clshost_plugin";
     const NAME: &'static str = "clshost plugin";
     const VERSION_STRINGS: VersionStrings = VersionStrings::new(ABI_VERSION_STRING);
+}
+
+/// The root module exactly as ABI 1.0 defined it, for loading 1.0 plugins: abi_stable rejects a
+/// library whose prefix type has fewer fields than the loader's, so a 1.1 host checks a 1.0
+/// plugin against this layout and then reads it as a [`PluginRootRef`] whose `devices` is absent.
+#[doc(hidden)]
+pub mod v1_0 {
+    use abi_stable::library::RootModule;
+    use abi_stable::sabi_types::VersionStrings;
+    use abi_stable::std_types::{RResult, RStr};
+
+    plugin_root! {
+        /// [`super::PluginRoot`] without the fields ABI 1.1 appended.
+        appended: {}
+    }
+
+    impl RootModule for PluginRootRef {
+        abi_stable::declare_root_module_statics! {PluginRootRef}
+        const BASE_NAME: &'static str = super::PluginRootRef::BASE_NAME;
+        const NAME: &'static str = super::PluginRootRef::NAME;
+        const VERSION_STRINGS: VersionStrings = VersionStrings::new("1.0.0");
+    }
+
+    impl PluginRootRef {
+        /// The same module seen through the current type; its 1.1 fields read as absent.
+        pub fn upgrade(self) -> super::PluginRootRef {
+            // SAFETY: the 1.0 layout is a prefix of the current one (a test checks it with
+            // abi_stable), and prefix-type accessors read the instance's own field count.
+            super::PluginRootRef(unsafe { self.0.cast() })
+        }
+    }
 }
 
 /// The exported symbol name abi_stable looks up (its `ROOT_MODULE_LOADER_NAME`), spelled out
@@ -168,6 +235,44 @@ mod tests {
             crate_major, ABI_MAJOR,
             "the crate's major version is the ABI major"
         );
+    }
+
+    /// What abi_stable 0.11.3 does with the appended field (see `check_fields` in
+    /// abi_stable's `abi_checking.rs`: an interface with more prefix-type fields than the
+    /// implementation is a `FieldCountMismatch`): a 1.0 host accepts a 1.1 plugin, a 1.1 host
+    /// rejects a 1.0 plugin, and only past the check would `devices()` read as `None`.
+    #[test]
+    fn appending_a_field_is_compatible_in_one_direction_only() {
+        use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
+        use abi_stable::prefix_type::PrefixTypeTrait;
+
+        check_layout_compatibility(
+            <v1_0::PluginRootRef as StableAbi>::LAYOUT,
+            <PluginRootRef as StableAbi>::LAYOUT,
+        )
+        .expect("a 1.0 host accepts a 1.1 root module");
+        let rejected = check_layout_compatibility(
+            <PluginRootRef as StableAbi>::LAYOUT,
+            <v1_0::PluginRootRef as StableAbi>::LAYOUT,
+        )
+        .expect_err("a 1.1 host rejects a 1.0 root module");
+        assert!(rejected.to_string().contains("too many fields"));
+
+        let authored = crate::authoring::root_module("new", "1", "", None);
+        let old = v1_0::PluginRoot {
+            info: authored.info(),
+            validate: authored.validate(),
+            new_backbone: authored.new_backbone(),
+            new_sample_augment: authored.new_sample_augment(),
+            new_batch_augment: authored.new_batch_augment(),
+            new_loss: authored.new_loss(),
+            new_metric: authored.new_metric(),
+            new_exporter: authored.new_exporter(),
+        }
+        .leak_into_prefix();
+        let seen_by_host = old.upgrade();
+        assert!(seen_by_host.devices().is_none());
+        assert!(authored.devices().is_some());
     }
 
     #[test]

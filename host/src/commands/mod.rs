@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod check;
 pub mod data;
+pub mod doctor;
 pub mod plugins;

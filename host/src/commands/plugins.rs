@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::cli::PluginsArgs;
 use crate::output;
-use crate::registry::{Entry, Registry, SearchPath};
+use crate::registry::{Entry, Failure, Registry, SearchPath};
 
 /// Runs `clshost plugins`.
 pub fn run(search: &SearchPath, args: &PluginsArgs) -> Result<()> {
@@ -169,11 +169,22 @@ struct PluginView<'a> {
     found_in: &'a str,
 }
 
+/// A plugin file that failed to load, as `plugins --json` and `doctor --json` show it.
 #[derive(Serialize)]
-struct FailureView {
-    file: String,
-    found_in: &'static str,
-    error: String,
+pub(crate) struct FailureView {
+    pub(crate) file: String,
+    pub(crate) found_in: &'static str,
+    pub(crate) error: String,
+}
+
+impl From<&Failure> for FailureView {
+    fn from(f: &Failure) -> Self {
+        FailureView {
+            file: f.path.display().to_string(),
+            found_in: f.source.as_str(),
+            error: f.error.to_string(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -223,15 +234,7 @@ impl<'a> Listing<'a> {
                     found_in: p.source.as_str(),
                 })
                 .collect(),
-            failures: registry
-                .failures()
-                .iter()
-                .map(|f| FailureView {
-                    file: f.path.display().to_string(),
-                    found_in: f.source.as_str(),
-                    error: f.error.to_string(),
-                })
-                .collect(),
+            failures: registry.failures().iter().map(FailureView::from).collect(),
             search_path: search
                 .directories()
                 .into_iter()

@@ -1,6 +1,9 @@
 //! Validation: everything that can be checked before any data is read or any model is built.
 //!
-//! - value rules (positive sizes, probabilities in `[0, 1]`, a device this host understands);
+//! - value rules (positive sizes, probabilities in `[0, 1]`);
+//! - the device: when the backbone's plugin reports its backends (ABI 1.1), `trainer.device`
+//!   must be one of the devices it sees now, or a bare backend name with at least one device;
+//!   otherwise (older plugins) only its syntax is checked;
 //! - the data root exists and holds at least two class folders;
 //! - every component name resolves to a component of the right kind (unknown names list the
 //!   closest available ones), and every component's params pass its plugin's checks;
@@ -10,10 +13,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use clshost_plugin_api::{ComponentKind, LossContext, MetricContext};
+use clshost_plugin_api::{BackendReport, ComponentKind, LossContext, MetricContext};
 
 use super::{Problem, Resolved};
-use crate::registry::{CreateError, Registry};
+use crate::registry::{CreateError, DeviceSupport, Registry};
 
 /// The class folders of `dir`: its non-hidden sub-directories, sorted as torchvision sorts them.
 pub fn class_folders(dir: &Path) -> std::io::Result<Vec<String>> {
@@ -43,6 +46,7 @@ pub fn validate(resolved: &Resolved, registry: &Registry) -> Vec<Problem> {
         problems: Vec::new(),
     };
     v.values();
+    v.device(registry);
     let classes = v.data();
     v.components(registry, classes);
     v.problems
@@ -206,14 +210,32 @@ impl Validator<'_> {
                 "must be at least 1",
             );
         }
-        if !valid_device(&r.trainer.device) {
-            self.problem(
-                "trainer.device",
+    }
+
+    /// Checks `trainer.device` against the backends the backbone's plugin was built with and the
+    /// devices they see, or only its syntax when the plugin does not report them.
+    fn device(&mut self, registry: &Registry) {
+        let r = &self.resolved.recipe;
+        let device = r.trainer.device.as_str();
+        let reported = registry
+            .get(&r.model.name)
+            .filter(|e| e.info.kind == ComponentKind::Backbone)
+            .and_then(|e| match e.plugin.library.devices() {
+                DeviceSupport::Reported(reports) if !reports.is_empty() => {
+                    Some((e.plugin.library.info.name.to_string(), reports))
+                }
+                _ => None,
+            });
+        let problem = match reported {
+            Some((plugin, reports)) => device_problem(device, &plugin, &reports),
+            None => (!valid_device(device)).then(|| {
                 format!(
-                    "unknown device `{}`: use `cpu`, `wgpu`, `wgpu:N`, `cuda` or `cuda:N`",
-                    r.trainer.device
-                ),
-            );
+                    "unknown device `{device}`: use `cpu`, `wgpu`, `wgpu:N`, `cuda` or `cuda:N`"
+                )
+            }),
+        };
+        if let Some(message) = problem {
+            self.problem("trainer.device", message);
         }
     }
 
@@ -429,6 +451,56 @@ impl Validator<'_> {
     }
 }
 
+/// Why `device` cannot be used with a plugin that reports `reports`, or `None` when it can: it
+/// is the id of a device the plugin sees, or a bare backend name with at least one device.
+pub fn device_problem(device: &str, plugin: &str, reports: &[BackendReport]) -> Option<String> {
+    let backend = device.split(':').next().unwrap_or(device);
+    let ids: Vec<&str> = reports
+        .iter()
+        .flat_map(|r| r.devices.iter().map(|d| d.id.as_str()))
+        .collect();
+    let usable = (!ids.is_empty()).then(|| format!("use one of: {}", ids.join(", ")));
+    let Some(report) = reports.iter().find(|r| r.backend.as_str() == backend) else {
+        let built: Vec<&str> = reports.iter().map(|r| r.backend.as_str()).collect();
+        let rebuild = matches!(backend, "wgpu" | "cuda")
+            .then(|| format!("rebuild it with `--features {backend}`"));
+        let remedies: Vec<String> = rebuild.into_iter().chain(usable).collect();
+        let mut message = format!(
+            "device `{device}` is not supported by plugin {plugin} (built with {})",
+            built.join(", ")
+        );
+        if !remedies.is_empty() {
+            message.push_str(&format!("; {}", remedies.join(", or ")));
+        }
+        return Some(message);
+    };
+    let ok = report.devices.iter().any(|d| d.id.as_str() == device)
+        || (device == backend && !report.devices.is_empty());
+    if ok {
+        return None;
+    }
+    let mut message = format!("device `{device}` is not available to plugin {plugin}: ");
+    if report.devices.is_empty() {
+        let reason = report
+            .problem
+            .as_ref()
+            .into_option()
+            .map_or("no device found", |p| p.as_str());
+        message.push_str(reason);
+    } else {
+        let seen: Vec<String> = report
+            .devices
+            .iter()
+            .map(|d| format!("{} ({})", d.id, d.name))
+            .collect();
+        message.push_str(&format!("its {backend} devices are {}", seen.join(", ")));
+    }
+    if let Some(usable) = usable {
+        message.push_str(&format!("; {usable}"));
+    }
+    Some(message)
+}
+
 /// Whether `device` is `cpu`, `wgpu`, `wgpu:N`, `cuda` or `cuda:N`.
 pub fn valid_device(device: &str) -> bool {
     let (backend, index) = match device.split_once(':') {
@@ -439,5 +511,58 @@ pub fn valid_device(device: &str) -> bool {
         "cpu" => index.is_none(),
         "wgpu" | "cuda" => index.is_none_or(|i| i.parse::<u32>().is_ok()),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clshost_plugin_api::DeviceEntry;
+
+    use super::*;
+
+    fn reports() -> Vec<BackendReport> {
+        vec![
+            BackendReport::available("cpu", vec![DeviceEntry::new("cpu", "flex", "2 threads")]),
+            BackendReport::available(
+                "wgpu",
+                vec![DeviceEntry::new("wgpu", "llvmpipe", "Vulkan, Cpu")],
+            ),
+            BackendReport::unavailable("cuda", "no CUDA driver library (libcuda.so.1) found"),
+        ]
+    }
+
+    #[test]
+    fn listed_ids_and_bare_backends_with_a_device_are_accepted() {
+        for device in ["cpu", "wgpu"] {
+            assert_eq!(device_problem(device, "p", &reports()), None, "{device}");
+        }
+    }
+
+    #[test]
+    fn a_backend_the_plugin_was_not_built_with_names_the_remedies() {
+        let without_cuda = &reports()[..2];
+        assert_eq!(
+            device_problem("cuda:1", "p", without_cuda).unwrap(),
+            "device `cuda:1` is not supported by plugin p (built with cpu, wgpu); rebuild it with \
+             `--features cuda`, or use one of: cpu, wgpu"
+        );
+        assert_eq!(
+            device_problem("tpu", "p", without_cuda).unwrap(),
+            "device `tpu` is not supported by plugin p (built with cpu, wgpu); use one of: cpu, wgpu"
+        );
+    }
+
+    #[test]
+    fn a_compiled_backend_without_that_device_says_why() {
+        assert_eq!(
+            device_problem("cuda", "p", &reports()).unwrap(),
+            "device `cuda` is not available to plugin p: no CUDA driver library (libcuda.so.1) \
+             found; use one of: cpu, wgpu"
+        );
+        assert_eq!(
+            device_problem("wgpu:0", "p", &reports()).unwrap(),
+            "device `wgpu:0` is not available to plugin p: its wgpu devices are wgpu (llvmpipe); \
+             use one of: cpu, wgpu"
+        );
     }
 }

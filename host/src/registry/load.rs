@@ -6,7 +6,9 @@
 //! 1. the file opens as a shared library;
 //! 2. it exports the `clshost_plugin_abi` handshake with the right magic number;
 //! 3. its ABI major version equals the host's;
-//! 4. abi_stable's own header, version and layout checks of the root module pass;
+//! 4. abi_stable's own header, version and layout checks of the root module pass, against the
+//!    layout of the plugin's minor version (a 1.0 plugin is checked against the frozen 1.0 root
+//!    module and read without the fields 1.1 appended);
 //! 5. its `info()` answers.
 //!
 //! Libraries are never unloaded: component objects and error messages may point into them.
@@ -15,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use abi_stable::library::{LibraryError, RawLibrary, lib_header_from_raw_library};
 use clshost_plugin_api::{
-    ABI_MAJOR, ABI_MINOR, AbiVersion, HANDSHAKE_SYMBOL, PluginError, PluginInfo, PluginRootRef,
+    ABI_MAJOR, ABI_MINOR, AbiVersion, BackendReport, HANDSHAKE_SYMBOL, PluginError, PluginInfo,
+    PluginRootRef, v1_0,
 };
 
 /// Why a library could not be loaded as a plugin.
@@ -83,6 +86,32 @@ impl std::fmt::Debug for Library {
     }
 }
 
+/// What a plugin says about the compute devices its backends can use.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeviceSupport {
+    /// The plugin was built for ABI 1.0, before plugins reported devices.
+    NotReported,
+    /// Its device report failed; the one-line reason.
+    Failed(String),
+    /// One report per backend compiled into it (none for plugins without backbones).
+    Reported(Vec<BackendReport>),
+}
+
+impl Library {
+    /// Asks the plugin which backends it was compiled with and which devices they see. Plugins
+    /// older than ABI 1.1 are not asked; an error or a panic in the plugin becomes
+    /// [`DeviceSupport::Failed`].
+    pub fn devices(&self) -> DeviceSupport {
+        match self.root.devices() {
+            None => DeviceSupport::NotReported,
+            Some(devices) => match devices().into_result() {
+                Ok(reports) => DeviceSupport::Reported(reports.into_vec()),
+                Err(e) => DeviceSupport::Failed(e.to_string()),
+            },
+        }
+    }
+}
+
 /// The handshake function every plugin exports.
 type Handshake = extern "C" fn() -> AbiVersion;
 
@@ -114,18 +143,23 @@ pub fn load(path: &Path) -> Result<Library, LoadError> {
         }
         other => LoadError::AbiStable(first_line(&other.to_string())),
     })?;
-    let root = header
-        .init_root_module::<PluginRootRef>()
-        .map_err(|e| match e {
-            LibraryError::AbiInstability(report) => {
-                tracing::debug!("layout report for {}:\n{report}", path.display());
-                LoadError::Layout {
-                    plugin_major: abi.major,
-                    plugin_minor: abi.minor,
-                }
+    let root = if abi.minor == 0 {
+        header
+            .init_root_module::<v1_0::PluginRootRef>()
+            .map(v1_0::PluginRootRef::upgrade)
+    } else {
+        header.init_root_module::<PluginRootRef>()
+    };
+    let root = root.map_err(|e| match e {
+        LibraryError::AbiInstability(report) => {
+            tracing::debug!("layout report for {}:\n{report}", path.display());
+            LoadError::Layout {
+                plugin_major: abi.major,
+                plugin_minor: abi.minor,
             }
-            other => LoadError::Init(first_line(&other.to_string())),
-        })?;
+        }
+        other => LoadError::Init(first_line(&other.to_string())),
+    })?;
     let info = (root.info())()
         .into_result()
         .map_err(|e: PluginError| LoadError::Init(e.to_string()))?;

@@ -23,8 +23,8 @@ pub use components::{
     Backbone, BatchAugment, ComponentError, CreateError, Exporter, Loss, Metric, Origin,
     SampleAugment,
 };
-pub use load::{Library, LoadError};
-pub use search::{Candidate, SearchPath, Source};
+pub use load::{DeviceSupport, Library, LoadError};
+pub use search::{Candidate, Found, Location, SearchPath, Source};
 
 /// A plugin file that could not be loaded, and why.
 #[derive(Debug)]

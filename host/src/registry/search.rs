@@ -10,7 +10,8 @@
 //! earlier one wins and the later is skipped, as with `PATH`. A file named with `--plugin` is
 //! opened whatever its name.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::env;
 use std::ffi::OsString;
 use std::fs;
@@ -132,65 +133,113 @@ impl SearchPath {
             .collect()
     }
 
+    /// Every place searched, in order (`--plugin` files first, then [`SearchPath::directories`]),
+    /// with the plugin files found in each and which of them an earlier one shadows.
+    pub fn survey(&self) -> Vec<Location> {
+        let mut first_by_file: HashMap<PathBuf, PathBuf> = HashMap::new();
+        let mut first_by_name: HashMap<OsString, PathBuf> = HashMap::new();
+        let mut found = |path: PathBuf| {
+            let by_file = canonical(&path).and_then(|real| match first_by_file.entry(real) {
+                Entry::Occupied(first) => Some(first.get().clone()),
+                Entry::Vacant(slot) => {
+                    slot.insert(path.clone());
+                    None
+                }
+            });
+            let name = path.file_name().map(OsString::from).unwrap_or_default();
+            let shadowed_by = by_file.or_else(|| match first_by_name.entry(name) {
+                Entry::Occupied(first) => Some(first.get().clone()),
+                Entry::Vacant(slot) => {
+                    slot.insert(path.clone());
+                    None
+                }
+            });
+            Found { path, shadowed_by }
+        };
+        let mut out: Vec<Location> = self
+            .files
+            .iter()
+            .map(|path| Location {
+                path: path.clone(),
+                source: Source::Flag,
+                listing: Ok(vec![found(path.clone())]),
+            })
+            .collect();
+        for dir in self.directories() {
+            let listing = fs::read_dir(&dir.path).map(|entries| {
+                let mut files: Vec<PathBuf> = entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| is_plugin_file_name(p) && p.is_file())
+                    .collect();
+                files.sort();
+                files.into_iter().map(&mut found).collect()
+            });
+            out.push(Location {
+                path: dir.path,
+                source: dir.source,
+                listing,
+            });
+        }
+        out
+    }
+
     /// Every plugin file to load, in search order, without shadowed duplicates. Fails only when
     /// a `--plugin-dir` directory cannot be listed; other missing directories are skipped.
     pub fn candidates(&self) -> Result<Vec<Candidate>, DirError> {
-        let mut out: Vec<Candidate> = self
-            .files
-            .iter()
-            .map(|path| Candidate {
-                path: path.clone(),
-                source: Source::Flag,
-            })
-            .collect();
-        let mut seen_files: HashSet<PathBuf> =
-            out.iter().filter_map(|c| canonical(&c.path)).collect();
-        let mut seen_names: HashSet<OsString> = out
-            .iter()
-            .filter_map(|c| c.path.file_name().map(OsString::from))
-            .collect();
-        for dir in self.directories() {
-            let entries = match fs::read_dir(&dir.path) {
-                Ok(entries) => entries,
-                Err(source) if dir.source == Source::FlagDir => {
+        let mut out = Vec::new();
+        for location in self.survey() {
+            let files = match location.listing {
+                Ok(files) => files,
+                Err(source) if location.source == Source::FlagDir => {
                     return Err(DirError {
-                        path: dir.path,
+                        path: location.path,
                         source,
                     });
                 }
                 Err(e) => {
-                    tracing::debug!("skipping plugin directory {}: {e}", dir.path.display());
+                    tracing::debug!("skipping plugin directory {}: {e}", location.path.display());
                     continue;
                 }
             };
-            let mut files: Vec<PathBuf> = entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| is_plugin_file_name(p) && p.is_file())
-                .collect();
-            files.sort();
-            for path in files {
-                let name = path.file_name().map(OsString::from).unwrap_or_default();
-                if let Some(real) = canonical(&path)
-                    && !seen_files.insert(real)
-                {
-                    continue;
+            for file in files {
+                match file.shadowed_by {
+                    Some(first) => tracing::debug!(
+                        "{} is shadowed by {}",
+                        file.path.display(),
+                        first.display()
+                    ),
+                    None => out.push(Candidate {
+                        path: file.path,
+                        source: location.source,
+                    }),
                 }
-                if !seen_names.insert(name) {
-                    tracing::debug!(
-                        "{} is shadowed by an earlier plugin of that name",
-                        path.display()
-                    );
-                    continue;
-                }
-                out.push(Candidate {
-                    path,
-                    source: dir.source,
-                });
             }
         }
         Ok(out)
     }
+}
+
+/// One place on the search path: a `--plugin` file or a directory, and what it holds.
+#[derive(Debug)]
+pub struct Location {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// Which setting put it on the search path.
+    pub source: Source,
+    /// The plugin files found there, in load order, or why the directory cannot be listed. A
+    /// `--plugin` file is listed as itself, whether or not it exists.
+    pub listing: Result<Vec<Found>, std::io::Error>,
+}
+
+/// A plugin file found on the search path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The file.
+    pub path: PathBuf,
+    /// The earlier file of the same name (or the same file reached twice) that is loaded
+    /// instead of this one.
+    pub shadowed_by: Option<PathBuf>,
 }
 
 fn canonical(path: &Path) -> Option<PathBuf> {
@@ -271,10 +320,53 @@ mod tests {
         assert_eq!(
             found,
             vec![
-                (explicit, Source::Flag),
+                (explicit.clone(), Source::Flag),
                 (flag_dir.join(lib("clshost_plugin_a")), Source::FlagDir),
                 (env_dir.join(lib("clshost_plugin_b")), Source::Env),
                 (exe_dir.join(lib("clshost_plugin_c")), Source::ExeDir),
+            ]
+        );
+        let survey: Vec<(PathBuf, Source, Option<Vec<Found>>)> = search
+            .survey()
+            .into_iter()
+            .map(|l| (l.path, l.source, l.listing.ok()))
+            .collect();
+        let found = |dir: &Path, id: &str, shadowed_by: Option<PathBuf>| Found {
+            path: dir.join(lib(id)),
+            shadowed_by,
+        };
+        let first_a = flag_dir.join(lib("clshost_plugin_a"));
+        assert_eq!(
+            survey,
+            vec![
+                (
+                    explicit.clone(),
+                    Source::Flag,
+                    Some(vec![Found {
+                        path: explicit,
+                        shadowed_by: None
+                    }])
+                ),
+                (
+                    flag_dir.clone(),
+                    Source::FlagDir,
+                    Some(vec![found(&flag_dir, "clshost_plugin_a", None)])
+                ),
+                (
+                    env_dir.clone(),
+                    Source::Env,
+                    Some(vec![
+                        found(&env_dir, "clshost_plugin_a", Some(first_a)),
+                        found(&env_dir, "clshost_plugin_b", None),
+                    ])
+                ),
+                (root.path().join("missing"), Source::Env, None),
+                (
+                    exe_dir.clone(),
+                    Source::ExeDir,
+                    Some(vec![found(&exe_dir, "clshost_plugin_c", None)])
+                ),
+                (root.path().join("nope"), Source::UserDir, None),
             ]
         );
     }

@@ -233,7 +233,10 @@ impl<const DEPTH: usize> Backbone for ResNet<DEPTH> {
 }
 
 register!(Backbone: ResNet<18>, Backbone: ResNet<34>, Backbone: ResNet<50>);
-export_plugin!(description: "ResNet-18/34/50 backbones (torchvision-compatible) on Burn: CPU, wgpu, CUDA");
+export_plugin!(
+    description: "ResNet-18/34/50 backbones (torchvision-compatible) on Burn: CPU, wgpu, CUDA",
+    devices: clshost_burn_kit::devices,
+);
 
 #[cfg(test)]
 mod tests {
