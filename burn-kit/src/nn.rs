@@ -5,9 +5,20 @@
 //!   biased one).
 //! - [`Linear`]: `weight` is `[out, in]` as in PyTorch (Burn's is `[in, out]`).
 //! - [`dropout`]: masks drawn from the pass's seed, so a resumed run draws the same ones.
+//! - [`conv2d`]: `Conv2d::forward`, except that a strided 1x1 convolution (a ResNet projection
+//!   shortcut) runs as a subsampling followed by a stride-1 convolution. Burn 0.21's cubecl
+//!   backends (wgpu, CUDA) compute the input gradient of a convolution whose kernel is smaller
+//!   than its stride wrong (the direct transposed-convolution kernel of burn-cubecl visits no
+//!   input row when `kernel * dilation < stride`), which made every layer below the first
+//!   projection shortcut train on wrong gradients there. The rewrite is exact and uses only
+//!   operations whose gradients agree on every backend (`tests/backend_ops.rs`).
 
 use burn::module::{Module, Param, RunningState};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
 use burn::tensor::backend::Backend;
+use burn::tensor::module::conv2d as conv2d_op;
+use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Tensor, TensorData};
 use rand::Rng;
 
@@ -132,4 +143,41 @@ pub fn dropout<B: Backend, const D: usize>(
         .collect();
     let mask = Tensor::<B, D>::from_data(TensorData::new(mask, shape), &x.device());
     x.mul(mask)
+}
+
+/// Applies `conv` to `[N, C, H, W]` as [`Conv2d::forward`] does; a 1x1 convolution with stride
+/// `s > 1`, no padding, no dilation and one group runs as `x[:, :, ::s, ::s]` followed by a
+/// stride-1 convolution, the same function, to avoid Burn 0.21's wrong input gradient of strided
+/// 1x1 convolutions on wgpu and CUDA (see the module documentation).
+pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let unpadded = matches!(conv.padding, PaddingConfig2d::Valid)
+        || matches!(conv.padding, PaddingConfig2d::Explicit(0, 0, 0, 0));
+    let [sh, sw] = conv.stride;
+    if conv.kernel_size != [1, 1]
+        || conv.stride == [1, 1]
+        || conv.dilation != [1, 1]
+        || conv.groups != 1
+        || !unpadded
+    {
+        return conv.forward(x);
+    }
+    let [n, c, h, w] = x.dims();
+    let (oh, ow) = (h.div_ceil(sh), w.div_ceil(sw));
+    let (ph, pw) = (oh * sh - h, ow * sw - w);
+    let x = if ph + pw > 0 {
+        x.pad([(0, ph), (0, pw)], PadMode::Constant(0.0))
+    } else {
+        x
+    };
+    let sub = x
+        .reshape([n, c, oh, sh, ow, sw])
+        .narrow(3, 0, 1)
+        .narrow(5, 0, 1)
+        .reshape([n, c, oh, ow]);
+    conv2d_op(
+        sub,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+    )
 }

@@ -8,7 +8,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::{Tensor, activation::relu};
-use clshost_burn_kit::nn::{BatchNorm2d, Linear, dropout};
+use clshost_burn_kit::nn::{BatchNorm2d, Linear, conv2d, dropout};
 use clshost_burn_kit::{
     ChaCha8Rng, ClassifierModel, ForwardContext, GraphBuilder, ModelFamily, burn,
 };
@@ -140,7 +140,7 @@ impl<B: Backend> Block<B> {
             out = bn3.forward(conv3.forward(relu(out)), ctx);
         }
         let identity = match &self.downsample {
-            Some((conv, bn)) => bn.forward(conv.forward(x), ctx),
+            Some((conv, bn)) => bn.forward(conv2d(conv, x), ctx),
             None => x,
         };
         relu(out.add(identity))

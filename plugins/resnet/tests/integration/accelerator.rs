@@ -2,9 +2,8 @@
 //! ResNet should agree within float tolerance. The device is `CLSHOST_TEST_DEVICE` when it names
 //! one other than the CPU (`cuda`, `wgpu:1`; `scripts/gpu-check.sh` sets it), else `wgpu`.
 //! wgpu needs a Vulkan driver; CI has Mesa's software lavapipe (`apt-get install
-//! mesa-vulkan-drivers libvulkan1`). On lavapipe with Burn 0.21 the training logits and `fc`
-//! gradients agree but the gradients of deeper layers do not, so the test is ignored until that
-//! is resolved (`cargo test -p clshost-plugin-resnet -- --ignored`).
+//! mesa-vulkan-drivers libvulkan1`). This test found Burn 0.21's wrong input gradient of strided
+//! 1x1 convolutions on wgpu and CUDA, which `clshost_burn_kit::nn::conv2d` works around.
 
 use clshost_plugin_api::prelude::*;
 use clshost_plugin_api::{OptimizerKind, OptimizerSpec};
@@ -54,8 +53,6 @@ fn diff(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 #[test]
-#[ignore = "fails on Burn 0.21 wgpu (Mesa lavapipe): forward and the head's gradient match the \
-            CPU, deeper gradients do not (the CPU's match torchvision); run with --ignored"]
 fn an_accelerator_training_step_matches_the_cpu() {
     let device = match test_device().as_str() {
         "cpu" => "wgpu".to_string(),
