@@ -87,9 +87,16 @@ for f in resnet18.json resnet50.json; do
         || problems+=("missing fixture plugins/resnet/tests/fixtures/$f")
 done
 [ -f "$root/scripts/bench/train_torch.py" ] || problems+=("missing scripts/bench/train_torch.py")
-if [ -f "$bin/libclshost_plugin_resnet.so" ] \
-    && ! grep -qa "cuda, cuda:N" "$bin/libclshost_plugin_resnet.so"; then
-    problems+=("$bin/libclshost_plugin_resnet.so was built without the cuda feature (--features clshost-plugin-resnet/cuda,clshost-plugin-resnet/wgpu)")
+# What the plugins were built with, from `clshost doctor` (it reports compiled-in backends even
+# where no device is present).
+if [ -x "$bin/clshost" ] && [ -f "$bin/libclshost_plugin_resnet.so" ]; then
+    backends="$(CLSHOST_PLUGIN_PATH="$bin" "$bin/clshost" doctor --json 2>/dev/null | tr -d ' \n')"
+    for b in cuda wgpu; do
+        case "$backends" in
+            *"\"backend\":\"$b\",\"plugins\":[{"*) ;;
+            *) problems+=("the plugins in $bin were built without the $b backend (--features clshost-plugin-resnet/cuda,clshost-plugin-resnet/wgpu)") ;;
+        esac
+    done
 fi
 torch_ok=0
 if command -v python3 >/dev/null \
@@ -119,7 +126,7 @@ gpu_name="$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 # (a) doctor
 say "doctor"
 if timeout 60 "$bin/clshost" doctor --json >"$logs/doctor.json" 2>"$logs/doctor.err"; then
-    doctor="$(cat "$logs/doctor.json")"
+    doctor="$(tr -d '\n' <"$logs/doctor.json")"
 else
     doctor="{\"error\": $(json_str "$(tail -n 5 "$logs/doctor.err")")}"
 fi

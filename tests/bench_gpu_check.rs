@@ -103,7 +103,7 @@ fn gpu_check_dry_run_refuses_plugins_built_without_cuda() {
     let (ok, stderr) = gpu_check_dry_run(&profile_dir());
     assert!(!ok, "{stderr}");
     assert!(
-        stderr.contains("was built without the cuda feature"),
+        stderr.contains("were built without the cuda backend"),
         "{stderr}"
     );
     assert!(!stderr.contains("no executable"), "{stderr}");
