@@ -135,8 +135,14 @@ impl<F: ModelFamily> BurnBackbone<F> {
                 }
                 #[cfg(feature = "cuda")]
                 DeviceChoice::Cuda(index) => {
+                    let found = crate::devices::cuda_device(index).map_err(|problem| {
+                        PluginError::device(format!(
+                            "device `{}` is unavailable on this machine: {problem}",
+                            ctx.device
+                        ))
+                    })?;
                     let device = burn::backend::cuda::CudaDevice::new(index);
-                    let label = format!("cuda:{index}");
+                    let label = format!("cuda:{index} ({}, {})", found.name, found.detail);
                     (
                         Engine::Cuda(Trainer::new(&family, classes, device, spec, seed)?),
                         label,

@@ -29,6 +29,27 @@ pub fn devices() -> Vec<BackendReport> {
     reports
 }
 
+/// The CUDA device `cuda:{ordinal}` as the driver describes it, or why it cannot be used (no
+/// driver library, no such ordinal), checked before Burn opens it: Burn's CUDA runtime panics
+/// on a separate thread without a driver, which would reach the user as an opaque channel
+/// error and a stray panic message.
+#[cfg(feature = "cuda")]
+pub fn cuda_device(ordinal: usize) -> Result<DeviceEntry, String> {
+    let report = contained("cuda", cuda_probe::report);
+    if let Some(problem) = report.problem.into_option() {
+        return Err(problem.into_string());
+    }
+    let count = report.devices.len();
+    report
+        .devices
+        .into_iter()
+        .nth(ordinal)
+        .ok_or_else(|| match count {
+            1 => "there is 1 CUDA device: cuda:0".to_string(),
+            n => format!("there are {n} CUDA devices: cuda:0 to cuda:{}", n - 1),
+        })
+}
+
 /// The number of threads Burn's flex backend runs on.
 pub fn cpu_threads() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
