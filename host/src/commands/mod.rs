@@ -4,3 +4,4 @@ pub mod bench;
 pub mod check;
 pub mod data;
 pub mod plugins;
+pub mod run;

@@ -162,28 +162,28 @@ fn render(class: usize, size: u32, seed: u64) -> Vec<u8> {
         .zip(&background)
         .map(|(a, b)| (a - b).abs())
         .sum::<f32>()
-        < 150.0
+        < 240.0
     {
         foreground = colour(&mut rng);
     }
     let s = size as f32;
     let texture = class >= 5;
     let (cx, cy) = (
-        rng.random_range(0.35..0.65) * s,
-        rng.random_range(0.35..0.65) * s,
+        rng.random_range(0.42..0.58) * s,
+        rng.random_range(0.42..0.58) * s,
     );
     let radius = if texture {
         s
     } else {
-        rng.random_range(0.2..0.32) * s
+        rng.random_range(0.3..0.4) * s
     };
     let angle: f32 = if texture || class == 0 || class == 4 {
         rng.random_range(-0.15..0.15)
     } else {
-        rng.random_range(-PI / 6.0..PI / 6.0)
+        rng.random_range(-PI / 8.0..PI / 8.0)
     };
-    let period = rng.random_range(0.1..0.16) * s / radius;
-    let noise: f32 = rng.random_range(8.0..24.0);
+    let period = rng.random_range(0.12..0.18) * s / radius;
+    let noise: f32 = rng.random_range(4.0..16.0);
     let (sin, cos) = angle.sin_cos();
     let mut pixels = Vec::with_capacity((size * size * 3) as usize);
     for y in 0..size {
