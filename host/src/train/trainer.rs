@@ -14,7 +14,7 @@
 //! raw weights and, with EMA on, the EMA weights; the better of the two on the monitored metric
 //! competes for `best`. `last` is written after every epoch, and on an interrupt after the
 //! current step. A non-finite loss stops the run before the step is applied, leaving the last
-//! checkpoint on disk untouched.
+//! checkpoint on disk untouched; so do non-finite logits, which a loss plugin may refuse.
 
 use std::time::{Duration, Instant};
 
@@ -330,8 +330,13 @@ impl Trainer {
                 self.mix(epoch, &mut batch, &mut targets)?;
             }
             let logits = self.parts.backbone.forward(batch.view())?;
-            let (loss, mut grad) = loss_and_grad(&self.parts.loss, &logits, &targets)?;
             let step = batch.index as u64 + 1;
+            // Diverged weights give non-finite logits, which a loss may refuse outright.
+            let (loss, mut grad) = if logits.data.iter().all(|v| v.is_finite()) {
+                loss_and_grad(&self.parts.loss, &logits, &targets)?
+            } else {
+                (f64::NAN, Vec::new())
+            };
             if !loss.is_finite() {
                 progress.finish();
                 let last = self.run.path().join("checkpoints").join("last.ckpt");
