@@ -219,6 +219,13 @@ pub fn is_checkpoint(path: &Path) -> bool {
 
 /// The tensors of the `.safetensors` file at `path`.
 pub fn read_weights_file(path: &Path) -> Result<Vec<NamedTensor>, CheckpointError> {
+    if path.extension().is_none_or(|e| e != "safetensors") {
+        return Err(format_error(
+            path,
+            "expected a clshost checkpoint or a .safetensors file (PyTorch .pth files load \
+             through the backbone's own `weights` param)",
+        ));
+    }
     let bytes = fs::read(path).map_err(|e| CheckpointError::Read {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -279,6 +286,10 @@ mod tests {
             read_weights_file(&other),
             Err(CheckpointError::Format { .. })
         ));
+        let pth = dir.path().join("w.pth");
+        fs::write(&pth, b"pickle").unwrap();
+        let err = read_weights_file(&pth).unwrap_err().to_string();
+        assert!(err.contains("backbone's own `weights` param"), "{err}");
     }
 
     #[test]
