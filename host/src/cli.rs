@@ -44,6 +44,8 @@ pub enum Command {
     /// List every component the plugins on the search path offer, or show one component's
     /// parameters with their defaults and documentation.
     Plugins(PluginsArgs),
+    /// Train a recipe: evaluate, checkpoint, export; or resume a run with `--resume RUN_DIR`.
+    Run(crate::commands::run::RunArgs),
     /// Validate a recipe and every component config in it, without reading data or building a
     /// model; exits non-zero listing every problem found.
     Check(CheckArgs),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use clshost::cli::{Cli, Command};
 use clshost::commands;
+use clshost::exit::Exit;
 use clshost::logging;
 use clshost::registry::SearchPath;
 
@@ -14,6 +15,7 @@ fn main() -> ExitCode {
     logging::init(cli.global.verbose, cli.global.quiet);
     let search = SearchPath::from_env(cli.global.plugins.clone(), cli.global.plugin_dirs.clone());
     let result = match &cli.command {
+        Command::Run(args) => commands::run::run(&search, args, cli.global.quiet),
         Command::Plugins(args) => commands::plugins::run(&search, args),
         Command::Check(args) => commands::check::run(&search, args),
         Command::Bench(args) => commands::bench::run(&search, args),
@@ -22,9 +24,15 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => match err.downcast_ref::<Exit>() {
+            Some(exit) => {
+                eprintln!("{exit}");
+                ExitCode::from(exit.code)
+            }
+            None => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -5,7 +5,9 @@
 //! own line on stderr; the exit status is 0 only when there are none. `--print` writes the
 //! resolved recipe, valid RON with every default filled in, to stdout.
 
-use anyhow::{Result, bail};
+use std::path::Path;
+
+use anyhow::{Result, anyhow};
 
 use crate::cli::CheckArgs;
 use crate::output;
@@ -14,18 +16,7 @@ use crate::registry::{Registry, SearchPath};
 
 /// Runs `clshost check`.
 pub fn run(search: &SearchPath, args: &CheckArgs) -> Result<()> {
-    let resolved = match Resolved::load(&args.recipe, &args.overrides) {
-        Ok(resolved) => resolved,
-        Err(e) => return report(&args.recipe.display().to_string(), &e.problems()),
-    };
-    let registry = Registry::load(&recipe_search_path(search, &resolved))?;
-    let problems: Vec<String> = validate::validate(&resolved, &registry)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    if !problems.is_empty() {
-        return report(&args.recipe.display().to_string(), &problems);
-    }
+    let (resolved, registry) = load_valid(search, &args.recipe, &args.overrides)?;
     if args.print {
         output::print(&resolved.to_ron())?;
     } else {
@@ -40,6 +31,27 @@ pub fn run(search: &SearchPath, args: &CheckArgs) -> Result<()> {
         ))?;
     }
     Ok(())
+}
+
+/// Loads the recipe at `path` with `overrides`, the plugins it needs, and runs every check of
+/// [`validate`]: each problem is printed on its own line on stderr and the call fails with
+/// their count.
+pub fn load_valid(
+    search: &SearchPath,
+    path: &Path,
+    overrides: &[String],
+) -> Result<(Resolved, Registry)> {
+    let name = path.display().to_string();
+    let resolved = Resolved::load(path, overrides).map_err(|e| report(&name, &e.problems()))?;
+    let registry = Registry::load(&recipe_search_path(search, &resolved))?;
+    let problems: Vec<String> = validate::validate(&resolved, &registry)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if !problems.is_empty() {
+        return Err(report(&name, &problems));
+    }
+    Ok((resolved, registry))
 }
 
 /// The search path plus the plugin files and directories the recipe names (relative to it).
@@ -57,14 +69,14 @@ pub fn recipe_search_path(search: &SearchPath, resolved: &Resolved) -> SearchPat
     search
 }
 
-/// Prints every problem on its own line and fails with their count.
-fn report(recipe: &str, problems: &[String]) -> Result<()> {
+/// Prints every problem on its own line; the error to fail with, giving their count.
+fn report(recipe: &str, problems: &[String]) -> anyhow::Error {
     for p in problems {
         eprintln!("{p}");
     }
     match problems.len() {
-        1 => bail!("1 problem in {recipe}"),
-        n => bail!("{n} problems in {recipe}"),
+        1 => anyhow!("1 problem in {recipe}"),
+        n => anyhow!("{n} problems in {recipe}"),
     }
 }
 

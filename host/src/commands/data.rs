@@ -2,7 +2,8 @@
 //!
 //! `clshost data stats` prints class counts, the distribution of image sizes, and the mean and
 //! std to normalize with. `clshost data preview` writes a PNG grid of training samples after the
-//! augmentations, each labelled with its class. Until recipes drive it, the preview pipeline is
+//! augmentations, each labelled with its class. `clshost data synth` generates a small dataset
+//! of shapes and textures, the quickstart's. Until recipes drive it, the preview pipeline is
 //! given on the command line with repeated `--augment NAME[=RON params]` options.
 
 use std::fmt::Write as _;
@@ -16,6 +17,7 @@ use serde::Serialize;
 use crate::data::preview::{self, Tile};
 use crate::data::settings::cores;
 use crate::data::stats::{self, DatasetStats, Distribution};
+use crate::data::synth::{self, SynthOptions};
 use crate::data::{DecodeLimits, ImageFolder, Loader, LoaderOptions, OnError, Pipeline};
 use crate::output;
 use crate::registry::{Registry, SampleAugment, SearchPath};
@@ -35,6 +37,30 @@ pub enum DataCommand {
     Stats(StatsArgs),
     /// Write a grid of augmented training samples with their labels to a PNG file.
     Preview(PreviewArgs),
+    /// Generate a small ImageFolder of shapes and textures (the quickstart dataset).
+    Synth(SynthArgs),
+}
+
+/// Arguments of `clshost data synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// The folder to write `train/<class>/*.png` and `val/<class>/*.png` into.
+    pub out: PathBuf,
+    /// Number of classes (2 to 8): circle, square, triangle, cross, ring, stripes, checker, dots.
+    #[arg(long, default_value_t = 4)]
+    pub classes: usize,
+    /// Training images per class.
+    #[arg(long, default_value_t = 200)]
+    pub train: usize,
+    /// Validation images per class.
+    #[arg(long, default_value_t = 50)]
+    pub val: usize,
+    /// Side of the square images, in pixels.
+    #[arg(long, default_value_t = 32)]
+    pub size: u32,
+    /// Seed of every random choice; the same arguments always write the same files.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// Arguments of `clshost data stats`.
@@ -94,7 +120,29 @@ pub fn run(search: &SearchPath, args: &DataArgs) -> Result<()> {
     match &args.command {
         DataCommand::Stats(a) => stats(a),
         DataCommand::Preview(a) => preview(search, a),
+        DataCommand::Synth(a) => synth(a),
     }
+}
+
+fn synth(args: &SynthArgs) -> Result<()> {
+    let options = SynthOptions {
+        classes: args.classes,
+        train: args.train,
+        val: args.val,
+        size: args.size,
+        seed: args.seed,
+    };
+    let summary = synth::generate(&args.out, &options)?;
+    output::print(&format!(
+        "wrote {} images of {}x{} pixels in {} classes ({}) to {}\n",
+        summary.images,
+        args.size,
+        args.size,
+        summary.classes.len(),
+        summary.classes.join(", "),
+        args.out.display()
+    ))?;
+    Ok(())
 }
 
 fn stats(args: &StatsArgs) -> Result<()> {

@@ -5,3 +5,4 @@ pub mod check;
 pub mod data;
 pub mod doctor;
 pub mod plugins;
+pub mod run;

@@ -8,7 +8,8 @@
 //! - [`seed`]: every seed of the data stage, from (seed, epoch, sample, augmentation);
 //! - [`loader`]: worker threads running plugin augmentations into contiguous batches;
 //! - [`cache`]: the optional in-memory cache of decoded images;
-//! - [`stats`] and [`preview`]: what `clshost data stats` and `clshost data preview` show.
+//! - [`stats`] and [`preview`]: what `clshost data stats` and `clshost data preview` show;
+//! - [`synth`]: the generated dataset of `clshost data synth`.
 
 pub mod cache;
 pub mod decode;
@@ -19,6 +20,7 @@ pub mod preview;
 pub mod seed;
 pub mod settings;
 pub mod stats;
+pub mod synth;
 
 pub use decode::{DecodeError, DecodeLimits};
 pub use geometry::EvalGeometry;

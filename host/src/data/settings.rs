@@ -157,6 +157,53 @@ impl DataSettings {
         }
     }
 
+    /// The settings a recipe's `data` section asks for, with the run `seed` as the split seed.
+    /// The data stage works on square inputs: a non-square `image_size` or `eval_crop` is an
+    /// error naming the field. `cache: true` allows 1 GiB of decoded images.
+    pub fn from_recipe(
+        data: &crate::recipe::schema::Data,
+        seed: u64,
+    ) -> Result<Self, SettingsError> {
+        let square = |field: &'static str, (h, w): (u32, u32)| {
+            if h == w {
+                Ok(h)
+            } else {
+                Err(SettingsError {
+                    field,
+                    message: format!("must be square for now, got ({h}, {w})"),
+                })
+            }
+        };
+        // The recipe's `val_split` holds out part of `train_dir`; here it splits `root`.
+        let root = match data.val_split {
+            Some(_) => data.root.join(&data.train_dir),
+            None => data.root.clone(),
+        };
+        let settings = DataSettings {
+            root,
+            train_dir: data.train_dir.clone(),
+            val_dir: data.val_dir.clone(),
+            val_split: data.val_split,
+            split_seed: seed,
+            train_size: square("image_size", data.image_size)?,
+            eval_resize: data.eval_resize,
+            eval_crop: square("eval_crop", data.eval_crop)?,
+            mean: [data.mean.0, data.mean.1, data.mean.2],
+            std: [data.std.0, data.std.1, data.std.2],
+            batch_size: data.batch_size as usize,
+            workers: data.workers.map(|w| w as usize),
+            prefetch: None,
+            cache_mb: if data.cache { 1024 } else { 0 },
+            on_error: match data.on_error {
+                crate::recipe::schema::OnError::Skip => OnError::Skip,
+                crate::recipe::schema::OnError::Fail => OnError::Fail,
+            },
+            max_pixels: DecodeLimits::default().max_pixels,
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+
     /// Scans the training and validation sets: `root/train_dir` and `root/val_dir`, or `root`
     /// split by `val_split`. Fails before any image is decoded when a folder is unusable.
     pub fn datasets(&self) -> Result<(ImageFolder, ImageFolder), ScanError> {

@@ -1,0 +1,310 @@
+//! Checkpoint files: the backbone's full training state plus the host's own, in one file.
+//!
+//! Layout: the 8 bytes `CLSHCKPT`, a little-endian `u32` format version, then two sections,
+//! each a little-endian `u64` length followed by its bytes:
+//!
+//! 1. the host state ([`HostState`]) as JSON: epoch and batch position, global step, seed,
+//!    early-stopping state, the metrics history;
+//! 2. the backbone's `save_state` bytes (weights, optimizer, EMA, accumulated gradients).
+//!
+//! `--init-from` takes the weights out of the backbone state (through a scratch backbone), so
+//! the file holds each weight once. Files are written with
+//! [`atomic_write`](super::rundir::atomic_write). [`read_safetensors`] reads the `.safetensors`
+//! files `model.weights` may name.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use clshost_plugin_api::{NamedTensor, Tensor};
+use safetensors::tensor::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+
+use super::early::Monitor;
+use super::history::Row;
+use super::rundir::{WriteError, atomic_write};
+
+const MAGIC: &[u8; 8] = b"CLSHCKPT";
+const VERSION: u32 = 1;
+
+/// A checkpoint or weights file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {reason}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        reason: String,
+    },
+    /// The file is not a checkpoint of this format, or is damaged.
+    #[error("{} is not a clshost checkpoint (or is damaged): {reason}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file could not be written.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// Which copy of the weights scored best.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BestWeights {
+    /// The optimizer's weights.
+    #[default]
+    Raw,
+    /// The exponential moving average.
+    Ema,
+}
+
+/// Everything the host needs to continue a run exactly, besides the backbone's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostState {
+    /// The recipe's name.
+    pub recipe: String,
+    /// The run seed.
+    pub seed: u64,
+    /// The epoch in progress (0-based); equal to the epoch count when training is over.
+    pub epoch: u32,
+    /// Batches of `epoch` already trained (by their index in the epoch); 0 at an epoch
+    /// boundary.
+    pub batches_done: usize,
+    /// Training iterations so far over the whole run: the schedule's position.
+    pub global_step: u64,
+    /// Sum of the training loss over the images of `epoch` seen so far.
+    pub epoch_loss_sum: f64,
+    /// Training images of `epoch` seen so far.
+    pub epoch_images: u64,
+    /// Seconds spent training in `epoch` so far.
+    pub epoch_seconds: f64,
+    /// Training images over the whole run.
+    pub total_images: u64,
+    /// Seconds spent training over the whole run (evaluation excluded).
+    pub train_seconds: f64,
+    /// Best-checkpoint and early-stopping state.
+    pub monitor: Monitor,
+    /// Which weights scored best so far.
+    pub best_weights: BestWeights,
+    /// One row per evaluated epoch.
+    pub history: Vec<Row>,
+    /// Free-form facts for people reading the file (versions, device).
+    pub notes: BTreeMap<String, String>,
+}
+
+/// A checkpoint in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// The host's state.
+    pub host: HostState,
+    /// The backbone's `save_state` bytes.
+    pub backbone: Vec<u8>,
+}
+
+fn format_error(path: &Path, reason: impl Into<String>) -> CheckpointError {
+    CheckpointError::Format {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads every tensor of a safetensors buffer as `f32` (from `f32`, `f16` or `bf16`).
+pub fn read_safetensors(bytes: &[u8]) -> Result<Vec<NamedTensor>, String> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (name, view) in file.tensors() {
+        let data = view.data();
+        let width = match view.dtype() {
+            Dtype::F32 => 4,
+            Dtype::F16 | Dtype::BF16 => 2,
+            other => return Err(format!("tensor `{name}` has unsupported type {other:?}")),
+        };
+        let values: Vec<f32> = data
+            .chunks_exact(width)
+            .map(|b| match view.dtype() {
+                Dtype::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
+                Dtype::BF16 => half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
+                _ => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            })
+            .collect();
+        let tensor =
+            Tensor::new(view.shape().to_vec(), values).map_err(|e| e.message.to_string())?;
+        out.push(NamedTensor {
+            name: name.into(),
+            tensor,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+impl Checkpoint {
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+        let host = serde_json::to_vec(&self.host).map_err(|e| e.to_string())?;
+        let mut out = Vec::with_capacity(28 + host.len() + self.backbone.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        for section in [&host, &self.backbone] {
+            out.extend_from_slice(&(section.len() as u64).to_le_bytes());
+            out.extend_from_slice(section);
+        }
+        Ok(out)
+    }
+
+    /// Parses a file's bytes; `path` names it in errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+        if bytes.len() < 12 || &bytes[..8] != MAGIC {
+            return Err(format_error(path, "it does not start with `CLSHCKPT`"));
+        }
+        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        if version != VERSION {
+            return Err(format_error(
+                path,
+                format!("format version {version}, this clshost reads {VERSION}"),
+            ));
+        }
+        let mut rest = &bytes[12..];
+        let mut sections = Vec::new();
+        for _ in 0..2 {
+            if rest.len() < 8 {
+                return Err(format_error(path, "it is truncated"));
+            }
+            let (len, tail) = rest.split_at(8);
+            let len = u64::from_le_bytes(len.try_into().unwrap_or_default()) as usize;
+            if tail.len() < len {
+                return Err(format_error(path, "it is truncated"));
+            }
+            let (section, tail) = tail.split_at(len);
+            sections.push(section);
+            rest = tail;
+        }
+        let host = serde_json::from_slice(sections[0])
+            .map_err(|e| format_error(path, format!("host state: {e}")))?;
+        Ok(Checkpoint {
+            host,
+            backbone: sections[1].to_vec(),
+        })
+    }
+
+    /// Writes the checkpoint to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        let bytes = self.to_bytes().map_err(|e| format_error(path, e))?;
+        atomic_write(path, &bytes)?;
+        Ok(())
+    }
+
+    /// Reads the checkpoint at `path`.
+    pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
+        let bytes = fs::read(path).map_err(|e| CheckpointError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Checkpoint::from_bytes(path, &bytes)
+    }
+}
+
+/// Whether the file at `path` starts like a clshost checkpoint.
+pub fn is_checkpoint(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| &magic == MAGIC)
+}
+
+/// The tensors of the `.safetensors` file at `path`.
+pub fn read_weights_file(path: &Path) -> Result<Vec<NamedTensor>, CheckpointError> {
+    if path.extension().is_none_or(|e| e != "safetensors") {
+        return Err(format_error(
+            path,
+            "expected a clshost checkpoint or a .safetensors file (PyTorch .pth files load \
+             through the backbone's own `weights` param)",
+        ));
+    }
+    let bytes = fs::read(path).map_err(|e| CheckpointError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    read_safetensors(&bytes).map_err(|e| format_error(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::early::Direction;
+    use safetensors::tensor::TensorView;
+
+    fn sample() -> Checkpoint {
+        let mut notes = BTreeMap::new();
+        notes.insert("device".to_string(), "cpu".to_string());
+        Checkpoint {
+            host: HostState {
+                recipe: "r".into(),
+                seed: 3,
+                epoch: 2,
+                batches_done: 5,
+                global_step: 17,
+                epoch_loss_sum: 1.5,
+                epoch_images: 40,
+                epoch_seconds: 0.25,
+                total_images: 200,
+                train_seconds: 3.0,
+                monitor: Monitor::new(Direction::Max, 0.0, Some(3)),
+                best_weights: BestWeights::Ema,
+                history: Vec::new(),
+                notes,
+            },
+            backbone: vec![1, 2, 3, 255],
+        }
+    }
+
+    #[test]
+    fn round_trips_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("last.ckpt");
+        let ckpt = sample();
+        ckpt.save(&path).unwrap();
+        assert_eq!(Checkpoint::load(&path).unwrap(), ckpt);
+        assert!(is_checkpoint(&path));
+    }
+
+    #[test]
+    fn truncated_and_foreign_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = sample().to_bytes().unwrap();
+        let cut = Checkpoint::from_bytes(Path::new("x"), &bytes[..bytes.len() - 3]).unwrap_err();
+        assert!(cut.to_string().contains("truncated"), "{cut}");
+        let other = dir.path().join("w.safetensors");
+        fs::write(&other, b"not a checkpoint").unwrap();
+        assert!(!is_checkpoint(&other));
+        assert!(matches!(
+            read_weights_file(&other),
+            Err(CheckpointError::Format { .. })
+        ));
+        let pth = dir.path().join("w.pth");
+        fs::write(&pth, b"pickle").unwrap();
+        let err = read_weights_file(&pth).unwrap_err().to_string();
+        assert!(err.contains("backbone's own `weights` param"), "{err}");
+    }
+
+    #[test]
+    fn safetensors_weights_read_as_f32() {
+        let values = [0.5f32, -1.0, 3.0, 4.0];
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = TensorView::new(Dtype::F32, vec![2, 2], &bytes).unwrap();
+        let buffer = safetensors::serialize([("fc.weight", view)], None).unwrap();
+        let read = read_safetensors(&buffer).unwrap();
+        assert_eq!(
+            read,
+            vec![NamedTensor {
+                name: "fc.weight".into(),
+                tensor: Tensor::new(vec![2, 2], values.to_vec()).unwrap(),
+            }]
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! The run directory and crash-safe file writes.
+//!
+//! A run writes into `<output>/<recipe name>/<YYYYmmdd-HHMMSS>/` (UTC; `-2`, `-3`, ... appended
+//! when two runs start in the same second). Every file in it is written with [`atomic_write`]:
+//! a temporary file next to the target, flushed to disk, then renamed over it, so a crash or a
+//! full disk mid-write leaves the previous version intact, never a torn one.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A file or folder of the run directory could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", path.display())]
+pub struct WriteError {
+    /// The file or folder.
+    pub path: PathBuf,
+    /// The operating system's reason.
+    #[source]
+    pub source: io::Error,
+}
+
+fn at(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
+    move |source| WriteError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the folder.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.tmp"));
+    let result = (|| {
+        let mut file = File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)?;
+        if let Ok(d) = File::open(dir) {
+            // Persist the rename; not every platform can sync a directory.
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result.map_err(at(path))
+}
+
+/// `secs` since the Unix epoch as `YYYYmmdd-HHMMSS` (UTC).
+pub fn timestamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// A run's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    /// Creates `output/name/<timestamp>` and checks that files can be written in it.
+    pub fn create(output: &Path, name: &str) -> Result<RunDir, WriteError> {
+        let parent = output.join(name);
+        fs::create_dir_all(&parent).map_err(at(&parent))?;
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let stamp = timestamp(secs);
+        let mut n = 1;
+        loop {
+            let path = match n {
+                1 => parent.join(&stamp),
+                _ => parent.join(format!("{stamp}-{n}")),
+            };
+            match fs::create_dir(&path) {
+                Ok(()) => {
+                    let dir = RunDir { path };
+                    dir.probe()?;
+                    return Ok(dir);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
+                Err(e) => return Err(at(&path)(e)),
+            }
+        }
+    }
+
+    /// An existing run directory (to resume), checked to be writable.
+    pub fn open(path: &Path) -> Result<RunDir, WriteError> {
+        let dir = RunDir {
+            path: path.to_path_buf(),
+        };
+        dir.probe()?;
+        Ok(dir)
+    }
+
+    /// Writes and removes a small file, so an unwritable directory or a full disk is found
+    /// before any work.
+    pub fn probe(&self) -> Result<(), WriteError> {
+        let probe = self.path.join(".write-probe");
+        atomic_write(&probe, &[0u8; 4096])?;
+        fs::remove_file(&probe).map_err(at(&probe))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A file in it.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// A sub-directory of it, created if needed.
+    pub fn subdir(&self, name: &str) -> Result<PathBuf, WriteError> {
+        let dir = self.path.join(name);
+        fs::create_dir_all(&dir).map_err(at(&dir))?;
+        Ok(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        atomic_write(&path, b"one").unwrap();
+        atomic_write(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_previous_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        atomic_write(&path, b"good").unwrap();
+        // A directory where the temp file would go makes the write fail before the rename.
+        fs::create_dir(dir.path().join(".a.tmp")).unwrap();
+        let err = atomic_write(&path, b"bad").unwrap_err();
+        assert_eq!(err.path, path);
+        assert_eq!(fs::read(&path).unwrap(), b"good");
+    }
+
+    #[test]
+    fn timestamps_are_utc_calendar_dates() {
+        assert_eq!(timestamp(0), "19700101-000000");
+        assert_eq!(timestamp(951_782_400 + 3661), "20000229-010101");
+        assert_eq!(timestamp(1_798_761_599), "20261231-235959");
+    }
+
+    #[test]
+    fn runs_in_the_same_second_get_distinct_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = RunDir::create(dir.path(), "r").unwrap();
+        let b = RunDir::create(dir.path(), "r").unwrap();
+        assert_ne!(a.path(), b.path());
+        assert!(a.path().starts_with(dir.path().join("r")));
+    }
+}

@@ -1,0 +1,606 @@
+//! The training loop: epochs of batch augmentation, forward, loss and backward step with the
+//! scheduled learning rate; evaluation; checkpoints; early stopping, time limit and interrupts.
+//!
+//! Per batch: soft one-hot targets; when batch augmentation is on for the epoch, a draw from
+//! the batch's seed decides whether the batch is mixed (`prob`), which entry mixes it
+//! (`switch_prob` picks the second of two) and whether that entry applies (its own `prob`);
+//! then `forward`, the loss plugin's value and logit gradient (divided by `accumulate`), and
+//! `backward_step`, which applies the optimizer on the last micro-batch of each `accumulate`
+//! window (and of the epoch). Which window a batch is in, its learning rate, its samples and
+//! its mixing depend only on (seed, epoch, batch index), so a resumed run repeats exactly what
+//! an uninterrupted one does.
+//!
+//! Every `eval_interval` epochs (and after the last) the validation set is evaluated with the
+//! raw weights and, with EMA on, the EMA weights; the better of the two on the monitored metric
+//! competes for `best`. `last` is written after every epoch, and on an interrupt after the
+//! current step. A non-finite loss stops the run before the step is applied, leaving the last
+//! checkpoint on disk untouched; so do non-finite logits, which a loss plugin may refuse.
+
+use std::time::{Duration, Instant};
+
+use clshost_plugin_api::{MetricReport, StepParams, Tensor, TensorMut, TensorRef, WeightSet};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::checkpoint::{BestWeights, Checkpoint, CheckpointError, HostState};
+use super::early::{Direction, Verdict};
+use super::history::{self, Row, finite};
+use super::report::{self, Progress};
+use super::rundir::{RunDir, WriteError, atomic_write};
+use super::schedule::Schedule;
+use super::signal::StopFlag;
+use crate::data::{Batch, Loader, LoaderError, Seeds};
+use crate::recipe::Recipe;
+use crate::registry::{Backbone, BatchAugment, ComponentError, Loss, Metric};
+
+/// Why training stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A plugin component failed; the error names it.
+    #[error(transparent)]
+    Component(#[from] ComponentError),
+    /// The data loader failed.
+    #[error(transparent)]
+    Data(#[from] LoaderError),
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A run-directory file could not be written.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The loss is not a finite number.
+    #[error(
+        "the loss is {loss} at epoch {epoch}, step {step}: training diverged (lower \
+         `optimizer.lr`, add warmup or `trainer.clip_grad_norm`); the checkpoint written \
+         before it is kept{}",
+        kept.as_ref().map(|p| format!(" ({p})")).unwrap_or_default()
+    )]
+    NonFinite {
+        /// The epoch, from 1.
+        epoch: u32,
+        /// The step within the epoch, from 1.
+        step: u64,
+        /// The loss value.
+        loss: f64,
+        /// The checkpoint on disk, when there is one.
+        kept: Option<String>,
+    },
+    /// The training set produced no usable batch.
+    #[error("no training image could be read")]
+    NoData,
+}
+
+/// How training ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Every epoch ran.
+    Completed,
+    /// The monitored metric stopped improving.
+    EarlyStopped,
+    /// `max_time_minutes` passed.
+    TimeLimit,
+    /// Ctrl-C, SIGTERM or `--stop-after-epoch`: `last` holds the state to resume from.
+    Interrupted,
+}
+
+impl Ending {
+    /// In words, for the summary.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ending::Completed => "completed",
+            Ending::EarlyStopped => "early_stopping",
+            Ending::TimeLimit => "time_limit",
+            Ending::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Everything a training run is made of.
+pub struct Parts {
+    /// The typed recipe.
+    pub recipe: Recipe,
+    /// The backbone.
+    pub backbone: Backbone,
+    /// The loss.
+    pub loss: Loss,
+    /// The batch augmentations, in recipe order.
+    pub batch_augments: Vec<BatchAugment>,
+    /// The metrics for the raw weights.
+    pub metrics: Vec<Metric>,
+    /// The same metrics for the EMA weights, when EMA is on.
+    pub ema_metrics: Option<Vec<Metric>>,
+    /// The training loader (shuffled, augmented).
+    pub train: Loader,
+    /// The validation loader (eval geometry).
+    pub val: Loader,
+    /// The class names.
+    pub classes: Vec<String>,
+    /// Which way the monitored metric is better.
+    pub direction: Direction,
+}
+
+/// How the loop reports and stops.
+#[derive(Debug, Clone)]
+pub struct Control {
+    /// Raised on Ctrl-C / SIGTERM.
+    pub stop: StopFlag,
+    /// Behave as interrupted after this epoch (from 1) is saved.
+    pub stop_after_epoch: Option<u32>,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+/// One evaluation pass.
+pub struct Evaluation {
+    /// `val_loss` and every metric scalar (then the `ema_` ones), in column order.
+    pub values: Vec<(String, Option<f64>)>,
+    /// The raw weights' metric reports.
+    pub reports: Vec<MetricReport>,
+    /// The EMA weights' metric reports, when EMA is on.
+    pub ema_reports: Vec<MetricReport>,
+    /// Validation images per class.
+    pub support: Vec<u64>,
+}
+
+/// The training loop and its state.
+pub struct Trainer {
+    parts: Parts,
+    run: RunDir,
+    schedule: Schedule,
+    /// The host's resumable state.
+    pub state: HostState,
+    control: Control,
+    printed_header: bool,
+}
+
+/// One-hot targets of `labels` over `classes` classes.
+fn one_hot(labels: &[u32], classes: usize) -> Vec<f32> {
+    let mut t = vec![0.0; labels.len() * classes];
+    for (row, &label) in labels.iter().enumerate() {
+        if let Some(v) = t.get_mut(row * classes + label as usize) {
+            *v = 1.0;
+        }
+    }
+    t
+}
+
+/// The loss of `logits` against `targets` (same shape) and its gradient.
+fn loss_and_grad(
+    loss: &Loss,
+    logits: &Tensor,
+    targets: &[f32],
+) -> Result<(f64, Vec<f32>), ComponentError> {
+    let mut grad = vec![0.0f32; logits.data.len()];
+    let value = loss.compute(
+        logits.view(),
+        TensorRef {
+            shape: logits.shape.as_slice().into(),
+            data: targets.into(),
+        },
+        TensorMut {
+            shape: logits.shape.as_slice().into(),
+            data: grad.as_mut_slice().into(),
+        },
+    )?;
+    Ok((value, grad))
+}
+
+impl Trainer {
+    /// A trainer over `parts`, writing into `run`, starting from `state`.
+    pub fn new(parts: Parts, run: RunDir, state: HostState, control: Control) -> Self {
+        let r = &parts.recipe;
+        let schedule = Schedule::new(
+            &r.schedule,
+            r.optimizer.lr,
+            r.data.batch_size * r.trainer.accumulate,
+            r.trainer.epochs,
+            parts.train.batches_per_epoch() as u64,
+        );
+        Trainer {
+            parts,
+            run,
+            schedule,
+            state,
+            control,
+            printed_header: false,
+        }
+    }
+
+    /// The backbone.
+    pub fn backbone(&mut self) -> &mut Backbone {
+        &mut self.parts.backbone
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> &RunDir {
+        &self.run
+    }
+
+    /// The parts (recipe, loaders, classes).
+    pub fn parts(&self) -> &Parts {
+        &self.parts
+    }
+
+    /// The checkpoint of the current state.
+    pub fn checkpoint(&self) -> Result<Checkpoint, TrainError> {
+        Ok(Checkpoint {
+            host: self.state.clone(),
+            backbone: self.parts.backbone.save_state()?,
+        })
+    }
+
+    /// Writes the current state as `checkpoints/last.ckpt` (when the recipe keeps it) and, when
+    /// `best`, as `checkpoints/best.ckpt` too.
+    fn save(&self, best: bool) -> Result<(), TrainError> {
+        let keep = &self.parts.recipe.trainer.checkpoints;
+        let (last, best) = (keep.last, best && keep.best);
+        if !last && !best {
+            return Ok(());
+        }
+        let dir = self.run.subdir("checkpoints")?;
+        let ckpt = self.checkpoint()?;
+        if last {
+            ckpt.save(&dir.join("last.ckpt"))?;
+        }
+        if best {
+            ckpt.save(&dir.join("best.ckpt"))?;
+        }
+        Ok(())
+    }
+
+    /// Writes `checkpoints/last.ckpt` (when the recipe keeps it).
+    pub fn save_last(&self) -> Result<(), TrainError> {
+        self.save(false)
+    }
+
+    /// Runs the remaining epochs.
+    pub fn train(&mut self) -> Result<Ending, TrainError> {
+        let started = Instant::now();
+        let limit = self
+            .parts
+            .recipe
+            .trainer
+            .max_time_minutes
+            .map(|m| Duration::from_secs_f64(m.max(0.0) * 60.0));
+        let epochs = self.parts.recipe.trainer.epochs;
+        while self.state.epoch < epochs {
+            let epoch_start = Instant::now();
+            if !self.train_epoch()? {
+                self.save_last()?;
+                return Ok(Ending::Interrupted);
+            }
+            let epoch = self.state.epoch;
+            let eval_interval = self.parts.recipe.trainer.eval_interval.max(1);
+            let verdict = if (epoch + 1).is_multiple_of(eval_interval) || epoch + 1 == epochs {
+                self.evaluate_epoch(epoch_start)?
+            } else {
+                Verdict {
+                    improved: false,
+                    stop: false,
+                }
+            };
+            self.state.epoch += 1;
+            self.state.batches_done = 0;
+            self.state.epoch_loss_sum = 0.0;
+            self.state.epoch_images = 0;
+            self.state.epoch_seconds = 0.0;
+            self.save(verdict.improved)?;
+            let stop_early = verdict.stop;
+            if stop_early {
+                return Ok(Ending::EarlyStopped);
+            }
+            if self.control.stop.is_raised()
+                || self.control.stop_after_epoch == Some(self.state.epoch)
+            {
+                return Ok(Ending::Interrupted);
+            }
+            if limit.is_some_and(|l| started.elapsed() >= l) && self.state.epoch < epochs {
+                return Ok(Ending::TimeLimit);
+            }
+        }
+        Ok(Ending::Completed)
+    }
+
+    /// Trains the rest of the current epoch; `false` when interrupted mid-epoch.
+    fn train_epoch(&mut self) -> Result<bool, TrainError> {
+        let epoch = self.state.epoch;
+        let r = &self.parts.recipe;
+        let (epochs, accumulate) = (r.trainer.epochs, u64::from(r.trainer.accumulate.max(1)));
+        let mix_on = !self.parts.batch_augments.is_empty()
+            && r.batch_augment.stop_epoch.is_none_or(|s| epoch < s);
+        let steps = self.parts.train.batches_per_epoch() as u64;
+        let progress = Progress::start(
+            epoch + 1,
+            epochs,
+            steps,
+            self.state.batches_done as u64,
+            self.control.quiet,
+            r.trainer.log_interval,
+        );
+        let classes = self.parts.classes.len();
+        let loader = self.parts.train.epoch(u64::from(epoch));
+        for batch in loader {
+            let mut batch = batch?;
+            if batch.index < self.state.batches_done {
+                continue;
+            }
+            let t0 = Instant::now();
+            let mut targets = one_hot(&batch.labels, classes);
+            if mix_on {
+                self.mix(epoch, &mut batch, &mut targets)?;
+            }
+            let logits = self.parts.backbone.forward(batch.view())?;
+            let step = batch.index as u64 + 1;
+            // Diverged weights give non-finite logits, which a loss may refuse outright.
+            let (loss, mut grad) = if logits.data.iter().all(|v| v.is_finite()) {
+                loss_and_grad(&self.parts.loss, &logits, &targets)?
+            } else {
+                (f64::NAN, Vec::new())
+            };
+            if !loss.is_finite() {
+                progress.finish();
+                let last = self.run.path().join("checkpoints").join("last.ckpt");
+                return Err(TrainError::NonFinite {
+                    epoch: epoch + 1,
+                    step,
+                    loss,
+                    kept: last.is_file().then(|| last.display().to_string()),
+                });
+            }
+            if accumulate > 1 {
+                let scale = 1.0 / accumulate as f32;
+                grad.iter_mut().for_each(|g| *g *= scale);
+            }
+            let iter = u64::from(epoch) * steps + batch.index as u64;
+            let lr = self.schedule.lr(iter);
+            let apply_update = step.is_multiple_of(accumulate) || step == steps;
+            self.parts.backbone.backward_step(
+                TensorRef {
+                    shape: logits.shape.as_slice().into(),
+                    data: grad.as_slice().into(),
+                },
+                StepParams { lr, apply_update },
+            )?;
+            let seconds = t0.elapsed().as_secs_f64();
+            let n = batch.len() as u64;
+            self.state.global_step += 1;
+            self.state.batches_done = batch.index + 1;
+            self.state.epoch_loss_sum += loss * n as f64;
+            self.state.epoch_images += n;
+            self.state.epoch_seconds += seconds;
+            self.state.total_images += n;
+            self.state.train_seconds += seconds;
+            progress.step(
+                step,
+                self.state.epoch_loss_sum / self.state.epoch_images as f64,
+                lr,
+                self.state.epoch_images as f64 / self.state.epoch_seconds.max(1e-9),
+            );
+            if self.control.stop.is_raised() && step < steps {
+                progress.finish();
+                return Ok(false);
+            }
+        }
+        progress.finish();
+        if self.state.epoch_images == 0 {
+            return Err(TrainError::NoData);
+        }
+        Ok(true)
+    }
+
+    /// Applies the batch augmentation policy to one batch.
+    fn mix(&self, epoch: u32, batch: &mut Batch, targets: &mut [f32]) -> Result<(), TrainError> {
+        let policy = &self.parts.recipe.batch_augment;
+        let seed = Seeds(self.parts.recipe.seed).batch(u64::from(epoch), batch.index as u64);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (apply, switch, entry_draw): (f64, f64, f64) =
+            (rng.random(), rng.random(), rng.random());
+        let plugin_seed: u64 = rng.random();
+        if apply >= policy.prob {
+            return Ok(());
+        }
+        let which = usize::from(self.parts.batch_augments.len() > 1 && switch < policy.switch_prob);
+        let entry_prob = policy.entries.get(which).map_or(1.0, |e| e.prob);
+        if entry_draw >= entry_prob {
+            return Ok(());
+        }
+        let shape = [batch.len(), self.parts.classes.len()];
+        self.parts.batch_augments[which].apply(
+            batch.view_mut(),
+            TensorMut {
+                shape: shape.as_slice().into(),
+                data: targets.into(),
+            },
+            plugin_seed,
+        )?;
+        Ok(())
+    }
+
+    /// Evaluates the epoch just trained, records its row, writes the metrics files and prints
+    /// the table line.
+    fn evaluate_epoch(&mut self, epoch_start: Instant) -> Result<Verdict, TrainError> {
+        let eval = self.evaluate()?;
+        let epoch = self.state.epoch;
+        let steps = self.parts.train.batches_per_epoch() as u64;
+        let row = Row {
+            epoch: epoch + 1,
+            train_loss: self.state.epoch_loss_sum / self.state.epoch_images.max(1) as f64,
+            lr: self
+                .schedule
+                .lr((u64::from(epoch) * steps + steps).saturating_sub(1)),
+            values: eval.values,
+            seconds: epoch_start.elapsed().as_secs_f64(),
+            images_per_s: self.state.epoch_images as f64 / self.state.epoch_seconds.max(1e-9),
+        };
+        let monitor = monitor_column(&self.parts.recipe.trainer.monitor);
+        let raw = row.get(&monitor).unwrap_or(f64::NAN);
+        let ema = row.get(&format!("ema_{monitor}"));
+        let (value, which) = match ema {
+            Some(e) if better(self.parts.direction, e, raw) => (e, BestWeights::Ema),
+            _ => (raw, BestWeights::Raw),
+        };
+        let verdict = self.state.monitor.observe(epoch + 1, value);
+        if verdict.improved {
+            self.state.best_weights = which;
+        }
+        if !self.printed_header {
+            crate::output::print(&report::table_header(&row))
+                .map_err(|e| write_err("stdout", e))?;
+            self.printed_header = true;
+        }
+        crate::output::print(&report::table_row(
+            &row,
+            self.state.monitor.best,
+            verdict.improved,
+        ))
+        .map_err(|e| write_err("stdout", e))?;
+        self.state.history.push(row);
+        atomic_write(
+            &self.run.file("metrics.csv"),
+            history::csv(&self.state.history).as_bytes(),
+        )?;
+        atomic_write(
+            &self.run.file("metrics.jsonl"),
+            history::jsonl(&self.state.history).as_bytes(),
+        )?;
+        Ok(verdict)
+    }
+
+    /// Runs the validation set through the raw (and EMA) weights.
+    pub fn evaluate(&mut self) -> Result<Evaluation, TrainError> {
+        let classes = self.parts.classes.len();
+        let ema_on = self.parts.ema_metrics.is_some();
+        for m in self.parts.metrics.iter_mut() {
+            m.reset()?;
+        }
+        for m in self.parts.ema_metrics.iter_mut().flatten() {
+            m.reset()?;
+        }
+        let mut loss_sum = [0.0f64; 2];
+        let mut count = 0u64;
+        let mut support = vec![0u64; classes];
+        for batch in self.parts.val.epoch(0) {
+            let batch = batch?;
+            let targets = one_hot(&batch.labels, classes);
+            for &l in &batch.labels {
+                if let Some(s) = support.get_mut(l as usize) {
+                    *s += 1;
+                }
+            }
+            let sets: &[WeightSet] = if ema_on {
+                &[WeightSet::Raw, WeightSet::Ema]
+            } else {
+                &[WeightSet::Raw]
+            };
+            for (k, &set) in sets.iter().enumerate() {
+                let logits = self.parts.backbone.eval_forward(batch.view(), set)?;
+                let (loss, _) = loss_and_grad(&self.parts.loss, &logits, &targets)?;
+                loss_sum[k] += loss * batch.len() as f64;
+                let metrics = match (set, self.parts.ema_metrics.as_mut()) {
+                    (WeightSet::Ema, Some(ema)) => ema,
+                    _ => &mut self.parts.metrics,
+                };
+                for m in metrics.iter_mut() {
+                    m.update(logits.view(), &batch.labels)?;
+                }
+            }
+            count += batch.len() as u64;
+        }
+        let mut values = Vec::new();
+        let mut reports = Vec::new();
+        let mut ema_reports = Vec::new();
+        values.push((
+            "val_loss".to_string(),
+            finite(loss_sum[0] / count.max(1) as f64),
+        ));
+        for m in &self.parts.metrics {
+            let report = m.compute()?;
+            values.extend(
+                report
+                    .scalars
+                    .iter()
+                    .map(|s| (s.name.to_string(), finite(s.value))),
+            );
+            reports.push(report);
+        }
+        if let Some(ema_metrics) = &self.parts.ema_metrics {
+            values.push((
+                "ema_val_loss".to_string(),
+                finite(loss_sum[1] / count.max(1) as f64),
+            ));
+            for m in ema_metrics {
+                let report = m.compute()?;
+                values.extend(
+                    report
+                        .scalars
+                        .iter()
+                        .map(|s| (format!("ema_{}", s.name), finite(s.value))),
+                );
+                ema_reports.push(report);
+            }
+        }
+        Ok(Evaluation {
+            values,
+            reports,
+            ema_reports,
+            support,
+        })
+    }
+
+    /// The per-class lines of an evaluation of the weights in `which`.
+    pub fn class_lines(&self, eval: &Evaluation, which: BestWeights) -> Vec<report::ClassLine> {
+        let reports = match which {
+            BestWeights::Raw => &eval.reports,
+            BestWeights::Ema => &eval.ema_reports,
+        };
+        report::class_lines(&self.parts.classes, reports, &eval.support)
+    }
+}
+
+/// The history column of the monitored metric (`loss` is the validation loss).
+pub fn monitor_column(monitor: &str) -> String {
+    match monitor {
+        "loss" => "val_loss".into(),
+        other => other.into(),
+    }
+}
+
+/// Whether `a` is better than `b` in `direction` (a non-finite `b` loses to any finite `a`).
+fn better(direction: Direction, a: f64, b: f64) -> bool {
+    if !a.is_finite() {
+        return false;
+    }
+    if !b.is_finite() {
+        return true;
+    }
+    match direction {
+        Direction::Max => a > b,
+        Direction::Min => a < b,
+    }
+}
+
+fn write_err(what: &str, e: std::io::Error) -> TrainError {
+    TrainError::Write(WriteError {
+        path: what.into(),
+        source: e,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_hot_rows() {
+        assert_eq!(one_hot(&[1, 0], 3), [0.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn better_respects_direction_and_nan() {
+        assert!(better(Direction::Max, 0.9, 0.8));
+        assert!(better(Direction::Min, 0.1, 0.2));
+        assert!(!better(Direction::Max, f64::NAN, 0.1));
+        assert!(better(Direction::Max, 0.1, f64::NAN));
+        assert_eq!(monitor_column("loss"), "val_loss");
+    }
+}

@@ -1,0 +1,298 @@
+//! `clshost run` end to end on a tiny generated dataset: the run directory's files, exact
+//! resume, interrupts, a diverging loss, and a broken recipe.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use clshost::train::Checkpoint;
+use clshost_e2e::{Clshost, stdout_ok};
+use safetensors::SafeTensors;
+
+/// Three epochs of ResNet-18 (small-input stem) at 16x16 on 2 classes x 6 images.
+const TINY: &str = r#"(
+    name: "tiny",
+    seed: 3,
+    data: (
+        root: "data",
+        image_size: (16, 16),
+        eval_resize: 16,
+        eval_crop: (16, 16),
+        mean: (0.5, 0.5, 0.5),
+        std: (0.25, 0.25, 0.25),
+        batch_size: 4,
+        workers: 2,
+    ),
+    model: (name: "resnet18", params: (small_input: true)),
+    augment: [(name: "horizontal_flip")],
+    loss: (name: "cross_entropy"),
+    optimizer: (name: sgd, lr: 0.05, momentum: 0.9, weight_decay: 5e-4),
+    schedule: (name: cosine, warmup_epochs: 1),
+    trainer: (epochs: 3, monitor: "top1", log_interval: 1),
+    metrics: [
+        (name: "accuracy", params: (top_k: [1])),
+        (name: "f1"),
+        (name: "confusion_matrix"),
+    ],
+    export: [(name: "safetensors")],
+    output: "runs",
+)"#;
+
+/// A scratch directory with the tiny dataset and recipe.
+fn scratch(clshost: &Clshost) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = clshost
+        .command([
+            "data",
+            "synth",
+            "data",
+            "--classes",
+            "2",
+            "--train",
+            "6",
+            "--val",
+            "3",
+            "--size",
+            "16",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    stdout_ok(&out);
+    fs::write(dir.path().join("tiny.ron"), TINY).unwrap();
+    dir
+}
+
+fn run(clshost: &Clshost, dir: &Path, args: &[&str]) -> Output {
+    clshost
+        .command(["run"].iter().chain(args))
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// The run directories under `runs/<name>/`, oldest first.
+fn run_dirs(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(dir.join("runs").join(name))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_tiny_run_writes_every_run_directory_file() {
+    let clshost = Clshost::new();
+    let dir = scratch(&clshost);
+    let out = run(
+        &clshost,
+        dir.path(),
+        &["tiny.ron", "--set", "trainer.epochs=2"],
+    );
+    let stdout = stdout_ok(&out);
+    let runs = run_dirs(dir.path(), "tiny");
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    let stamp = run.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(stamp.len(), 15, "YYYYmmdd-HHMMSS: {stamp}");
+
+    let recipe = fs::read_to_string(run.join("recipe.ron")).unwrap();
+    assert!(recipe.contains("epochs: 2"), "{recipe}");
+
+    let plugins: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("plugins.json")).unwrap()).unwrap();
+    let plugins = plugins.as_array().unwrap();
+    assert_eq!(plugins.len(), 5, "{plugins:?}");
+    for p in plugins {
+        assert_eq!(p["sha256"].as_str().unwrap().len(), 64);
+        assert!(Path::new(p["file"].as_str().unwrap()).is_file());
+        assert!(!p["version"].as_str().unwrap().is_empty());
+    }
+
+    let csv = fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "epoch,train_loss,lr,val_loss,top1,f1_macro,seconds,images_per_s"
+    );
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[2].starts_with("2,"));
+    let jsonl = fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[1]["top1"].as_f64().unwrap() >= 0.0);
+
+    let last = Checkpoint::load(&run.join("checkpoints/last.ckpt")).unwrap();
+    assert_eq!(last.host.epoch, 2);
+    assert_eq!(last.host.history.len(), 2);
+    assert!(!last.backbone.is_empty());
+    let best = Checkpoint::load(&run.join("checkpoints/best.ckpt")).unwrap();
+    assert_eq!(Some(best.host.epoch), last.host.monitor.best_epoch);
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["ending"], "completed");
+    assert_eq!(summary["epochs"], 2);
+    assert_eq!(summary["skipped_files"], 0);
+    let export = &summary["exports"][0];
+    assert_eq!(export["exporter"], "safetensors");
+    let file = PathBuf::from(export["files"][0].as_str().unwrap());
+    assert!(
+        file.starts_with(run.join("export")) && file.is_file(),
+        "{file:?}"
+    );
+
+    assert!(stdout.contains("epoch  train loss"), "{stdout}");
+    assert!(
+        stdout.contains("precision") && stdout.contains("support"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("circle") && stdout.contains("square"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("run completed after 2 epochs"), "{stdout}");
+}
+
+/// Asserts that two ResNet backbone states (the Burn kit's safetensors buffers: weights,
+/// optimizer state, counters in the metadata) are bit-identical. The metadata is compared as a
+/// map: its order in the header is not part of the state.
+fn assert_same_state(a: &[u8], b: &[u8]) {
+    let (_, meta_a) = SafeTensors::read_metadata(a).unwrap();
+    let (_, meta_b) = SafeTensors::read_metadata(b).unwrap();
+    assert_eq!(meta_a.metadata(), meta_b.metadata(), "counters differ");
+    let (ta, tb) = (
+        SafeTensors::deserialize(a).unwrap(),
+        SafeTensors::deserialize(b).unwrap(),
+    );
+    let mut names = ta.names();
+    names.sort();
+    let mut names_b = tb.names();
+    names_b.sort();
+    assert_eq!(names, names_b);
+    for name in names {
+        let (x, y) = (ta.tensor(name).unwrap(), tb.tensor(name).unwrap());
+        assert_eq!(x.shape(), y.shape(), "{name}");
+        assert!(x.data() == y.data(), "`{name}` differs after resume");
+    }
+}
+
+#[test]
+fn a_run_stopped_after_epoch_2_and_resumed_ends_bit_identical() {
+    let clshost = Clshost::new();
+    let dir = scratch(&clshost);
+    stdout_ok(&run(&clshost, dir.path(), &["tiny.ron"]));
+    let out = run(
+        &clshost,
+        dir.path(),
+        &["tiny.ron", "--stop-after-epoch", "2"],
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let runs = run_dirs(dir.path(), "tiny");
+    assert_eq!(runs.len(), 2);
+    let (whole, parted) = (&runs[0], &runs[1]);
+    assert!(
+        stderr(&out).contains(&format!(
+            "resume with: clshost run --resume {}",
+            parted.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!parted.join("summary.json").exists());
+    let paused = Checkpoint::load(&parted.join("checkpoints/last.ckpt")).unwrap();
+    assert_eq!(paused.host.epoch, 2);
+
+    let resume = parted.to_string_lossy().into_owned();
+    stdout_ok(&run(&clshost, dir.path(), &["--resume", &resume]));
+    let a = Checkpoint::load(&whole.join("checkpoints/last.ckpt")).unwrap();
+    let b = Checkpoint::load(&parted.join("checkpoints/last.ckpt")).unwrap();
+    assert_same_state(&a.backbone, &b.backbone);
+    assert_eq!(a.host.global_step, b.host.global_step);
+    assert_eq!(a.host.monitor, b.host.monitor);
+    let strip = |c: &Checkpoint| {
+        c.host
+            .history
+            .iter()
+            .map(|r| (r.epoch, r.train_loss, r.lr, r.values.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&a), strip(&b));
+}
+
+#[test]
+fn ctrl_c_saves_last_and_exits_130() {
+    let clshost = Clshost::new();
+    let dir = scratch(&clshost);
+    let mut child = clshost
+        .command(["run", "tiny.ron", "--set", "trainer.epochs=1000"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    // The table header comes after the first evaluation: training is well under way.
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("epoch") {
+            break;
+        }
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("resume with: clshost run --resume"), "{err}");
+    let run = &run_dirs(dir.path(), "tiny")[0];
+    let last = Checkpoint::load(&run.join("checkpoints/last.ckpt")).unwrap();
+    assert!(last.host.epoch >= 1 && last.host.epoch < 1000);
+}
+
+#[test]
+fn a_diverging_loss_stops_and_keeps_the_checkpoint_before_it() {
+    let clshost = Clshost::new();
+    let dir = scratch(&clshost);
+    let out = run(
+        &clshost,
+        dir.path(),
+        &["tiny.ron", "--set", "optimizer.lr=1e38"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("training diverged"), "{err}");
+    assert!(
+        err.contains("at epoch ") && err.contains(", step "),
+        "{err}"
+    );
+    let run = &run_dirs(dir.path(), "tiny")[0];
+    let last = Checkpoint::load(&run.join("checkpoints/last.ckpt")).unwrap();
+    assert!(last.host.history.iter().all(|r| r.train_loss.is_finite()));
+    assert!(!run.join("summary.json").exists());
+}
+
+#[test]
+fn an_unknown_recipe_field_fails_before_any_work() {
+    let clshost = Clshost::new();
+    let dir = scratch(&clshost);
+    let broken = TINY.replace("trainer: (epochs: 3,", "trainer: (epochz: 3,");
+    fs::write(dir.path().join("broken.ron"), broken).unwrap();
+    let out = run(&clshost, dir.path(), &["broken.ron"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("`trainer.epochz`: unknown field"), "{err}");
+    assert!(err.contains("did you mean `epochs`?"), "{err}");
+    assert!(!dir.path().join("runs").exists(), "no run directory");
+}
