@@ -73,21 +73,59 @@ fn grads<B: AutodiffBackend>(
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Every convolution shape of torchvision's ResNets, small.
 const RESNET_CONVS: [Case; 7] = [
     // stem: 7x7 stride 2, and the 3x3 stem of `small_input`
-    Case { input: [2, 3, 16, 16], kernel: [4, 3, 7, 7], stride: 2, padding: 3 },
-    Case { input: [2, 3, 8, 8], kernel: [4, 3, 3, 3], stride: 1, padding: 1 },
+    Case {
+        input: [2, 3, 16, 16],
+        kernel: [4, 3, 7, 7],
+        stride: 2,
+        padding: 3,
+    },
+    Case {
+        input: [2, 3, 8, 8],
+        kernel: [4, 3, 3, 3],
+        stride: 1,
+        padding: 1,
+    },
     // 3x3 convolutions of blocks, and the strided first one of a stage
-    Case { input: [2, 8, 6, 6], kernel: [8, 8, 3, 3], stride: 1, padding: 1 },
-    Case { input: [2, 4, 8, 8], kernel: [8, 4, 3, 3], stride: 2, padding: 1 },
+    Case {
+        input: [2, 8, 6, 6],
+        kernel: [8, 8, 3, 3],
+        stride: 1,
+        padding: 1,
+    },
+    Case {
+        input: [2, 4, 8, 8],
+        kernel: [8, 4, 3, 3],
+        stride: 2,
+        padding: 1,
+    },
     // bottleneck 1x1, and projection shortcuts: 1x1 stride 2 on even and odd sizes
-    Case { input: [2, 8, 4, 4], kernel: [4, 8, 1, 1], stride: 1, padding: 0 },
-    Case { input: [2, 4, 8, 8], kernel: [8, 4, 1, 1], stride: 2, padding: 0 },
-    Case { input: [3, 4, 7, 5], kernel: [8, 4, 1, 1], stride: 2, padding: 0 },
+    Case {
+        input: [2, 8, 4, 4],
+        kernel: [4, 8, 1, 1],
+        stride: 1,
+        padding: 0,
+    },
+    Case {
+        input: [2, 4, 8, 8],
+        kernel: [8, 4, 1, 1],
+        stride: 2,
+        padding: 0,
+    },
+    Case {
+        input: [3, 4, 7, 5],
+        kernel: [8, 4, 1, 1],
+        stride: 2,
+        padding: 0,
+    },
 ];
 
 #[test]
