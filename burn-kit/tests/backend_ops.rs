@@ -132,8 +132,8 @@ const RESNET_CONVS: [Case; 7] = [
 fn resnet_convolutions_agree_with_the_cpu_forward_and_backward() {
     let mut failures = Vec::new();
     for case in RESNET_CONVS {
-        let cpu = grads::<Autodiff<Flex>>(&FlexDevice, case, |c, x| conv2d(c, x));
-        let gpu = grads::<Autodiff<Wgpu>>(&WgpuDevice::DefaultDevice, case, |c, x| conv2d(c, x));
+        let cpu = grads::<Autodiff<Flex>>(&FlexDevice, case, conv2d);
+        let gpu = grads::<Autodiff<Wgpu>>(&WgpuDevice::DefaultDevice, case, conv2d);
         for (what, c, g) in [
             ("output", &cpu[0], &gpu[0]),
             ("input gradient", &cpu[1], &gpu[1]),

@@ -18,7 +18,7 @@ fn every_parameter_is_documented() {
 
 #[test]
 fn the_plugin_lists_every_loss_and_declares_soft_target_support() {
-    let root = root_module("clshost-plugin-losses", "0.1.0", "test");
+    let root = root_module("clshost-plugin-losses", "0.1.0", "test", None);
     let info = root.info()().unwrap();
     let mut names: Vec<&str> = info
         .components

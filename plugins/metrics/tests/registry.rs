@@ -31,7 +31,7 @@ fn every_parameter_is_documented() {
 
 #[test]
 fn the_plugin_lists_every_metric_with_its_defaults() {
-    let root = root_module("clshost-plugin-metrics", "0.1.0", "test");
+    let root = root_module("clshost-plugin-metrics", "0.1.0", "test", None);
     let info = root.info()().unwrap();
     let mut names: Vec<&str> = info
         .components
@@ -78,7 +78,7 @@ type Outputs = &'static [(&'static str, bool)];
 
 #[test]
 fn metrics_are_created_through_the_abi_with_their_directions() {
-    let root = root_module("clshost-plugin-metrics", "0.1.0", "test");
+    let root = root_module("clshost-plugin-metrics", "0.1.0", "test", None);
     let ctx = MetricContext {
         num_classes: 10,
         class_names: (0..10).map(|c| format!("c{c}").into()).collect(),
