@@ -151,13 +151,7 @@ pub fn run(search: &SearchPath, args: &BenchDataArgs) -> Result<()> {
         stage_ms_per_image: StageMs::of(&loader.stage_times()),
         skipped: loader.skipped().len(),
     };
-    let text = if args.json {
-        serde_json::to_string(&report)? + "\n"
-    } else {
-        text(&report)
-    };
-    output::print(&text)?;
-    Ok(())
+    Ok(output::print_report(args.json, &report, text)?)
 }
 
 fn text(r: &Report) -> String {

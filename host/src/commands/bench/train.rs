@@ -232,13 +232,7 @@ pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
         first_loss,
         last_loss,
     };
-    let text = if args.json {
-        serde_json::to_string(&report)? + "\n"
-    } else {
-        text(&report)
-    };
-    output::print(&text)?;
-    Ok(())
+    Ok(output::print_report(args.json, &report, text)?)
 }
 
 /// SGD as torchvision's classification reference trains ResNets.
