@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::doc::{self, Field, Node, Origin, Segment, Value};
+use super::doc::{self, Field, Node, Origin, Segment, SyntaxError, Value};
 use super::{Problem, RecipeError};
 
 /// Loads `path` and its `base:` chain, merged into one document without `base` fields.
@@ -100,8 +100,9 @@ pub fn merge(base: Node, over: Node) -> Node {
     }
 }
 
-/// Applies one `--set path=value` override to `root`.
-pub fn apply_override(root: &mut Node, spec: &str) -> Result<(), RecipeError> {
+/// Applies one `--set path=value` override to `root`; `defaults` is the default recipe's
+/// document, which tells whether a field the recipe leaves out holds a string.
+pub fn apply_override(root: &mut Node, spec: &str, defaults: &Node) -> Result<(), RecipeError> {
     let source = format!("--set {spec}");
     let problem = |message: String| {
         let origin = Origin {
@@ -121,7 +122,15 @@ pub fn apply_override(root: &mut Node, spec: &str) -> Result<(), RecipeError> {
                 "`{path_text}` is not a path like `data.root` or `augment[0].params.p`"
             ))
         })?;
-    let value = doc::parse(value_text.trim(), &source)?;
+    let value_text = value_text.trim();
+    let parsed = doc::parse(value_text, &source);
+    let placeholder = Origin {
+        source: source.as_str().into(),
+        line: 1,
+        column: 1,
+    };
+    let origin = parsed.as_ref().map_or(placeholder, |v| v.origin.clone());
+    let default_is_string = defaults.at(&path).is_some_and(is_string);
     let (last, parents) = path.split_last().expect("non-empty path");
     let mut node = root;
     let mut walked = String::new();
@@ -130,7 +139,7 @@ pub fn apply_override(root: &mut Node, spec: &str) -> Result<(), RecipeError> {
         node = match segment {
             Segment::Field(name) => {
                 walked = join(&walked, name);
-                field_or_insert(node, name, &value.origin).ok_or_else(|| {
+                field_or_insert(node, name, &origin).ok_or_else(|| {
                     problem(format!("`{walked}` is not a struct, so it has no fields"))
                 })?
             }
@@ -148,12 +157,17 @@ pub fn apply_override(root: &mut Node, spec: &str) -> Result<(), RecipeError> {
     let node = unwrap_some_mut(node);
     match last {
         Segment::Field(name) => {
-            let slot = field_or_insert(node, name, &value.origin).ok_or_else(|| {
+            let slot = field_or_insert(node, name, &origin).ok_or_else(|| {
                 problem(format!(
                     "`{walked}` is not a struct, so it has no field `{name}`"
                 ))
             })?;
-            *slot = value;
+            *slot = shell_friendly(
+                parsed,
+                value_text,
+                origin,
+                default_is_string || is_string(slot),
+            )?;
         }
         Segment::Index(i) => {
             let len = list_len(node);
@@ -162,10 +176,43 @@ pub fn apply_override(root: &mut Node, spec: &str) -> Result<(), RecipeError> {
                     "`{walked}` has {len} entries; there is no `{walked}[{i}]`"
                 ))
             })?;
-            *slot = value;
+            *slot = shell_friendly(
+                parsed,
+                value_text,
+                origin,
+                default_is_string || is_string(slot),
+            )?;
         }
     }
     Ok(())
+}
+
+/// The value an override sets, forgiving the quotes a shell strips: text that is not RON and
+/// does not open a RON structure or literal (`/data/imagenet`, `./runs`), and a bare word for a
+/// field that holds a string (`trainer.device=cuda`), become strings.
+fn shell_friendly(
+    parsed: Result<Node, SyntaxError>,
+    text: &str,
+    origin: Origin,
+    holds_string: bool,
+) -> Result<Node, SyntaxError> {
+    let is_word = |n: &Node| {
+        matches!(&n.value, Value::Atom(a)
+            if a.starts_with(|c: char| c.is_alphabetic() || c == '_')
+                && !matches!(a.as_str(), "true" | "false" | "None"))
+    };
+    let quoted = ron::to_string(text).ok();
+    let as_string = |quoted: String| Node {
+        value: Value::Atom(quoted),
+        origin,
+    };
+    let opens = text.is_empty() || text.starts_with(['(', '[', '{', '"', '\'', '-']);
+    match (parsed, quoted) {
+        (Ok(node), Some(q)) if is_word(&node) && holds_string => Ok(as_string(q)),
+        (Ok(node), _) => Ok(node),
+        (Err(_), Some(q)) if !opens => Ok(as_string(q)),
+        (Err(e), _) => Err(e),
+    }
 }
 
 fn join(path: &str, name: &str) -> String {
@@ -174,6 +221,11 @@ fn join(path: &str, name: &str) -> String {
     } else {
         format!("{path}.{name}")
     }
+}
+
+/// Whether `node` is a string literal.
+fn is_string(node: &Node) -> bool {
+    matches!(&node.value, Value::Atom(a) if a.starts_with('"'))
 }
 
 /// The value inside `Some(..)`, or the node itself.
@@ -232,5 +284,44 @@ fn list_item(node: &mut Node, i: usize) -> Option<&mut Node> {
     match &mut node.value {
         Value::List(items) | Value::Tuple { items, .. } => items.get_mut(i),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `doc` after the override `spec`, printed back as RON.
+    fn set(doc: &str, spec: &str) -> Result<String, RecipeError> {
+        let mut root = doc::parse(doc, "recipe.ron").unwrap();
+        let defaults = doc::parse(r#"(trainer: (device: "cpu"))"#, "defaults").unwrap();
+        apply_override(&mut root, spec, &defaults)?;
+        Ok(root.to_ron())
+    }
+
+    #[test]
+    fn text_a_shell_unquoted_becomes_a_string() {
+        let out = set("(data: (root: \"a\"))", "data.root=/data/imagenet").unwrap();
+        assert!(out.contains(r#"root: "/data/imagenet""#), "{out}");
+    }
+
+    #[test]
+    fn a_bare_word_for_a_string_field_becomes_a_string_even_when_the_recipe_omits_it() {
+        let out = set("(trainer: (epochs: 3))", "trainer.device=cuda").unwrap();
+        assert!(out.contains(r#"device: "cuda""#), "{out}");
+    }
+
+    #[test]
+    fn bare_words_for_other_fields_and_valid_ron_are_kept_as_written() {
+        let out = set("(optimizer: (name: adamw))", "optimizer.name=sgd").unwrap();
+        assert!(out.contains("name: sgd"), "{out}");
+        let out = set("(trainer: (epochs: 3))", "trainer.epochs=5").unwrap();
+        assert!(out.contains("epochs: 5"), "{out}");
+    }
+
+    #[test]
+    fn broken_ron_structures_are_still_syntax_errors() {
+        let err = set("(data: (size: (1, 1)))", "data.size=(1, ").unwrap_err();
+        assert!(err.to_string().contains("syntax error"), "{err}");
     }
 }

@@ -118,8 +118,9 @@ impl Resolved {
     /// deserializes it. Problems with plugins and data are found by [`validate::validate`].
     pub fn load(path: &Path, overrides: &[String]) -> Result<Resolved, RecipeError> {
         let mut doc = compose::load(path)?;
+        let defaults = typed::to_doc(&Recipe::default());
         for spec in overrides {
-            compose::apply_override(&mut doc, spec)?;
+            compose::apply_override(&mut doc, spec, &defaults)?;
         }
         let mut recipe = typed::recipe(&doc)?;
         if recipe.name.is_empty() {
