@@ -14,9 +14,10 @@
 //! - the **device report** a plugin gives about the backends it was compiled with
 //!   ([`BackendReport`], [`DeviceEntry`]; ABI 1.1);
 //! - **authoring support**, so a plugin author writes plain Rust: implement one of the traits in
-//!   [`authoring`] (for example [`Loss`]) for a type, [`register!`] it, and call [`export_plugin!`]
-//!   once. Configs are parsed from RON with serde and `deny_unknown_fields`, errors carry field
-//!   paths and positions, and every entry point catches panics.
+//!   [`authoring`] (for example [`Loss`](authoring::Loss)) for a type, [`register!`] it, and
+//!   call [`export_plugin!`] once. Configs are parsed from RON with serde and
+//!   `deny_unknown_fields`, errors carry field paths and positions, and every entry point
+//!   catches panics.
 //!
 //! Burn tensors, devices, serde types and anything else without a stable layout never cross:
 //! tensors cross as host memory (a shape plus a flat `f32` buffer) and configs cross as RON text.
