@@ -47,10 +47,21 @@ fn bench_train_reports_every_field_and_the_loss_goes_down() {
         "backward_ms",
         "eval_images_per_second",
         "eval_ms_per_batch",
+        "abi_call_us",
+        "host_abi_percent",
     ] {
         let v = report[field].as_f64().unwrap_or(f64::NAN);
         assert!(v.is_finite() && v > 0.0, "{field} = {v} in {report}");
     }
+    let share = report["host_abi_percent"].as_f64().unwrap();
+    let expected = 100.0
+        * (report["loss_ms"].as_f64().unwrap()
+            + 2.0 * report["abi_call_us"].as_f64().unwrap() / 1e3)
+        / report["train_ms_per_step"].as_f64().unwrap();
+    assert!(
+        (share - expected).abs() <= 1e-9 * expected,
+        "{share} vs {expected}"
+    );
     let (first, last) = (
         report["first_loss"].as_f64().unwrap(),
         report["last_loss"].as_f64().unwrap(),

@@ -84,6 +84,12 @@ struct Report {
     forward_ms: f64,
     loss_ms: f64,
     backward_ms: f64,
+    /// One call through the ABI that does almost no work (the loss on a single row, timed
+    /// over many calls): an upper bound of what crossing the boundary adds to a call.
+    abi_call_us: f64,
+    /// The host's share of a step: `loss_ms` (everything the host does between the backbone's
+    /// calls) plus the crossing of the backbone's two calls, in percent of the step.
+    host_abi_percent: f64,
     eval_images_per_second: f64,
     eval_ms_per_batch: f64,
     first_loss: f64,
@@ -131,6 +137,22 @@ impl Bench {
         phases.loss += t2 - t1;
         phases.backward += t2.elapsed();
         Ok(loss)
+    }
+
+    /// The mean time, in microseconds, of a call through the ABI that does almost no work: the
+    /// loss of the batch's first row.
+    fn abi_round_trip_us(&self) -> Result<f64> {
+        const CALLS: u32 = 1000;
+        let classes = self.targets.shape[1];
+        let row = |t: &Tensor| Tensor::new(vec![1, classes], t.data[..classes].to_vec());
+        let (logits, targets) = (row(&self.grad)?, row(&self.targets)?);
+        let mut grad = Tensor::zeros(vec![1, classes]);
+        let start = Instant::now();
+        for _ in 0..CALLS {
+            self.loss
+                .compute(logits.view(), targets.view(), grad.view_mut())?;
+        }
+        Ok(start.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS))
     }
 
     /// A tiny evaluation forward whose read-back waits for everything queued before it.
@@ -207,8 +229,11 @@ pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
     }
     let eval = start.elapsed().as_secs_f64();
 
+    let abi_call_us = bench.abi_round_trip_us()?;
+
     let steps = f64::from(args.steps);
     let ms = |d: Duration| d.as_secs_f64() * 1e3 / steps;
+    let train_ms_per_step = train * 1e3 / steps;
     let report = Report {
         benchmark: "train",
         implementation: "clshost",
@@ -223,10 +248,12 @@ pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
         warmup: args.warmup,
         steps: args.steps,
         train_images_per_second: steps * args.batch as f64 / train,
-        train_ms_per_step: train * 1e3 / steps,
+        train_ms_per_step,
         forward_ms: ms(phases.forward),
         loss_ms: ms(phases.loss),
         backward_ms: ms(phases.backward),
+        abi_call_us,
+        host_abi_percent: 100.0 * (ms(phases.loss) + 2.0 * abi_call_us / 1e3) / train_ms_per_step,
         eval_images_per_second: steps * args.batch as f64 / eval,
         eval_ms_per_batch: eval * 1e3 / steps,
         first_loss,
@@ -270,6 +297,7 @@ fn text(r: &Report) -> String {
         "{} ({} parameters) on {} ({}), {}x{}, batch {}, {} classes\n\
          train: {:.1} images/s, {:.1} ms/step (forward {:.1} ms, loss {:.1} ms, backward + update \
          {:.1} ms) over {} steps after {} warm-up; loss {:.4} -> {:.4}\n\
+         host + ABI: {:.2}% of the step (loss and host {:.2} ms, {:.1} us per ABI call)\n\
          eval:  {:.1} images/s, {:.1} ms/batch\n",
         r.model,
         r.parameters,
@@ -288,6 +316,9 @@ fn text(r: &Report) -> String {
         r.warmup,
         r.first_loss,
         r.last_loss,
+        r.host_abi_percent,
+        r.loss_ms,
+        r.abi_call_us,
         r.eval_images_per_second,
         r.eval_ms_per_batch
     )
