@@ -108,12 +108,13 @@ fn preview_writes_a_labelled_grid() {
         String::from_utf8_lossy(&run.stderr)
     );
     let sheet = image::open(&out).unwrap().to_rgb8();
-    // 2 columns and 2 rows of 16x16 tiles, 4-pixel gaps, 12-pixel label strips.
-    assert_eq!(sheet.dimensions(), (4 + 2 * 20, 4 + 2 * 32));
+    // 2 columns and 2 rows of 16x16 tiles enlarged 6 times (to 96 pixels, the least tile
+    // width), 4-pixel gaps, 12-pixel label strips.
+    assert_eq!(sheet.dimensions(), (4 + 2 * 100, 4 + 2 * 112));
     let colours: Vec<[u8; 3]> = (0..4)
         .map(|k| {
             sheet
-                .get_pixel(4 + (k % 2) * 20 + 8, 4 + (k / 2) * 32 + 8)
+                .get_pixel(4 + (k % 2) * 100 + 48, 4 + (k / 2) * 112 + 48)
                 .0
         })
         .collect();

@@ -1,13 +1,14 @@
 //! `clshost data`: look at a dataset before training on it.
 //!
 //! `clshost data stats` prints class counts, the distribution of image sizes, and the mean and
-//! std to normalize with. `clshost data preview` writes a PNG grid of training samples after the
-//! augmentations, each labelled with its class. `clshost data synth` generates a small dataset
-//! of shapes and textures, the quickstart's. Until recipes drive it, the preview pipeline is
-//! given on the command line with repeated `--augment NAME[=RON params]` options.
+//! std to normalize with. `clshost data preview RECIPE` writes a PNG grid of the training samples
+//! a recipe's run trains on (its loader, sample augmentations and batch augmentation policy,
+//! for a chosen epoch), each labelled with its class or, when mixed, its two heaviest classes;
+//! without a recipe, the pipeline is given with `--root` and repeated `--augment` options.
+//! `clshost data synth` generates a small dataset of shapes and textures, the quickstart's.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -18,9 +19,15 @@ use crate::data::preview::{self, Tile};
 use crate::data::settings::cores;
 use crate::data::stats::{self, DatasetStats, Distribution};
 use crate::data::synth::{self, SynthOptions};
-use crate::data::{DecodeLimits, ImageFolder, Loader, LoaderOptions, OnError, Pipeline};
+use crate::data::{
+    DataSettings, DecodeLimits, ImageFolder, Loader, LoaderOptions, OnError, Pipeline,
+};
 use crate::output;
 use crate::registry::{Registry, SampleAugment, SearchPath};
+use crate::train::trainer::{mix, mixing_in, one_hot};
+
+use super::check::load_valid;
+use super::run::{anchor_paths, augment_context, batch_augments, train_loader};
 
 /// Arguments of `clshost data`.
 #[derive(Debug, Args)]
@@ -84,28 +91,39 @@ pub struct StatsArgs {
 /// Arguments of `clshost data preview`.
 #[derive(Debug, Args)]
 pub struct PreviewArgs {
-    /// The ImageFolder (`DIR/<class>/<image>`).
-    #[arg(long, value_name = "DIR")]
-    pub root: PathBuf,
-    /// A sample augmentation, as `NAME` or `NAME=(RON params)`, in pipeline order
-    /// (repeatable). Default: `random_resized_crop` then `horizontal_flip`.
-    #[arg(long = "augment", value_name = "NAME[=PARAMS]")]
+    /// The recipe whose training pipeline to show: its data, sample and batch augmentations,
+    /// input size, normalization and seed, exactly as `clshost run` trains.
+    #[arg(value_name = "RECIPE", required_unless_present = "root")]
+    pub recipe: Option<PathBuf>,
+    /// Override a recipe field with a RON value, as in `clshost run` (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE", requires = "recipe")]
+    pub overrides: Vec<String>,
+    /// Without a recipe: the ImageFolder (`DIR/<class>/<image>`).
+    #[arg(long, value_name = "DIR", conflicts_with = "recipe")]
+    pub root: Option<PathBuf>,
+    /// Without a recipe: a sample augmentation, as `NAME` or `NAME=(RON params)`, in pipeline
+    /// order (repeatable). Default: `random_resized_crop` then `horizontal_flip`.
+    #[arg(
+        long = "augment",
+        value_name = "NAME[=PARAMS]",
+        conflicts_with = "recipe"
+    )]
     pub augments: Vec<String>,
-    /// Side of the square samples, in pixels.
-    #[arg(long, default_value_t = 224)]
+    /// Without a recipe: side of the square samples, in pixels.
+    #[arg(long, default_value_t = 224, conflicts_with = "recipe")]
     pub size: u32,
+    /// Without a recipe: seed of the sample choice and augmentations (a recipe has its own).
+    #[arg(long, default_value_t = 0, conflicts_with = "recipe")]
+    pub seed: u64,
     /// Number of samples.
     #[arg(long, default_value_t = 16)]
     pub count: usize,
     /// Samples per row (default: about the square root of the count).
     #[arg(long)]
     pub columns: Option<usize>,
-    /// Seed of the sample choice and augmentations.
+    /// Epoch (from 0) whose augmentations to show.
     #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Epoch whose augmentations to show.
-    #[arg(long, default_value_t = 0)]
-    pub epoch: u64,
+    pub epoch: u32,
     /// The PNG file to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -299,7 +317,115 @@ fn preview(search: &SearchPath, args: &PreviewArgs) -> Result<()> {
     if args.count == 0 {
         bail!("--count must be at least 1");
     }
-    let folder = ImageFolder::scan(&args.root)?;
+    let (tiles, pipeline) = match (&args.recipe, &args.root) {
+        (Some(recipe), _) => recipe_samples(search, args, recipe)?,
+        (None, Some(root)) => folder_samples(search, args, root)?,
+        (None, None) => bail!("give a recipe, or --root DIR"),
+    };
+    if tiles.is_empty() {
+        bail!("no image in the training set could be decoded");
+    }
+    // Tiles are enlarged to at least 96 pixels wide, so small inputs and their labels show.
+    let factor = 96u32.div_ceil(tiles[0].image.width.max(1));
+    let tiles: Vec<Tile> = tiles
+        .into_iter()
+        .map(|t| Tile {
+            image: preview::upscale(&t.image, factor),
+            label: t.label,
+        })
+        .collect();
+    let columns = args
+        .columns
+        .unwrap_or_else(|| (tiles.len() as f64).sqrt().ceil() as usize);
+    let sheet = preview::grid(&tiles, columns)?;
+    preview::save_png(&sheet, &args.out)?;
+    output::print(&format!(
+        "wrote {} ({} samples of epoch {}, {}x{} pixels; pipeline: {})\n",
+        args.out.display(),
+        tiles.len(),
+        args.epoch,
+        sheet.width,
+        sheet.height,
+        pipeline
+    ))?;
+    Ok(())
+}
+
+/// The first `--count` training samples of `--epoch` as a recipe's run trains on them: its
+/// loader (shuffling, sample augmentations) and its batch augmentation policy. Mixed samples
+/// are captioned with their two largest target weights.
+fn recipe_samples(
+    search: &SearchPath,
+    args: &PreviewArgs,
+    path: &Path,
+) -> Result<(Vec<Tile>, String)> {
+    let (mut resolved, registry) = load_valid(search, path, &args.overrides)?;
+    anchor_paths(&mut resolved)?;
+    let recipe = &resolved.recipe;
+    let settings = DataSettings::from_recipe(&recipe.data, recipe.seed)?;
+    let (train_set, _) = settings.datasets()?;
+    let classes = train_set.classes.clone();
+    let ctx = augment_context(&settings, classes.len() as u32);
+    let loader = train_loader(recipe, &registry, &settings, train_set.samples, &ctx)?;
+    let mixers = batch_augments(recipe, &registry, &ctx)?;
+    let mixing = mixing_in(recipe, &mixers, args.epoch);
+    let size = settings.train_size;
+    let plane = 3 * size as usize * size as usize;
+    let c = classes.len();
+    let mut tiles = Vec::with_capacity(args.count);
+    for batch in loader.epoch(u64::from(args.epoch)) {
+        let mut batch = batch?;
+        let mut targets = one_hot(&batch.labels, c);
+        if mixing {
+            mix(recipe, &mixers, c, args.epoch, &mut batch, &mut targets)?;
+        }
+        for k in 0..batch.len().min(args.count - tiles.len()) {
+            tiles.push(Tile {
+                image: preview::denormalize(
+                    &batch.images[k * plane..(k + 1) * plane],
+                    size,
+                    size,
+                    settings.mean,
+                    settings.std,
+                ),
+                label: caption(&targets[k * c..(k + 1) * c], &classes),
+            });
+        }
+        if tiles.len() == args.count {
+            break;
+        }
+    }
+    let mut stages: Vec<&str> = recipe.augment.iter().map(|a| a.name.as_str()).collect();
+    if mixing {
+        stages.extend(recipe.batch_augment.entries.iter().map(|e| e.name.as_str()));
+    }
+    Ok((tiles, format!("{} ({})", stages.join(", "), path.display())))
+}
+
+/// The class of a one-hot target row, or the two heaviest classes and their weights.
+fn caption(row: &[f32], classes: &[String]) -> String {
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+    match order.as_slice() {
+        [a, b, ..] if row[*a] < 0.999 => {
+            format!(
+                "{} {:.2} {} {:.2}",
+                classes[*a], row[*a], classes[*b], row[*b]
+            )
+        }
+        [a, ..] => classes[*a].clone(),
+        [] => String::new(),
+    }
+}
+
+/// The first `--count` samples of a folder through the `--augment` pipeline, shuffled with
+/// `--seed`, normalized with ImageNet's mean and std.
+fn folder_samples(
+    search: &SearchPath,
+    args: &PreviewArgs,
+    root: &Path,
+) -> Result<(Vec<Tile>, String)> {
+    let folder = ImageFolder::scan(root)?;
     let registry = Registry::load(search)?;
     let ctx = AugmentContext {
         input_height: args.size,
@@ -323,10 +449,9 @@ fn preview(search: &SearchPath, args: &PreviewArgs) -> Result<()> {
         })
         .collect::<Result<Vec<SampleAugment>>>()?;
     let pipeline = Pipeline::new(augments, args.size, args.size, MEAN, STD)?;
-    let workers = cores();
     let options = LoaderOptions {
         batch_size: args.count,
-        workers,
+        workers: cores(),
         prefetch: 1,
         shuffle: true,
         seed: args.seed,
@@ -335,12 +460,12 @@ fn preview(search: &SearchPath, args: &PreviewArgs) -> Result<()> {
     };
     let classes = folder.classes.clone();
     let loader = Loader::new(folder.samples, pipeline, options)?;
-    let batch = loader
-        .epoch(args.epoch)
-        .next()
-        .context("no image in the folder could be decoded")??;
+    let Some(batch) = loader.epoch(u64::from(args.epoch)).next() else {
+        return Ok((Vec::new(), specs.join(", ")));
+    };
+    let batch = batch?;
     let plane = 3 * args.size as usize * args.size as usize;
-    let tiles: Vec<Tile> = batch
+    let tiles = batch
         .labels
         .iter()
         .enumerate()
@@ -355,20 +480,7 @@ fn preview(search: &SearchPath, args: &PreviewArgs) -> Result<()> {
             label: classes[label as usize].clone(),
         })
         .collect();
-    let columns = args
-        .columns
-        .unwrap_or_else(|| (tiles.len() as f64).sqrt().ceil() as usize);
-    let sheet = preview::grid(&tiles, columns)?;
-    preview::save_png(&sheet, &args.out)?;
-    output::print(&format!(
-        "wrote {} ({} samples, {}x{} pixels; pipeline: {})\n",
-        args.out.display(),
-        tiles.len(),
-        sheet.width,
-        sheet.height,
-        specs.join(", ")
-    ))?;
-    Ok(())
+    Ok((tiles, specs.join(", ")))
 }
 
 #[cfg(test)]

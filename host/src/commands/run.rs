@@ -22,12 +22,12 @@ use clshost_plugin_api::{
 };
 
 use super::check::load_valid;
-use crate::data::{DataSettings, Loader, LoaderOptions, Pipeline};
+use crate::data::{DataSettings, Loader, LoaderOptions, Pipeline, Sample};
 use crate::exit::Exit;
 use crate::output;
 use crate::recipe::schema::{Mode, OptimizerName};
 use crate::recipe::{Recipe, Resolved};
-use crate::registry::{Backbone, Metric, Registry, SearchPath};
+use crate::registry::{Backbone, BatchAugment, Metric, Registry, SearchPath};
 use crate::train::checkpoint::{is_checkpoint, read_weights_file};
 use crate::train::export::export_all;
 use crate::train::summary::Summary;
@@ -164,7 +164,7 @@ pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
 
 /// Makes the recipe's relative paths absolute, so the `recipe.ron` a run records resolves the
 /// same from the run directory and from any working directory.
-fn anchor_paths(resolved: &mut Resolved) -> Result<()> {
+pub fn anchor_paths(resolved: &mut Resolved) -> Result<()> {
     let base = resolved
         .path
         .parent()
@@ -247,23 +247,8 @@ fn build(recipe: &Recipe, registry: &Registry) -> Result<Parts> {
             classes.len()
         );
     }
-    let augment_ctx = AugmentContext {
-        input_height: settings.train_size,
-        input_width: settings.train_size,
-        mean: settings.mean,
-        std: settings.std,
-        num_classes,
-    };
-    let augments = recipe
-        .augment
-        .iter()
-        .map(|c| registry.new_sample_augment(&c.name, &c.params, &augment_ctx))
-        .collect::<Result<Vec<_>, _>>()?;
-    let train = Loader::new(
-        train_set.samples,
-        Pipeline::train(augments, &settings)?,
-        LoaderOptions::from_settings(&settings, true, recipe.seed),
-    )?;
+    let augment_ctx = augment_context(&settings, num_classes);
+    let train = train_loader(recipe, registry, &settings, train_set.samples, &augment_ctx)?;
     let mut val_options = LoaderOptions::from_settings(&settings, false, recipe.seed);
     val_options.batch_size = recipe
         .data
@@ -284,12 +269,7 @@ fn build(recipe: &Recipe, registry: &Registry) -> Result<Parts> {
         &recipe.loss.params,
         &LossContext { num_classes },
     )?;
-    let batch_augments = recipe
-        .batch_augment
-        .entries
-        .iter()
-        .map(|e| registry.new_batch_augment(&e.name, &e.params, &augment_ctx))
-        .collect::<Result<Vec<_>, _>>()?;
+    let batch_augments = batch_augments(recipe, registry, &augment_ctx)?;
     let metric_ctx = MetricContext {
         num_classes,
         class_names: classes.iter().map(|c| c.as_str().into()).collect(),
@@ -316,6 +296,52 @@ fn build(recipe: &Recipe, registry: &Registry) -> Result<Parts> {
         classes,
         direction,
     })
+}
+
+/// What the augmentations of a run with `settings` and `num_classes` classes are created with.
+pub fn augment_context(settings: &DataSettings, num_classes: u32) -> AugmentContext {
+    AugmentContext {
+        input_height: settings.train_size,
+        input_width: settings.train_size,
+        mean: settings.mean,
+        std: settings.std,
+        num_classes,
+    }
+}
+
+/// The training loader of `recipe` over `samples`: its sample augmentations, shuffling and
+/// batching, exactly as `run` trains.
+pub fn train_loader(
+    recipe: &Recipe,
+    registry: &Registry,
+    settings: &DataSettings,
+    samples: Vec<Sample>,
+    ctx: &AugmentContext,
+) -> Result<Loader> {
+    let augments = recipe
+        .augment
+        .iter()
+        .map(|c| registry.new_sample_augment(&c.name, &c.params, ctx))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Loader::new(
+        samples,
+        Pipeline::train(augments, settings)?,
+        LoaderOptions::from_settings(settings, true, recipe.seed),
+    )?)
+}
+
+/// The batch augmentations of `recipe`, in its order.
+pub fn batch_augments(
+    recipe: &Recipe,
+    registry: &Registry,
+    ctx: &AugmentContext,
+) -> Result<Vec<BatchAugment>> {
+    Ok(recipe
+        .batch_augment
+        .entries
+        .iter()
+        .map(|e| registry.new_batch_augment(&e.name, &e.params, ctx))
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Which way the monitored metric is better: the recipe's `mode`, or the metric's own

@@ -115,6 +115,25 @@ pub fn grid(tiles: &[Tile], columns: usize) -> Result<ImageU8, PreviewError> {
     })
 }
 
+/// `image` enlarged `factor` times with nearest-neighbour sampling, so every source pixel stays
+/// a visible square (small training inputs such as 32x32 are unreadable at 1:1).
+pub fn upscale(image: &ImageU8, factor: u32) -> ImageU8 {
+    let f = factor.max(1) as usize;
+    let (w, h) = (image.width as usize, image.height as usize);
+    let mut data = Vec::with_capacity(w * h * f * f * 3);
+    for y in 0..h * f {
+        for x in 0..w * f {
+            let i = ((y / f) * w + x / f) * 3;
+            data.extend_from_slice(&image.data[i..i + 3]);
+        }
+    }
+    ImageU8 {
+        width: image.width * f as u32,
+        height: image.height * f as u32,
+        data: data.into(),
+    }
+}
+
 /// Writes `image` as a PNG file.
 pub fn save_png(image: &ImageU8, path: &Path) -> Result<(), PreviewError> {
     image::save_buffer_with_format(
@@ -134,6 +153,19 @@ pub fn save_png(image: &ImageU8, path: &Path) -> Result<(), PreviewError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upscale_repeats_each_pixel_in_a_square() {
+        let image = ImageU8 {
+            width: 2,
+            height: 1,
+            data: vec![1, 2, 3, 4, 5, 6].into(),
+        };
+        let big = upscale(&image, 2);
+        assert_eq!((big.width, big.height), (4, 2));
+        let row = [1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6];
+        assert_eq!(big.data.as_slice(), [row, row].concat().as_slice());
+    }
 
     #[test]
     fn denormalize_inverts_normalization() {

@@ -213,12 +213,16 @@ impl Validator<'_> {
     }
 
     /// Checks `trainer.device` against the backends the backbone's plugin was built with and the
-    /// devices they see, or only its syntax when the plugin does not report them.
+    /// devices they see, or only its syntax when the plugin does not report them. `cpu` is not
+    /// checked against the report: asking a plugin for it opens every GPU API it was built
+    /// with (Vulkan prints to stderr, takes time), and a backbone without a CPU backend says
+    /// so when it is created.
     fn device(&mut self, registry: &Registry) {
         let r = &self.resolved.recipe;
         let device = r.trainer.device.as_str();
         let reported = registry
             .get(&r.model.name)
+            .filter(|_| device != "cpu")
             .filter(|e| e.info.kind == ComponentKind::Backbone)
             .and_then(|e| match e.plugin.library.devices() {
                 DeviceSupport::Reported(reports) if !reports.is_empty() => {

@@ -154,7 +154,7 @@ pub struct Trainer {
 }
 
 /// One-hot targets of `labels` over `classes` classes.
-fn one_hot(labels: &[u32], classes: usize) -> Vec<f32> {
+pub fn one_hot(labels: &[u32], classes: usize) -> Vec<f32> {
     let mut t = vec![0.0; labels.len() * classes];
     for (row, &label) in labels.iter().enumerate() {
         if let Some(v) = t.get_mut(row * classes + label as usize) {
@@ -162,6 +162,46 @@ fn one_hot(labels: &[u32], classes: usize) -> Vec<f32> {
         }
     }
     t
+}
+
+/// Whether the recipe's batch augmentation is on in `epoch` (from 0).
+pub fn mixing_in(recipe: &Recipe, augments: &[BatchAugment], epoch: u32) -> bool {
+    !augments.is_empty() && recipe.batch_augment.stop_epoch.is_none_or(|s| epoch < s)
+}
+
+/// Applies the recipe's batch augmentation policy to one batch of epoch `epoch` and its
+/// `targets` (`[N, classes]`): whether to mix, and MixUp or CutMix, are drawn from
+/// (seed, epoch, batch index), so a batch is mixed the same way in any run of the recipe.
+pub fn mix(
+    recipe: &Recipe,
+    augments: &[BatchAugment],
+    classes: usize,
+    epoch: u32,
+    batch: &mut Batch,
+    targets: &mut [f32],
+) -> Result<(), ComponentError> {
+    let policy = &recipe.batch_augment;
+    let seed = Seeds(recipe.seed).batch(u64::from(epoch), batch.index as u64);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (apply, switch, entry_draw): (f64, f64, f64) = (rng.random(), rng.random(), rng.random());
+    let plugin_seed: u64 = rng.random();
+    if apply >= policy.prob {
+        return Ok(());
+    }
+    let which = usize::from(augments.len() > 1 && switch < policy.switch_prob);
+    let entry_prob = policy.entries.get(which).map_or(1.0, |e| e.prob);
+    if entry_draw >= entry_prob {
+        return Ok(());
+    }
+    let shape = [batch.len(), classes];
+    augments[which].apply(
+        batch.view_mut(),
+        TensorMut {
+            shape: shape.as_slice().into(),
+            data: targets.into(),
+        },
+        plugin_seed,
+    )
 }
 
 /// The loss of `logits` against `targets` (same shape) and its gradient.
@@ -306,8 +346,7 @@ impl Trainer {
         let epoch = self.state.epoch;
         let r = &self.parts.recipe;
         let (epochs, accumulate) = (r.trainer.epochs, u64::from(r.trainer.accumulate.max(1)));
-        let mix_on = !self.parts.batch_augments.is_empty()
-            && r.batch_augment.stop_epoch.is_none_or(|s| epoch < s);
+        let mix_on = mixing_in(r, &self.parts.batch_augments, epoch);
         let steps = self.parts.train.batches_per_epoch() as u64;
         let progress = Progress::start(
             epoch + 1,
@@ -327,7 +366,15 @@ impl Trainer {
             let t0 = Instant::now();
             let mut targets = one_hot(&batch.labels, classes);
             if mix_on {
-                self.mix(epoch, &mut batch, &mut targets)?;
+                let p = &self.parts;
+                mix(
+                    &p.recipe,
+                    &p.batch_augments,
+                    classes,
+                    epoch,
+                    &mut batch,
+                    &mut targets,
+                )?;
             }
             let logits = self.parts.backbone.forward(batch.view())?;
             let step = batch.index as u64 + 1;
@@ -386,34 +433,6 @@ impl Trainer {
             return Err(TrainError::NoData);
         }
         Ok(true)
-    }
-
-    /// Applies the batch augmentation policy to one batch.
-    fn mix(&self, epoch: u32, batch: &mut Batch, targets: &mut [f32]) -> Result<(), TrainError> {
-        let policy = &self.parts.recipe.batch_augment;
-        let seed = Seeds(self.parts.recipe.seed).batch(u64::from(epoch), batch.index as u64);
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let (apply, switch, entry_draw): (f64, f64, f64) =
-            (rng.random(), rng.random(), rng.random());
-        let plugin_seed: u64 = rng.random();
-        if apply >= policy.prob {
-            return Ok(());
-        }
-        let which = usize::from(self.parts.batch_augments.len() > 1 && switch < policy.switch_prob);
-        let entry_prob = policy.entries.get(which).map_or(1.0, |e| e.prob);
-        if entry_draw >= entry_prob {
-            return Ok(());
-        }
-        let shape = [batch.len(), self.parts.classes.len()];
-        self.parts.batch_augments[which].apply(
-            batch.view_mut(),
-            TensorMut {
-                shape: shape.as_slice().into(),
-                data: targets.into(),
-            },
-            plugin_seed,
-        )?;
-        Ok(())
     }
 
     /// Evaluates the epoch just trained, records its row, writes the metrics files and prints
