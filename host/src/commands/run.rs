@@ -209,7 +209,7 @@ fn optimizer_spec(recipe: &Recipe) -> OptimizerSpec {
 }
 
 /// What the backbone of `recipe` is created with.
-fn backbone_context(recipe: &Recipe, num_classes: u32) -> BackboneContext {
+pub fn backbone_context(recipe: &Recipe, num_classes: u32) -> BackboneContext {
     BackboneContext {
         num_classes,
         device: recipe.trainer.device.as_str().into(),
