@@ -7,60 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
 use clshost::train::Checkpoint;
-use clshost_e2e::{Clshost, stdout_ok};
+use clshost_e2e::{Clshost, TINY_RECIPE, stderr, stdout_ok, tiny_scratch};
 use safetensors::SafeTensors;
-
-/// Three epochs of ResNet-18 (small-input stem) at 16x16 on 2 classes x 6 images.
-const TINY: &str = r#"(
-    name: "tiny",
-    seed: 3,
-    data: (
-        root: "data",
-        image_size: (16, 16),
-        eval_resize: 16,
-        eval_crop: (16, 16),
-        mean: (0.5, 0.5, 0.5),
-        std: (0.25, 0.25, 0.25),
-        batch_size: 4,
-        workers: 2,
-    ),
-    model: (name: "resnet18", params: (small_input: true)),
-    augment: [(name: "horizontal_flip")],
-    loss: (name: "cross_entropy"),
-    optimizer: (name: sgd, lr: 0.05, momentum: 0.9, weight_decay: 5e-4),
-    schedule: (name: cosine, warmup_epochs: 1),
-    trainer: (epochs: 3, monitor: "top1", log_interval: 1),
-    metrics: [
-        (name: "accuracy", params: (top_k: [1])),
-        (name: "f1"),
-        (name: "confusion_matrix"),
-    ],
-    export: [(name: "safetensors")],
-    output: "runs",
-)"#;
 
 /// A scratch directory with the tiny dataset and recipe.
 fn scratch(clshost: &Clshost) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let out = clshost
-        .command([
-            "data",
-            "synth",
-            "data",
-            "--classes",
-            "2",
-            "--train",
-            "6",
-            "--val",
-            "3",
-            "--size",
-            "16",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    stdout_ok(&out);
-    fs::write(dir.path().join("tiny.ron"), TINY).unwrap();
+    tiny_scratch(clshost, dir.path());
     dir
 }
 
@@ -79,10 +32,6 @@ fn run_dirs(dir: &Path, name: &str) -> Vec<PathBuf> {
         .unwrap_or_default();
     dirs.sort();
     dirs
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
@@ -309,7 +258,7 @@ fn a_diverging_loss_stops_and_keeps_the_checkpoint_before_it() {
 fn an_unknown_recipe_field_fails_before_any_work() {
     let clshost = Clshost::new();
     let dir = scratch(&clshost);
-    let broken = TINY.replace("trainer: (epochs: 3,", "trainer: (epochz: 3,");
+    let broken = TINY_RECIPE.replace("trainer: (epochs: 3,", "trainer: (epochz: 3,");
     fs::write(dir.path().join("broken.ron"), broken).unwrap();
     let out = run(&clshost, dir.path(), &["broken.ron"]);
     let err = stderr(&out);

@@ -150,6 +150,11 @@ impl Default for Clshost {
     }
 }
 
+/// Stderr of a run, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// Stdout of a successful run, or a panic showing stderr.
 pub fn stdout_ok(output: &Output) -> String {
     assert!(
@@ -159,4 +164,60 @@ pub fn stdout_ok(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout.clone()).expect("utf-8 stdout")
+}
+
+/// Three epochs of ResNet-18 (small-input stem) at 16x16 on the dataset of [`tiny_scratch`],
+/// exporting safetensors: a whole run in seconds.
+pub const TINY_RECIPE: &str = r#"(
+    name: "tiny",
+    seed: 3,
+    data: (
+        root: "data",
+        image_size: (16, 16),
+        eval_resize: 16,
+        eval_crop: (16, 16),
+        mean: (0.5, 0.5, 0.5),
+        std: (0.25, 0.25, 0.25),
+        batch_size: 4,
+        workers: 2,
+    ),
+    model: (name: "resnet18", params: (small_input: true)),
+    augment: [(name: "horizontal_flip")],
+    loss: (name: "cross_entropy"),
+    optimizer: (name: sgd, lr: 0.05, momentum: 0.9, weight_decay: 5e-4),
+    schedule: (name: cosine, warmup_epochs: 1),
+    trainer: (epochs: 3, monitor: "top1", log_interval: 1),
+    metrics: [
+        (name: "accuracy", params: (top_k: [1])),
+        (name: "f1"),
+        (name: "confusion_matrix"),
+    ],
+    export: [(name: "safetensors")],
+    output: "runs",
+)"#;
+
+/// Writes a tiny generated dataset into `dir` (`data/{train,val}/{circle,square}/`, 6 training
+/// and 3 validation images of 16x16 per class) and [`TINY_RECIPE`] as `tiny.ron`.
+pub fn tiny_scratch(clshost: &Clshost, dir: &Path) {
+    let synth = [
+        "data",
+        "synth",
+        "data",
+        "--classes",
+        "2",
+        "--train",
+        "6",
+        "--val",
+        "3",
+        "--size",
+        "16",
+    ];
+    stdout_ok(
+        &clshost
+            .command(synth)
+            .current_dir(dir)
+            .output()
+            .expect("clshost runs"),
+    );
+    std::fs::write(dir.join("tiny.ron"), TINY_RECIPE).expect("writing tiny.ron");
 }

@@ -53,6 +53,8 @@ pub enum Command {
     Bench(crate::commands::bench::BenchArgs),
     /// Look at a dataset: statistics, and a preview of augmented samples.
     Data(crate::commands::data::DataArgs),
+    /// Classify images with a trained model: a run directory, a checkpoint or an `.onnx` export.
+    Predict(crate::commands::predict::PredictArgs),
     /// Report what this installation can do: plugins found and loaded, the backends they were
     /// built with and the devices each one sees, and the CPU count. Exits 0 whatever it finds.
     Doctor(DoctorArgs),

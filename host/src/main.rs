@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(&search, args),
         Command::Data(args) => commands::data::run(&search, args),
         Command::Doctor(args) => commands::doctor::run(&search, args),
+        Command::Predict(args) => commands::predict::run(&search, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

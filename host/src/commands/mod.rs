@@ -5,4 +5,5 @@ pub mod check;
 pub mod data;
 pub mod doctor;
 pub mod plugins;
+pub mod predict;
 pub mod run;

@@ -105,7 +105,7 @@ pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
                 }
             }
             rundir::atomic_write(&run.file("recipe.ron"), resolved.to_ron().as_bytes())?;
-            fresh_state(&recipe, parts.direction)
+            fresh_state(&recipe, parts.direction, &parts.classes)
         }
     };
     let used = provenance::plugins_used(&recipe, &registry)?;
@@ -209,7 +209,7 @@ fn optimizer_spec(recipe: &Recipe) -> OptimizerSpec {
 }
 
 /// What the backbone of `recipe` is created with.
-fn backbone_context(recipe: &Recipe, num_classes: u32) -> BackboneContext {
+pub fn backbone_context(recipe: &Recipe, num_classes: u32) -> BackboneContext {
     BackboneContext {
         num_classes,
         device: recipe.trainer.device.as_str().into(),
@@ -366,8 +366,8 @@ fn direction(recipe: &Recipe, metrics: &[Metric]) -> Result<Direction> {
     })
 }
 
-/// The state of a run that has not trained yet.
-fn fresh_state(recipe: &Recipe, direction: Direction) -> HostState {
+/// The state of a run that has not trained yet, over `classes`.
+fn fresh_state(recipe: &Recipe, direction: Direction, classes: &[String]) -> HostState {
     let t = &recipe.trainer;
     let mut notes = std::collections::BTreeMap::new();
     notes.insert("clshost".into(), env!("CARGO_PKG_VERSION").into());
@@ -391,6 +391,7 @@ fn fresh_state(recipe: &Recipe, direction: Direction) -> HostState {
         best_weights: BestWeights::Raw,
         history: Vec::new(),
         notes,
+        classes: classes.to_vec(),
     }
 }
 
@@ -447,10 +448,7 @@ fn finish(
     } else {
         BestWeights::Raw
     };
-    let weights = match which {
-        BestWeights::Raw => WeightSet::Raw,
-        BestWeights::Ema => WeightSet::Ema,
-    };
+    let weights = WeightSet::from(which);
     let eval = trainer.evaluate()?;
     output::print(&format!(
         "\nper class ({} weights of epoch {}):\n{}",
@@ -480,10 +478,10 @@ fn finish(
             .context("no validation image could be read for the export check")??;
         let out_dir = trainer.run_dir().subdir("export")?;
         let d = &recipe.data;
-        let mut extra = vec![Tuple2(
-            "clshost_version".into(),
-            env!("CARGO_PKG_VERSION").into(),
-        )];
+        let mut extra = vec![
+            Tuple2("clshost_version".into(), env!("CARGO_PKG_VERSION").into()),
+            Tuple2("eval_resize".into(), d.eval_resize.to_string().into()),
+        ];
         if let (Some(v), Some(e)) = (trainer.state.monitor.best, trainer.state.monitor.best_epoch) {
             extra.push(Tuple2(
                 format!("best_{}", recipe.trainer.monitor).into(),

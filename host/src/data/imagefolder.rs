@@ -167,8 +167,9 @@ fn class_dirs(root: &Path, skipped: &mut Skipped) -> Result<Vec<String>, ScanErr
 }
 
 /// Every image under `dir`, in torchvision's order: directories sorted by path string, files
-/// sorted by name within each.
-fn images_in(dir: &Path, skipped: &mut Skipped) -> Result<Vec<PathBuf>, ScanError> {
+/// sorted by name within each. Hidden entries and files without an image extension are counted
+/// in `skipped`.
+pub fn images_in(dir: &Path, skipped: &mut Skipped) -> Result<Vec<PathBuf>, ScanError> {
     let mut dirs: Vec<(String, Vec<String>)> = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {

@@ -4,7 +4,7 @@
 //! each a little-endian `u64` length followed by its bytes:
 //!
 //! 1. the host state ([`HostState`]) as JSON: epoch and batch position, global step, seed,
-//!    early-stopping state, the metrics history;
+//!    early-stopping state, the metrics history, the class names;
 //! 2. the backbone's `save_state` bytes (weights, optimizer, EMA, accumulated gradients).
 //!
 //! `--init-from` takes the weights out of the backbone state (through a scratch backbone), so
@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use clshost_plugin_api::{NamedTensor, Tensor};
+use clshost_plugin_api::{NamedTensor, Tensor, WeightSet};
 use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +62,15 @@ pub enum BestWeights {
     Ema,
 }
 
+impl From<BestWeights> for WeightSet {
+    fn from(which: BestWeights) -> Self {
+        match which {
+            BestWeights::Raw => WeightSet::Raw,
+            BestWeights::Ema => WeightSet::Ema,
+        }
+    }
+}
+
 /// Everything the host needs to continue a run exactly, besides the backbone's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostState {
@@ -94,6 +103,10 @@ pub struct HostState {
     pub history: Vec<Row>,
     /// Free-form facts for people reading the file (versions, device).
     pub notes: BTreeMap<String, String>,
+    /// The class names, in label order (empty in checkpoints written before they were
+    /// recorded).
+    #[serde(default)]
+    pub classes: Vec<String>,
 }
 
 /// A checkpoint in memory.
@@ -258,6 +271,7 @@ mod tests {
                 best_weights: BestWeights::Ema,
                 history: Vec::new(),
                 notes,
+                classes: vec!["cat".into(), "dog".into()],
             },
             backbone: vec![1, 2, 3, 255],
         }
