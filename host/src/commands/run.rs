@@ -364,6 +364,7 @@ fn fresh_state(recipe: &Recipe, direction: Direction) -> HostState {
         ),
         best_weights: BestWeights::Raw,
         history: Vec::new(),
+        top_k: Vec::new(),
         notes,
     }
 }

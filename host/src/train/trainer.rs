@@ -436,7 +436,7 @@ impl Trainer {
         let raw = row.get(&monitor).unwrap_or(f64::NAN);
         let ema = row.get(&format!("ema_{monitor}"));
         let (value, which) = match ema {
-            Some(e) if better(self.parts.direction, e, raw) => (e, BestWeights::Ema),
+            Some(e) if self.parts.direction.better(e, raw) => (e, BestWeights::Ema),
             _ => (raw, BestWeights::Raw),
         };
         let verdict = self.state.monitor.observe(epoch + 1, value);
@@ -565,20 +565,6 @@ pub fn monitor_column(monitor: &str) -> String {
     }
 }
 
-/// Whether `a` is better than `b` in `direction` (a non-finite `b` loses to any finite `a`).
-fn better(direction: Direction, a: f64, b: f64) -> bool {
-    if !a.is_finite() {
-        return false;
-    }
-    if !b.is_finite() {
-        return true;
-    }
-    match direction {
-        Direction::Max => a > b,
-        Direction::Min => a < b,
-    }
-}
-
 fn write_err(what: &str, e: std::io::Error) -> TrainError {
     TrainError::Write(WriteError {
         path: what.into(),
@@ -596,11 +582,7 @@ mod tests {
     }
 
     #[test]
-    fn better_respects_direction_and_nan() {
-        assert!(better(Direction::Max, 0.9, 0.8));
-        assert!(better(Direction::Min, 0.1, 0.2));
-        assert!(!better(Direction::Max, f64::NAN, 0.1));
-        assert!(better(Direction::Max, 0.1, f64::NAN));
+    fn the_loss_monitor_is_the_validation_loss() {
         assert_eq!(monitor_column("loss"), "val_loss");
     }
 }
