@@ -1,5 +1,6 @@
-//! `clshost run` end to end on a tiny generated dataset: the run directory's files, exact
-//! resume, interrupts, a diverging loss, and a broken recipe.
+//! `clshost run` end to end on a tiny generated dataset: the run directory's files (metrics,
+//! checkpoints with top-k, TensorBoard events, plots), exact resume, interrupts, a diverging
+//! loss, and a broken recipe.
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -7,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
 use clshost::train::Checkpoint;
+use clshost::train::plots::{CURVE_SIZE, MATRIX_SIZE};
+use clshost::train::tensorboard::{Scalar, What, read_events, scalars};
 use clshost_e2e::{Clshost, TINY_RECIPE, stderr, stdout_ok, tiny_scratch};
 use safetensors::SafeTensors;
 
@@ -32,6 +35,35 @@ fn run_dirs(dir: &Path, name: &str) -> Vec<PathBuf> {
         .unwrap_or_default();
     dirs.sort();
     dirs
+}
+
+/// The names of the files in `dir` starting with `prefix`, sorted.
+fn names(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every scalar of every TensorBoard event file of `run`, files in name order.
+fn board(run: &Path) -> Vec<Scalar> {
+    let dir = run.join("tensorboard");
+    names(&dir, "events.out.tfevents.")
+        .iter()
+        .flat_map(|n| scalars(&read_events(&dir.join(n)).unwrap()))
+        .collect()
+}
+
+/// The (step, value) points of `tag`.
+fn series(board: &[Scalar], tag: &str) -> Vec<(i64, f32)> {
+    board
+        .iter()
+        .filter(|s| s.tag == tag)
+        .map(|s| (s.step, s.value))
+        .collect()
 }
 
 #[test]
@@ -85,6 +117,62 @@ fn a_tiny_run_writes_every_run_directory_file() {
     assert!(!last.backbone.is_empty());
     let best = Checkpoint::load(&run.join("checkpoints/best.ckpt")).unwrap();
     assert_eq!(Some(best.host.epoch), last.host.monitor.best_epoch);
+    // top_k: 2 over two evaluations keeps both, best first, each the state after its epoch.
+    let checkpoints = run.join("checkpoints");
+    assert_eq!(
+        names(&checkpoints, "epoch-"),
+        ["epoch-001.ckpt", "epoch-002.ckpt"]
+    );
+    assert_eq!(last.host.top_k.len(), 2);
+    assert_eq!(Some(last.host.top_k[0].epoch), last.host.monitor.best_epoch);
+    for epoch in [1, 2] {
+        let file = checkpoints.join(format!("epoch-00{epoch}.ckpt"));
+        assert_eq!(Checkpoint::load(&file).unwrap().host.epoch, epoch);
+    }
+
+    // TensorBoard: one file; 3 steps per epoch (12 images, batches of 4), logged every step;
+    // each epoch's row at the step that ends it.
+    let events = names(&run.join("tensorboard"), "events.out.tfevents.");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let first = read_events(&run.join("tensorboard").join(&events[0])).unwrap();
+    assert!(matches!(&first[0].what, Some(What::FileVersion(v)) if v == "brain.Event:2"));
+    let board = board(run);
+    let steps = |tag| series(&board, tag).iter().map(|p| p.0).collect::<Vec<_>>();
+    assert_eq!(steps("train/loss"), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(steps("train/lr"), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(steps("train/images_per_s").len(), 6);
+    for (column, tag) in [("val_loss", "epoch/val_loss"), ("top1", "epoch/top1")] {
+        let expected: Vec<(i64, f32)> = rows
+            .iter()
+            .zip([3, 6])
+            .map(|(r, step)| (step, r[column].as_f64().unwrap() as f32))
+            .collect();
+        assert_eq!(series(&board, tag), expected, "{tag}");
+    }
+    for tag in [
+        "epoch/epoch",
+        "epoch/train_loss",
+        "epoch/lr",
+        "epoch/f1_macro",
+        "epoch/seconds",
+    ] {
+        assert_eq!(series(&board, tag).len(), 2, "{tag}");
+    }
+
+    // Plots: valid PNGs of the documented sizes, not blank.
+    for (name, size) in [
+        ("loss.png", CURVE_SIZE),
+        ("accuracy.png", CURVE_SIZE),
+        ("lr.png", CURVE_SIZE),
+        ("confusion_matrix.png", MATRIX_SIZE),
+    ] {
+        let img = image::open(run.join("plots").join(name)).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), size, "{name}");
+        let mut colours: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+        colours.sort_unstable();
+        colours.dedup();
+        assert!(colours.len() > 20, "{name}: {} colours", colours.len());
+    }
 
     let summary: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
@@ -178,6 +266,38 @@ fn a_run_stopped_after_epoch_2_and_resumed_ends_bit_identical() {
     for (x, y) in a.host.history.iter().zip(&b.host.history) {
         assert_close_values(x.epoch, &x.values, &y.values);
     }
+
+    // Top-k: the same two of three epochs kept, with the same bookkeeping.
+    assert_eq!(a.host.top_k, b.host.top_k);
+    assert_eq!(a.host.top_k.len(), 2);
+    let kept = names(&whole.join("checkpoints"), "epoch-");
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept, names(&parted.join("checkpoints"), "epoch-"));
+
+    // TensorBoard: the resumed run appended a second file that starts a session at step 7;
+    // together they hold the uninterrupted run's steps, each once, with the same training
+    // values.
+    let files = names(&parted.join("tensorboard"), "events.out.tfevents.");
+    assert_eq!(files.len(), 2, "{files:?}");
+    let second = read_events(&parted.join("tensorboard").join(&files[1])).unwrap();
+    assert!(matches!(&second[1].what, Some(What::SessionLog(s)) if s.status == 1));
+    assert_eq!(second[1].step, 7);
+    let (whole_board, parted_board) = (board(whole), board(parted));
+    for tag in ["train/loss", "train/lr"] {
+        assert_eq!(
+            series(&whole_board, tag),
+            series(&parted_board, tag),
+            "{tag}"
+        );
+    }
+    let steps = |b: &[Scalar]| {
+        series(b, "epoch/val_loss")
+            .iter()
+            .map(|p| p.0)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(steps(&whole_board), [3, 6, 9]);
+    assert_eq!(steps(&parted_board), [3, 6, 9]);
 }
 
 /// Asserts that two epochs' evaluation values have the same names and agree within a relative

@@ -167,7 +167,7 @@ pub fn stdout_ok(output: &Output) -> String {
 }
 
 /// Three epochs of ResNet-18 (small-input stem) at 16x16 on the dataset of [`tiny_scratch`],
-/// exporting safetensors: a whole run in seconds.
+/// keeping the two best epochs' checkpoints and exporting safetensors: a whole run in seconds.
 pub const TINY_RECIPE: &str = r#"(
     name: "tiny",
     seed: 3,
@@ -186,7 +186,7 @@ pub const TINY_RECIPE: &str = r#"(
     loss: (name: "cross_entropy"),
     optimizer: (name: sgd, lr: 0.05, momentum: 0.9, weight_decay: 5e-4),
     schedule: (name: cosine, warmup_epochs: 1),
-    trainer: (epochs: 3, monitor: "top1", log_interval: 1),
+    trainer: (epochs: 3, monitor: "top1", log_interval: 1, checkpoints: (top_k: 2)),
     metrics: [
         (name: "accuracy", params: (top_k: [1])),
         (name: "f1"),

@@ -390,6 +390,7 @@ fn fresh_state(recipe: &Recipe, direction: Direction, classes: &[String]) -> Hos
         ),
         best_weights: BestWeights::Raw,
         history: Vec::new(),
+        top_k: Vec::new(),
         notes,
         classes: classes.to_vec(),
     }

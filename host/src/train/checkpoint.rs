@@ -4,7 +4,8 @@
 //! each a little-endian `u64` length followed by its bytes:
 //!
 //! 1. the host state ([`HostState`]) as JSON: epoch and batch position, global step, seed,
-//!    early-stopping state, the metrics history, the class names;
+//!    early-stopping state, the metrics history, the class names, the top-k list (absent in
+//!    files written before top-k existed, which still load);
 //! 2. the backbone's `save_state` bytes (weights, optimizer, EMA, accumulated gradients).
 //!
 //! `--init-from` takes the weights out of the backbone state (through a scratch backbone), so
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::early::Monitor;
 use super::history::Row;
 use super::rundir::{WriteError, atomic_write};
+use super::topk::Kept;
 
 const MAGIC: &[u8; 8] = b"CLSHCKPT";
 const VERSION: u32 = 1;
@@ -101,6 +103,9 @@ pub struct HostState {
     pub best_weights: BestWeights,
     /// One row per evaluated epoch.
     pub history: Vec<Row>,
+    /// The top-k checkpoints on disk, best first.
+    #[serde(default)]
+    pub top_k: Vec<Kept>,
     /// Free-form facts for people reading the file (versions, device).
     pub notes: BTreeMap<String, String>,
     /// The class names, in label order (empty in checkpoints written before they were
@@ -206,8 +211,18 @@ impl Checkpoint {
 
     /// Writes the checkpoint to `path` atomically.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let bytes = self.to_bytes().map_err(|e| format_error(path, e))?;
-        atomic_write(path, &bytes)?;
+        self.save_all(&[path])
+    }
+
+    /// Writes the checkpoint atomically to each of `paths`, in order, serialized once.
+    pub fn save_all(&self, paths: &[&Path]) -> Result<(), CheckpointError> {
+        let Some(first) = paths.first() else {
+            return Ok(());
+        };
+        let bytes = self.to_bytes().map_err(|e| format_error(first, e))?;
+        for path in paths {
+            atomic_write(path, &bytes)?;
+        }
         Ok(())
     }
 
@@ -270,6 +285,10 @@ mod tests {
                 monitor: Monitor::new(Direction::Max, 0.0, Some(3)),
                 best_weights: BestWeights::Ema,
                 history: Vec::new(),
+                top_k: vec![Kept {
+                    epoch: 2,
+                    value: 0.5,
+                }],
                 notes,
                 classes: vec!["cat".into(), "dog".into()],
             },
@@ -285,6 +304,24 @@ mod tests {
         ckpt.save(&path).unwrap();
         assert_eq!(Checkpoint::load(&path).unwrap(), ckpt);
         assert!(is_checkpoint(&path));
+    }
+
+    #[test]
+    fn a_checkpoint_from_before_top_k_still_loads() {
+        let mut ckpt = sample();
+        let mut host = serde_json::to_value(&ckpt.host).unwrap();
+        host.as_object_mut().unwrap().remove("top_k");
+        let host = serde_json::to_vec(&host).unwrap();
+        let mut bytes = ckpt.to_bytes().unwrap()[..12].to_vec();
+        for section in [&host, &ckpt.backbone] {
+            bytes.extend_from_slice(&(section.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(section);
+        }
+        ckpt.host.top_k.clear();
+        assert_eq!(
+            Checkpoint::from_bytes(Path::new("old"), &bytes).unwrap(),
+            ckpt
+        );
     }
 
     #[test]

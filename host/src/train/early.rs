@@ -16,6 +16,23 @@ pub enum Direction {
     Min,
 }
 
+impl Direction {
+    /// Whether `a` is better than `b` (a non-finite `a` never is; a non-finite `b` loses to
+    /// any finite `a`).
+    pub fn better(self, a: f64, b: f64) -> bool {
+        if !a.is_finite() {
+            return false;
+        }
+        if !b.is_finite() {
+            return true;
+        }
+        match self {
+            Direction::Max => a > b,
+            Direction::Min => a < b,
+        }
+    }
+}
+
 /// What one evaluation meant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
@@ -124,6 +141,14 @@ mod tests {
         assert!(m.observe(2, 0.85).improved);
         assert!(!m.observe(3, 5.0).stop, "no patience: never stops");
         assert_eq!(m.since_best, 1);
+    }
+
+    #[test]
+    fn better_respects_direction_and_nan() {
+        assert!(Direction::Max.better(0.9, 0.8));
+        assert!(Direction::Min.better(0.1, 0.2));
+        assert!(!Direction::Max.better(f64::NAN, 0.1));
+        assert!(Direction::Max.better(0.1, f64::NAN));
     }
 
     #[test]

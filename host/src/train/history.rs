@@ -36,6 +36,19 @@ impl Row {
             .find(|(n, _)| n == name)
             .and_then(|(_, v)| *v)
     }
+
+    /// Every column after `epoch`, by name: `train_loss`, `lr`, the evaluation values,
+    /// `seconds`, `images_per_s`; a value that is not finite is `None`.
+    pub fn cells(&self) -> Vec<(String, Option<f64>)> {
+        let mut cells = vec![
+            ("train_loss".to_string(), finite(self.train_loss)),
+            ("lr".to_string(), finite(self.lr)),
+        ];
+        cells.extend(self.values.iter().cloned());
+        cells.push(("seconds".into(), finite(self.seconds)));
+        cells.push(("images_per_s".into(), finite(self.images_per_s)));
+        cells
+    }
 }
 
 /// A finite value, or `None`.
@@ -45,10 +58,9 @@ pub fn finite(value: f64) -> Option<f64> {
 
 /// The CSV columns of `row`.
 pub fn columns(row: &Row) -> Vec<String> {
-    let mut cols = vec!["epoch".into(), "train_loss".into(), "lr".into()];
-    cols.extend(row.values.iter().map(|(n, _)| n.clone()));
-    cols.extend(["seconds".into(), "images_per_s".into()]);
-    cols
+    std::iter::once("epoch".to_string())
+        .chain(row.cells().into_iter().map(|(n, _)| n))
+        .collect()
 }
 
 /// `metrics.csv`: a header from the first row's columns, then one line per row.
@@ -57,17 +69,15 @@ pub fn csv(rows: &[Row]) -> String {
         return String::new();
     };
     let mut out = columns(first).join(",") + "\n";
-    let cell = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for row in rows {
-        let mut cells = vec![
-            row.epoch.to_string(),
-            cell(finite(row.train_loss)),
-            cell(finite(row.lr)),
-        ];
-        cells.extend(row.values.iter().map(|(_, v)| cell(*v)));
-        cells.push(cell(finite(row.seconds)));
-        cells.push(cell(finite(row.images_per_s)));
-        let _ = writeln!(out, "{}", cells.join(","));
+        let cells = row
+            .cells()
+            .into_iter()
+            .map(|(_, v)| v.map(|v| v.to_string()).unwrap_or_default());
+        let line: Vec<String> = std::iter::once(row.epoch.to_string())
+            .chain(cells)
+            .collect();
+        let _ = writeln!(out, "{}", line.join(","));
     }
     out
 }
@@ -77,15 +87,13 @@ pub fn jsonl(rows: &[Row]) -> String {
     let mut out = String::new();
     for row in rows {
         let mut map = serde_json::Map::new();
-        let num = |v: Option<f64>| v.map_or(serde_json::Value::Null, serde_json::Value::from);
         map.insert("epoch".into(), row.epoch.into());
-        map.insert("train_loss".into(), num(finite(row.train_loss)));
-        map.insert("lr".into(), num(finite(row.lr)));
-        for (name, value) in &row.values {
-            map.insert(name.clone(), num(*value));
+        for (name, value) in row.cells() {
+            map.insert(
+                name,
+                value.map_or(serde_json::Value::Null, serde_json::Value::from),
+            );
         }
-        map.insert("seconds".into(), num(finite(row.seconds)));
-        map.insert("images_per_s".into(), num(finite(row.images_per_s)));
         let _ = writeln!(out, "{}", serde_json::Value::Object(map));
     }
     out

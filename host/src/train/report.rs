@@ -130,6 +130,20 @@ pub struct ClassLine {
     pub support: u64,
 }
 
+/// The first `confusion_matrix` of `reports` that is `classes` x `classes`, row-major (rows:
+/// true class, columns: predicted).
+pub fn confusion_matrix(reports: &[MetricReport], classes: usize) -> Option<Vec<f64>> {
+    reports
+        .iter()
+        .flat_map(|r| r.matrices.iter())
+        .find(|m| {
+            m.name.as_str() == "confusion_matrix"
+                && m.rows as usize == classes
+                && m.cols as usize == classes
+        })
+        .map(|m| m.values.to_vec())
+}
+
 /// The per-class lines from the metric reports: `precision_per_class`, `recall_per_class` and
 /// `f1_per_class` vectors where a metric reports them, otherwise computed from a
 /// `confusion_matrix` (rows: true class, columns: predicted).
@@ -146,13 +160,7 @@ pub fn class_lines(
             .map(|v| v.values.to_vec())
     };
     let c = classes.len();
-    let confusion = reports
-        .iter()
-        .flat_map(|r| r.matrices.iter())
-        .find(|m| {
-            m.name.as_str() == "confusion_matrix" && m.rows as usize == c && m.cols as usize == c
-        })
-        .map(|m| m.values.to_vec());
+    let confusion = confusion_matrix(reports, c);
     let from_confusion = |k: usize| {
         confusion.as_ref().map(|m| {
             let tp = m[k * c + k];

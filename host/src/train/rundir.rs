@@ -21,7 +21,8 @@ pub struct WriteError {
     pub source: io::Error,
 }
 
-fn at(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
+/// Turns an I/O error about `path` into a [`WriteError`].
+pub(crate) fn at(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
     move |source| WriteError {
         path: path.to_path_buf(),
         source,

@@ -72,6 +72,11 @@ impl Schedule {
         self.peak
     }
 
+    /// Iterations in the whole run.
+    pub fn total_iters(&self) -> u64 {
+        self.total_iters
+    }
+
     /// The learning rate of iteration `iter` (0-based, counted over the whole run).
     pub fn lr(&self, iter: u64) -> f64 {
         if iter < self.warmup_iters {

@@ -12,9 +12,12 @@
 //!
 //! Every `eval_interval` epochs (and after the last) the validation set is evaluated with the
 //! raw weights and, with EMA on, the EMA weights; the better of the two on the monitored metric
-//! competes for `best`. `last` is written after every epoch, and on an interrupt after the
-//! current step. A non-finite loss stops the run before the step is applied, leaving the last
-//! checkpoint on disk untouched; so do non-finite logits, which a loss plugin may refuse.
+//! competes for `best` and for the top-k list. `last` is written after every epoch, and on an
+//! interrupt after the current step. Each evaluation also appends TensorBoard scalars (as
+//! does every `log_interval`-th step) and redraws the PNG plots; those two are derived
+//! outputs, so a failure to write them is a warning, not the end of the run. A non-finite loss
+//! stops the run before the step is applied, leaving the last checkpoint on disk untouched; so
+//! do non-finite logits, which a loss plugin may refuse.
 
 use std::time::{Duration, Instant};
 
@@ -25,10 +28,13 @@ use rand_chacha::ChaCha8Rng;
 use super::checkpoint::{BestWeights, Checkpoint, CheckpointError, HostState};
 use super::early::{Direction, Verdict};
 use super::history::{self, Row, finite};
+use super::plots::{self, Confusion, PlotInput};
 use super::report::{self, Progress};
 use super::rundir::{RunDir, WriteError, atomic_write};
 use super::schedule::Schedule;
 use super::signal::StopFlag;
+use super::tensorboard::EventLog;
+use super::topk;
 use crate::data::{Batch, Loader, LoaderError, Seeds};
 use crate::recipe::Recipe;
 use crate::registry::{Backbone, BatchAugment, ComponentError, Loss, Metric};
@@ -151,6 +157,7 @@ pub struct Trainer {
     pub state: HostState,
     control: Control,
     printed_header: bool,
+    events: EventLog,
 }
 
 /// One-hot targets of `labels` over `classes` classes.
@@ -243,6 +250,7 @@ impl Trainer {
             state,
             control,
             printed_header: false,
+            events: EventLog::default(),
         }
     }
 
@@ -269,28 +277,32 @@ impl Trainer {
         })
     }
 
-    /// Writes the current state as `checkpoints/last.ckpt` (when the recipe keeps it) and, when
-    /// `best`, as `checkpoints/best.ckpt` too.
-    fn save(&self, best: bool) -> Result<(), TrainError> {
+    /// Writes the current state as `checkpoints/last.ckpt` (when the recipe keeps it), as
+    /// `checkpoints/best.ckpt` when `best`, and as the top-k file of the epoch just finished
+    /// when `top`; then deletes the top-k files that fell out of the list.
+    fn save(&self, best: bool, top: bool) -> Result<(), TrainError> {
         let keep = &self.parts.recipe.trainer.checkpoints;
         let (last, best) = (keep.last, best && keep.best);
-        if !last && !best {
+        if !last && !best && keep.top_k == 0 {
             return Ok(());
         }
         let dir = self.run.subdir("checkpoints")?;
-        let ckpt = self.checkpoint()?;
-        if last {
-            ckpt.save(&dir.join("last.ckpt"))?;
-        }
-        if best {
-            ckpt.save(&dir.join("best.ckpt"))?;
+        let paths = [
+            top.then(|| dir.join(topk::file_name(self.state.epoch))),
+            best.then(|| dir.join("best.ckpt")),
+            last.then(|| dir.join("last.ckpt")),
+        ];
+        let paths: Vec<&std::path::Path> = paths.iter().flatten().map(|p| p.as_path()).collect();
+        self.checkpoint()?.save_all(&paths)?;
+        if keep.top_k > 0 {
+            topk::prune(&dir, &self.state.top_k)?;
         }
         Ok(())
     }
 
     /// Writes `checkpoints/last.ckpt` (when the recipe keeps it).
     pub fn save_last(&self) -> Result<(), TrainError> {
-        self.save(false)
+        self.save(false, false)
     }
 
     /// Runs the remaining epochs.
@@ -303,6 +315,8 @@ impl Trainer {
             .max_time_minutes
             .map(|m| Duration::from_secs_f64(m.max(0.0) * 60.0));
         let epochs = self.parts.recipe.trainer.epochs;
+        let resumed_at = (self.state.global_step > 0).then_some(self.state.global_step + 1);
+        self.events = EventLog::start(&self.run.path().join("tensorboard"), resumed_at);
         while self.state.epoch < epochs {
             let epoch_start = Instant::now();
             if !self.train_epoch()? {
@@ -311,20 +325,22 @@ impl Trainer {
             }
             let epoch = self.state.epoch;
             let eval_interval = self.parts.recipe.trainer.eval_interval.max(1);
-            let verdict = if (epoch + 1).is_multiple_of(eval_interval) || epoch + 1 == epochs {
+            let (verdict, top) = if (epoch + 1).is_multiple_of(eval_interval) || epoch + 1 == epochs
+            {
                 self.evaluate_epoch(epoch_start)?
             } else {
-                Verdict {
+                let verdict = Verdict {
                     improved: false,
                     stop: false,
-                }
+                };
+                (verdict, false)
             };
             self.state.epoch += 1;
             self.state.batches_done = 0;
             self.state.epoch_loss_sum = 0.0;
             self.state.epoch_images = 0;
             self.state.epoch_seconds = 0.0;
-            self.save(verdict.improved)?;
+            self.save(verdict.improved, top)?;
             let stop_early = verdict.stop;
             if stop_early {
                 return Ok(Ending::EarlyStopped);
@@ -348,6 +364,7 @@ impl Trainer {
         let (epochs, accumulate) = (r.trainer.epochs, u64::from(r.trainer.accumulate.max(1)));
         let mix_on = mixing_in(r, &self.parts.batch_augments, epoch);
         let steps = self.parts.train.batches_per_epoch() as u64;
+        let log_every = u64::from(r.trainer.log_interval.max(1));
         let progress = Progress::start(
             epoch + 1,
             epochs,
@@ -417,12 +434,23 @@ impl Trainer {
             self.state.epoch_seconds += seconds;
             self.state.total_images += n;
             self.state.train_seconds += seconds;
+            let images_per_s = self.state.epoch_images as f64 / self.state.epoch_seconds.max(1e-9);
             progress.step(
                 step,
                 self.state.epoch_loss_sum / self.state.epoch_images as f64,
                 lr,
-                self.state.epoch_images as f64 / self.state.epoch_seconds.max(1e-9),
+                images_per_s,
             );
+            if step.is_multiple_of(log_every) {
+                self.events.scalars(
+                    self.state.global_step,
+                    &[
+                        ("train/loss".into(), loss),
+                        ("train/lr".into(), lr),
+                        ("train/images_per_s".into(), images_per_s),
+                    ],
+                );
+            }
             if self.control.stop.is_raised() && step < steps {
                 progress.finish();
                 return Ok(false);
@@ -435,9 +463,10 @@ impl Trainer {
         Ok(true)
     }
 
-    /// Evaluates the epoch just trained, records its row, writes the metrics files and prints
-    /// the table line.
-    fn evaluate_epoch(&mut self, epoch_start: Instant) -> Result<Verdict, TrainError> {
+    /// Evaluates the epoch just trained, records its row, writes the metrics files, the
+    /// TensorBoard scalars and the plots, and prints the table line. Also says whether the
+    /// epoch entered the top-k list.
+    fn evaluate_epoch(&mut self, epoch_start: Instant) -> Result<(Verdict, bool), TrainError> {
         let eval = self.evaluate()?;
         let epoch = self.state.epoch;
         let steps = self.parts.train.batches_per_epoch() as u64;
@@ -455,13 +484,20 @@ impl Trainer {
         let raw = row.get(&monitor).unwrap_or(f64::NAN);
         let ema = row.get(&format!("ema_{monitor}"));
         let (value, which) = match ema {
-            Some(e) if better(self.parts.direction, e, raw) => (e, BestWeights::Ema),
+            Some(e) if self.parts.direction.better(e, raw) => (e, BestWeights::Ema),
             _ => (raw, BestWeights::Raw),
         };
         let verdict = self.state.monitor.observe(epoch + 1, value);
         if verdict.improved {
             self.state.best_weights = which;
         }
+        let top = topk::offer(
+            &mut self.state.top_k,
+            self.parts.recipe.trainer.checkpoints.top_k,
+            self.parts.direction,
+            epoch + 1,
+            value,
+        );
         if !self.printed_header {
             crate::output::print(&report::table_header(&row))
                 .map_err(|e| write_err("stdout", e))?;
@@ -473,6 +509,8 @@ impl Trainer {
             verdict.improved,
         ))
         .map_err(|e| write_err("stdout", e))?;
+        self.events
+            .scalars(self.state.global_step, &epoch_scalars(&row));
         self.state.history.push(row);
         atomic_write(
             &self.run.file("metrics.csv"),
@@ -482,7 +520,27 @@ impl Trainer {
             &self.run.file("metrics.jsonl"),
             history::jsonl(&self.state.history).as_bytes(),
         )?;
-        Ok(verdict)
+        self.plot(epoch + 1, &eval.reports, &eval.ema_reports);
+        Ok((verdict, top))
+    }
+
+    /// Redraws the plots after the evaluation of `epoch` (from 1), with its raw and EMA metric
+    /// reports; a failure is a warning.
+    fn plot(&self, epoch: u32, reports: &[MetricReport], ema_reports: &[MetricReport]) {
+        let classes = &self.parts.classes;
+        let raw = report::confusion_matrix(reports, classes.len());
+        let ema = report::confusion_matrix(ema_reports, classes.len());
+        let input = PlotInput {
+            history: &self.state.history,
+            schedule: &self.schedule,
+            iterations_done: self.state.global_step,
+            epoch,
+            confusion: raw.as_deref().map(|counts| Confusion { classes, counts }),
+            ema_confusion: ema.as_deref().map(|counts| Confusion { classes, counts }),
+        };
+        if let Err(e) = plots::write_all(&self.run.path().join("plots"), &input) {
+            tracing::warn!("{e}; the run goes on without updated plots");
+        }
     }
 
     /// Runs the validation set through the raw (and EMA) weights.
@@ -584,18 +642,16 @@ pub fn monitor_column(monitor: &str) -> String {
     }
 }
 
-/// Whether `a` is better than `b` in `direction` (a non-finite `b` loses to any finite `a`).
-fn better(direction: Direction, a: f64, b: f64) -> bool {
-    if !a.is_finite() {
-        return false;
-    }
-    if !b.is_finite() {
-        return true;
-    }
-    match direction {
-        Direction::Max => a > b,
-        Direction::Min => a < b,
-    }
+/// The TensorBoard scalars of an epoch's row: `epoch/epoch` and `epoch/<column>` for every
+/// other column.
+fn epoch_scalars(row: &Row) -> Vec<(String, f64)> {
+    std::iter::once(("epoch/epoch".to_string(), f64::from(row.epoch)))
+        .chain(
+            row.cells()
+                .into_iter()
+                .filter_map(|(name, v)| Some((format!("epoch/{name}"), v?))),
+        )
+        .collect()
 }
 
 fn write_err(what: &str, e: std::io::Error) -> TrainError {
@@ -615,11 +671,7 @@ mod tests {
     }
 
     #[test]
-    fn better_respects_direction_and_nan() {
-        assert!(better(Direction::Max, 0.9, 0.8));
-        assert!(better(Direction::Min, 0.1, 0.2));
-        assert!(!better(Direction::Max, f64::NAN, 0.1));
-        assert!(better(Direction::Max, 0.1, f64::NAN));
+    fn the_loss_monitor_is_the_validation_loss() {
         assert_eq!(monitor_column("loss"), "val_loss");
     }
 }
