@@ -4,27 +4,16 @@
 use std::fs;
 use std::path::Path;
 
-use clshost_e2e::{Clshost, stdout_ok};
+use clshost_e2e::{Clshost, TINY_RECIPE, stdout_ok, tiny_scratch};
 
-/// 16x16 inputs, MixUp on every batch of the first epoch only.
-const RECIPE: &str = r#"(
-    name: "preview",
-    seed: 5,
-    data: (
-        root: "data",
-        image_size: (16, 16),
-        eval_resize: 16,
-        eval_crop: (16, 16),
-        mean: (0.5, 0.5, 0.5),
-        std: (0.25, 0.25, 0.25),
-        batch_size: 4,
-    ),
-    model: (name: "resnet18", params: (small_input: true)),
-    augment: [(name: "horizontal_flip")],
-    batch_augment: (prob: 1.0, entries: [(name: "mixup", params: (alpha: 1.0))], stop_epoch: 1),
-    loss: (name: "cross_entropy"),
-    metrics: [(name: "accuracy", params: (top_k: [1]))],
-)"#;
+/// The tiny recipe with MixUp on every batch of the first epoch only.
+fn recipe() -> String {
+    let mixup = r#"batch_augment: (prob: 1.0, entries: [(name: "mixup", params: (alpha: 1.0))], stop_epoch: 1),
+    loss:"#;
+    let recipe = TINY_RECIPE.replacen("loss:", mixup, 1);
+    assert_ne!(recipe, TINY_RECIPE);
+    recipe
+}
 
 /// Writes the preview of `args` (after the recipe) into `name` and returns its pixels.
 fn preview(clshost: &Clshost, dir: &Path, name: &str, args: &[&str]) -> image::RgbImage {
@@ -46,27 +35,8 @@ fn preview(clshost: &Clshost, dir: &Path, name: &str, args: &[&str]) -> image::R
 fn a_recipe_preview_shows_its_training_samples_mixed_where_training_mixes() {
     let clshost = Clshost::new();
     let dir = tempfile::tempdir().unwrap();
-    let synth = [
-        "data",
-        "synth",
-        "data",
-        "--classes",
-        "2",
-        "--train",
-        "6",
-        "--val",
-        "1",
-        "--size",
-        "16",
-    ];
-    stdout_ok(
-        &clshost
-            .command(synth)
-            .current_dir(dir.path())
-            .output()
-            .unwrap(),
-    );
-    fs::write(dir.path().join("preview.ron"), RECIPE).unwrap();
+    tiny_scratch(&clshost, dir.path());
+    fs::write(dir.path().join("preview.ron"), recipe()).unwrap();
     let count = ["--count", "6", "--columns", "3"];
 
     let mixed = preview(&clshost, dir.path(), "mixed.png", &count);
