@@ -1,4 +1,5 @@
-//! One module per subcommand. Each exposes a `run` function taking the parsed arguments.
+//! One module per subcommand. Each exposes a `run` function taking the parsed arguments;
+//! [`trained`] loads the trained model that `predict` and `eval` take.
 
 pub mod bench;
 pub mod check;
@@ -7,3 +8,4 @@ pub mod doctor;
 pub mod plugins;
 pub mod predict;
 pub mod run;
+pub mod trained;
