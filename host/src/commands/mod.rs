@@ -5,6 +5,7 @@ pub mod bench;
 pub mod check;
 pub mod data;
 pub mod doctor;
+pub mod eval;
 pub mod plugins;
 pub mod predict;
 pub mod run;
