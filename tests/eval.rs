@@ -24,10 +24,7 @@ const OVERRIDES: [&str; 4] = [
 /// The shared trained run.
 fn trained() -> &'static TrainedRun {
     static TRAINED: OnceLock<TrainedRun> = OnceLock::new();
-    TRAINED.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("clshost-eval");
-        TrainedRun::train(dir, &OVERRIDES)
-    })
+    TrainedRun::shared(&TRAINED, "clshost-eval", &OVERRIDES)
 }
 
 /// Runs `clshost eval` with `args` in the scratch directory.

@@ -28,10 +28,7 @@ const OVERRIDES: [&str; 5] = [
 /// The shared trained run.
 fn trained() -> &'static TrainedRun {
     static TRAINED: OnceLock<TrainedRun> = OnceLock::new();
-    TRAINED.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("clshost-predict");
-        TrainedRun::train(dir, &OVERRIDES)
-    })
+    TrainedRun::shared(&TRAINED, "clshost-predict", &OVERRIDES)
 }
 
 /// Runs `clshost predict` with `args` in the scratch directory.

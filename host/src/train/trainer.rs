@@ -622,44 +622,41 @@ pub fn evaluate(
         count += batch.len() as u64;
     }
     let mut values = Vec::new();
-    let mut reports = Vec::new();
-    let mut ema_reports = Vec::new();
-    values.push((
-        "val_loss".to_string(),
-        finite(loss_sum[0] / count.max(1) as f64),
-    ));
-    for m in metrics.iter() {
-        let report = m.compute()?;
-        values.extend(
-            report
-                .scalars
-                .iter()
-                .map(|s| (s.name.to_string(), finite(s.value))),
-        );
-        reports.push(report);
-    }
-    if let Some(ema_metrics) = ema_metrics {
-        values.push((
-            "ema_val_loss".to_string(),
-            finite(loss_sum[1] / count.max(1) as f64),
-        ));
-        for m in ema_metrics.iter() {
-            let report = m.compute()?;
-            values.extend(
-                report
-                    .scalars
-                    .iter()
-                    .map(|s| (format!("ema_{}", s.name), finite(s.value))),
-            );
-            ema_reports.push(report);
-        }
-    }
+    let mean_loss = |k: usize| loss_sum[k] / count.max(1) as f64;
+    let reports = scores(metrics, "", mean_loss(0), &mut values)?;
+    let ema_reports = match ema_metrics {
+        Some(ema) => scores(ema, "ema_", mean_loss(1), &mut values)?,
+        None => Vec::new(),
+    };
     Ok(Evaluation {
         values,
         reports,
         ema_reports,
         support,
     })
+}
+
+/// Appends `<prefix>val_loss` (`loss`) and every scalar of `metrics` (named with `prefix`) to
+/// `values`, and returns the metrics' reports.
+fn scores(
+    metrics: &[Metric],
+    prefix: &str,
+    loss: f64,
+    values: &mut Vec<(String, Option<f64>)>,
+) -> Result<Vec<MetricReport>, TrainError> {
+    values.push((format!("{prefix}val_loss"), finite(loss)));
+    let mut reports = Vec::new();
+    for m in metrics {
+        let report = m.compute()?;
+        values.extend(
+            report
+                .scalars
+                .iter()
+                .map(|s| (format!("{prefix}{}", s.name), finite(s.value))),
+        );
+        reports.push(report);
+    }
+    Ok(reports)
 }
 
 /// The history column of the monitored metric (`loss` is the validation loss).
