@@ -1,14 +1,14 @@
 //! `clshost predict` end to end: on a run directory, a checkpoint and the run's ONNX export, all
-//! from one tiny training run that the tests share (trained once per test process, in
-//! `target/tmp/clshost-predict/`); directory walks, unreadable images, and bad MODEL paths.
+//! from one tiny training run that the tests share ([`TrainedRun`], trained once per test process
+//! in `target/tmp/clshost-predict/`); directory walks, unreadable images, and bad MODEL paths.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::sync::OnceLock;
 
-use clshost_e2e::{Clshost, stderr, stdout_ok, tiny_scratch};
+use clshost_e2e::{Clshost, TrainedRun, stderr, stdout_ok};
 use serde_json::Value;
 
 /// The tiny recipe of the run tests, for two epochs, with an EMA of the weights and two ONNX
@@ -26,40 +26,13 @@ const OVERRIDES: [&str; 5] = [
 ];
 
 /// The shared trained run.
-struct Trained {
-    clshost: Clshost,
-    /// The scratch directory: `data/`, `tiny.ron`, `runs/`.
-    dir: PathBuf,
-    /// The run directory.
-    run: PathBuf,
-}
-
-/// Trains the tiny recipe once per test process.
-fn trained() -> &'static Trained {
-    static TRAINED: OnceLock<Trained> = OnceLock::new();
-    TRAINED.get_or_init(|| {
-        let clshost = Clshost::new();
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("clshost-predict");
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        tiny_scratch(&clshost, &dir);
-        let mut args = vec!["run", "tiny.ron"];
-        for o in OVERRIDES {
-            args.extend(["--set", o]);
-        }
-        stdout_ok(&clshost.command(args).current_dir(&dir).output().unwrap());
-        let run = fs::read_dir(dir.join("runs/tiny"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
-        Trained { clshost, dir, run }
-    })
+fn trained() -> &'static TrainedRun {
+    static TRAINED: OnceLock<TrainedRun> = OnceLock::new();
+    TrainedRun::shared(&TRAINED, "clshost-predict", &OVERRIDES)
 }
 
 /// Runs `clshost predict` with `args` in the scratch directory.
-fn predict(t: &Trained, args: &[&str]) -> Output {
+fn predict(t: &TrainedRun, args: &[&str]) -> Output {
     t.clshost
         .command(["predict"].iter().chain(args))
         .current_dir(&t.dir)
@@ -68,7 +41,7 @@ fn predict(t: &Trained, args: &[&str]) -> Output {
 }
 
 /// The validation images, in torchvision's order.
-fn val_images(t: &Trained) -> Vec<String> {
+fn val_images(t: &TrainedRun) -> Vec<String> {
     let mut files = Vec::new();
     for class in ["circle", "square"] {
         let mut names: Vec<String> = fs::read_dir(t.dir.join("data/val").join(class))

@@ -221,3 +221,60 @@ pub fn tiny_scratch(clshost: &Clshost, dir: &Path) {
     );
     std::fs::write(dir.join("tiny.ron"), TINY_RECIPE).expect("writing tiny.ron");
 }
+
+/// A tiny run for the tests of one test process to share: [`tiny_scratch`] in
+/// `target/tmp/<name>/`, then `clshost run tiny.ron` with `--set` overrides.
+pub struct TrainedRun {
+    /// The isolated `clshost` the run was trained with.
+    pub clshost: Clshost,
+    /// The scratch directory: `data/`, `tiny.ron`, `runs/`.
+    pub dir: PathBuf,
+    /// The run directory.
+    pub run: PathBuf,
+}
+
+impl TrainedRun {
+    /// The run in `cell`, trained there by the first caller: [`TINY_RECIPE`] with `overrides`
+    /// in a fresh `target/tmp/<name>/` (the directory Cargo gives integration tests as
+    /// `CARGO_TARGET_TMPDIR`).
+    pub fn shared(
+        cell: &'static OnceLock<TrainedRun>,
+        name: &str,
+        overrides: &[&str],
+    ) -> &'static TrainedRun {
+        cell.get_or_init(|| {
+            let dir = profile_dir()
+                .parent()
+                .expect("target dir")
+                .join("tmp")
+                .join(name);
+            Self::train(dir, overrides)
+        })
+    }
+
+    /// Trains [`TINY_RECIPE`] with `overrides` in `dir`, emptied first.
+    fn train(dir: PathBuf, overrides: &[&str]) -> TrainedRun {
+        let clshost = Clshost::new();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creating the scratch directory");
+        tiny_scratch(&clshost, &dir);
+        let mut args = vec!["run", "tiny.ron"];
+        for o in overrides {
+            args.extend(["--set", o]);
+        }
+        stdout_ok(
+            &clshost
+                .command(args)
+                .current_dir(&dir)
+                .output()
+                .expect("clshost runs"),
+        );
+        let run = std::fs::read_dir(dir.join("runs/tiny"))
+            .expect("the runs directory")
+            .next()
+            .expect("one run")
+            .expect("a readable entry")
+            .path();
+        TrainedRun { clshost, dir, run }
+    }
+}

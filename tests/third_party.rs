@@ -1,10 +1,12 @@
 //! An out-of-tree plugin, built by its own `cargo build` in its own workspace against nothing but
-//! `clshost-plugin-api`, loads next to the first-party plugins.
+//! `clshost-plugin-api`, loads next to the first-party plugins, and its exporter runs at the end
+//! of a run like a first-party one.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use clshost_e2e::{Clshost, build_workspace, plugin_file, stdout_ok};
+use clshost_e2e::{Clshost, build_workspace, plugin_file, stdout_ok, tiny_scratch};
 
 fn example_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -37,6 +39,7 @@ fn its_components_are_listed_next_to_first_party_ones() {
         dir.join(plugin_file("acme")).display().to_string()
     );
     assert_eq!(find("balanced_accuracy")["kind"], "metric");
+    assert_eq!(find("weights_summary")["kind"], "exporter");
     let first_party = listing["plugins"]
         .as_array()
         .unwrap()
@@ -70,4 +73,54 @@ fn the_plugin_path_variable_finds_it_too() {
         .unwrap_or_else(|| panic!("an epsilon row in:\n{text}"));
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cells[..2], ["epsilon", "1.0"], "{row}");
+}
+
+#[test]
+fn its_exporter_writes_and_verifies_at_the_end_of_a_run() {
+    let dir = example_dir();
+    let clshost = Clshost::new();
+    let scratch = tempfile::tempdir().unwrap();
+    tiny_scratch(&clshost, scratch.path());
+    let out = clshost
+        .command([
+            "--plugin-dir".as_ref(),
+            dir.as_os_str(),
+            "run".as_ref(),
+            "tiny.ron".as_ref(),
+            "--set".as_ref(),
+            "trainer.epochs=1".as_ref(),
+            "--set".as_ref(),
+            "export=[(name: \"weights_summary\")]".as_ref(),
+        ])
+        .current_dir(scratch.path())
+        .output()
+        .unwrap();
+    stdout_ok(&out);
+    let run = fs::read_dir(scratch.path().join("runs/tiny"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let export = &summary["exports"][0];
+    assert_eq!(export["exporter"], "weights_summary", "{summary:#}");
+    assert_eq!(export["max_abs_diff"], serde_json::Value::Null);
+    let csv = fs::read_to_string(run.join("export/weights_summary.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "# resnet18 (recipe tiny), classes [circle square], input 3x16x16"
+    );
+    assert_eq!(lines[1], "tensor,shape,elements,mean,std,mean_abs");
+    let tensors = lines.len() - 2;
+    assert_eq!(
+        export["detail"],
+        format!("read back: {tensors} tensors match the model")
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("fc.weight,2x512,1024,")),
+        "{csv}"
+    );
 }

@@ -55,6 +55,9 @@ pub enum Command {
     Data(crate::commands::data::DataArgs),
     /// Classify images with a trained model: a run directory, a checkpoint or an `.onnx` export.
     Predict(crate::commands::predict::PredictArgs),
+    /// Evaluate a run directory or checkpoint on an ImageFolder with the recipe's eval
+    /// preprocessing, loss and metrics.
+    Eval(crate::commands::eval::EvalArgs),
     /// Report what this installation can do: plugins found and loaded, the backends they were
     /// built with and the devices each one sees, and the CPU count. Exits 0 whatever it finds.
     Doctor(DoctorArgs),

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Data(args) => commands::data::run(&search, args),
         Command::Doctor(args) => commands::doctor::run(&search, args),
         Command::Predict(args) => commands::predict::run(&search, args),
+        Command::Eval(args) => commands::eval::run(&search, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

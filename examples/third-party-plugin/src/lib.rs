@@ -1,14 +1,21 @@
 //! An example of a third-party clshost plugin, built outside the clshost workspace.
 //!
-//! It offers one loss and one metric:
+//! It offers one loss, one metric and one exporter:
 //!
 //! - `poly1`: PolyLoss (Leng et al., ICLR 2022), cross-entropy plus `epsilon * (1 - p_t)`, where
 //!   `p_t` is the probability the model gives the target (for soft targets, `sum_j t_j p_j`);
 //! - `balanced_accuracy`: the mean of per-class recall over the classes present in the labels,
-//!   as scikit-learn's `balanced_accuracy_score`, optionally adjusted for chance.
+//!   as scikit-learn's `balanced_accuracy_score`, optionally adjusted for chance;
+//! - `weights_summary`: a CSV with one row per weight tensor of the trained model (name, shape,
+//!   element count, mean, standard deviation, mean absolute value), for diffing runs or spotting
+//!   dead layers ([`WeightsSummary`]).
 //!
 //! Build it with `cargo build --release` in this directory, then point clshost at
 //! `target/release/` with `--plugin-dir` or `CLSHOST_PLUGIN_PATH`.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
 
 use clshost_plugin_api::prelude::*;
 
@@ -217,8 +224,166 @@ impl Metric for BalancedAccuracy {
     }
 }
 
-register!(Loss: Poly1, Metric: BalancedAccuracy);
-export_plugin!(description: "Example third-party plugin: PolyLoss and balanced accuracy");
+/// Writes a CSV summary of the model's weights: one row per tensor of the graph's initializers,
+/// `tensor,shape,elements,mean,std,mean_abs`, after a `#` comment line naming the backbone,
+/// recipe, classes and input size from the export metadata.
+///
+/// The file holds statistics, not a runnable model, so `verify` cannot compare logits: it reads
+/// the file back and checks that it lists exactly the graph's tensors, in order, with their
+/// shapes and statistics (to the printed precision).
+pub struct WeightsSummary {
+    file_name: String,
+}
+
+/// Config of [`WeightsSummary`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WeightsSummaryConfig {
+    /// Name of the CSV file inside the export directory.
+    pub file_name: String,
+}
+
+impl Default for WeightsSummaryConfig {
+    fn default() -> Self {
+        WeightsSummaryConfig {
+            file_name: "weights_summary.csv".to_string(),
+        }
+    }
+}
+
+impl Component for WeightsSummary {
+    const NAME: &'static str = "weights_summary";
+    const DESCRIPTION: &'static str =
+        "CSV of every weight tensor: shape, element count, mean, std, mean |w|";
+    const PARAMS: &'static [Param] = &[Param::new(
+        "file_name",
+        "Name of the CSV file written into the run's export directory.",
+    )];
+    type Config = WeightsSummaryConfig;
+
+    fn check(config: &WeightsSummaryConfig) -> Result<(), PluginError> {
+        let path = Path::new(&config.file_name);
+        if path.extension().is_some_and(|e| e == "csv")
+            && path.file_name() == Some(path.as_os_str())
+        {
+            Ok(())
+        } else {
+            Err(PluginError::config(
+                "file_name",
+                "must be a plain file name ending in `.csv`",
+            ))
+        }
+    }
+}
+
+/// The CSV header of [`WeightsSummary`].
+const SUMMARY_HEADER: &str = "tensor,shape,elements,mean,std,mean_abs";
+
+/// One tensor's row: name, shape (`64x3x7x7`), element count, then mean, population standard
+/// deviation and mean absolute value, each printed with 9 significant digits.
+fn summary_row(weight: &NamedTensor) -> String {
+    let data = weight.tensor.data.as_slice();
+    let n = data.len().max(1) as f64;
+    let mean = data.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = data
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let mean_abs = data.iter().map(|&v| f64::from(v).abs()).sum::<f64>() / n;
+    let shape: Vec<String> = weight.tensor.shape.iter().map(|d| d.to_string()).collect();
+    format!(
+        "{},{},{},{:.8e},{:.8e},{:.8e}",
+        weight.name,
+        shape.join("x"),
+        data.len(),
+        mean,
+        var.sqrt(),
+        mean_abs
+    )
+}
+
+impl Exporter for WeightsSummary {
+    fn new(config: WeightsSummaryConfig) -> Result<Self, PluginError> {
+        Ok(WeightsSummary {
+            file_name: config.file_name,
+        })
+    }
+
+    fn export(
+        &self,
+        graph: &ModelGraph,
+        meta: &ExportMeta,
+        out_dir: &Path,
+    ) -> Result<Vec<PathBuf>, PluginError> {
+        let classes: Vec<&str> = meta.class_names.iter().map(|c| c.as_str()).collect();
+        let mut text = format!(
+            "# {} (recipe {}), classes [{}], input 3x{}x{}\n{SUMMARY_HEADER}\n",
+            meta.backbone,
+            meta.recipe_name,
+            classes.join(" "),
+            meta.input_height,
+            meta.input_width
+        );
+        for weight in graph.initializers.iter() {
+            let _ = writeln!(text, "{}", summary_row(weight));
+        }
+        let path = out_dir.join(&self.file_name);
+        fs::write(&path, text).map_err(|e| PluginError::io(format!("{}: {e}", path.display())))?;
+        Ok(vec![path])
+    }
+
+    fn verify(
+        &self,
+        files: &[PathBuf],
+        graph: &ModelGraph,
+        _inputs: TensorRef<'_>,
+        _expected: TensorRef<'_>,
+    ) -> Result<VerifyReport, PluginError> {
+        let [path] = files else {
+            return Err(PluginError::input(format!(
+                "expected the one CSV file, got {} files",
+                files.len()
+            )));
+        };
+        let text = fs::read_to_string(path)
+            .map_err(|e| PluginError::io(format!("{}: {e}", path.display())))?;
+        let mut lines = text.lines().filter(|l| !l.starts_with('#'));
+        if lines.next() != Some(SUMMARY_HEADER) {
+            return Err(PluginError::input(format!(
+                "{}: the header is not `{SUMMARY_HEADER}`",
+                path.display()
+            )));
+        }
+        let rows: Vec<&str> = lines.collect();
+        if rows.len() != graph.initializers.len() {
+            return Err(PluginError::input(format!(
+                "{}: {} rows for {} tensors",
+                path.display(),
+                rows.len(),
+                graph.initializers.len()
+            )));
+        }
+        for (row, weight) in rows.iter().zip(graph.initializers.iter()) {
+            if *row != summary_row(weight) {
+                return Err(PluginError::input(format!(
+                    "{}: the row of `{}` does not match the model: {row}",
+                    path.display(),
+                    weight.name
+                )));
+            }
+        }
+        Ok(VerifyReport {
+            max_abs_diff: ROption::RNone,
+            detail: format!("read back: {} tensors match the model", rows.len()).into(),
+        })
+    }
+}
+
+register!(Loss: Poly1, Metric: BalancedAccuracy, Exporter: WeightsSummary);
+export_plugin!(
+    description: "Example third-party plugin: PolyLoss, balanced accuracy, a weights summary"
+);
 
 #[cfg(test)]
 mod tests {
@@ -229,6 +394,57 @@ mod tests {
     fn params_are_documented() {
         assert!(undocumented_params::<Poly1>().is_empty());
         assert!(undocumented_params::<BalancedAccuracy>().is_empty());
+        assert!(undocumented_params::<WeightsSummary>().is_empty());
+    }
+
+    /// The summary of a known tensor, and `verify` accepting the file `export` wrote and
+    /// rejecting one whose numbers were edited.
+    #[test]
+    fn weights_summary_rows_and_verification() {
+        let weight = NamedTensor {
+            name: "fc.weight".into(),
+            tensor: Tensor::new(vec![2, 2], vec![1.0, -1.0, 3.0, -3.0]).unwrap(),
+        };
+        // mean 0, std sqrt((1 + 1 + 9 + 9) / 4) = sqrt(5), mean |w| 2.
+        assert_eq!(
+            summary_row(&weight),
+            "fc.weight,2x2,4,0.00000000e0,2.23606798e0,2.00000000e0"
+        );
+        let graph = ModelGraph {
+            inputs: Vec::new().into(),
+            outputs: Vec::new().into(),
+            nodes: Vec::new().into(),
+            initializers: vec![weight].into(),
+        };
+        let meta = ExportMeta {
+            recipe_name: "demo".into(),
+            recipe: "()".into(),
+            backbone: "tiny".into(),
+            class_names: vec!["a".into(), "b".into()].into(),
+            input_height: 8,
+            input_width: 8,
+            mean: [0.5; 3],
+            std: [0.25; 3],
+            extra: Vec::new().into(),
+        };
+        let dir = std::env::temp_dir().join(format!("acme-summary-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let exporter = WeightsSummary::new(WeightsSummaryConfig::default()).unwrap();
+        let files = exporter.export(&graph, &meta, &dir).unwrap();
+        let none = TensorRef::new(&[0], &[]).unwrap();
+        let report = exporter.verify(&files, &graph, none, none).unwrap();
+        assert_eq!(
+            report.detail.as_str(),
+            "read back: 1 tensors match the model"
+        );
+        let text = fs::read_to_string(&files[0]).unwrap();
+        assert!(
+            text.starts_with("# tiny (recipe demo), classes [a b], input 3x8x8\n"),
+            "{text}"
+        );
+        fs::write(&files[0], text.replace("2.23606798e0", "2.2e0")).unwrap();
+        assert!(exporter.verify(&files, &graph, none, none).is_err());
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The analytic gradient agrees with central finite differences of the loss.

@@ -22,12 +22,13 @@ use clshost_plugin_api::{
 };
 
 use super::check::load_valid;
+use super::trained::weights_name;
 use crate::data::{DataSettings, Loader, LoaderOptions, Pipeline, Sample};
 use crate::exit::Exit;
 use crate::output;
 use crate::recipe::schema::{Mode, OptimizerName};
 use crate::recipe::{Recipe, Resolved};
-use crate::registry::{Backbone, BatchAugment, Metric, Registry, SearchPath};
+use crate::registry::{Backbone, BatchAugment, Loss, Metric, Registry, SearchPath};
 use crate::train::checkpoint::{is_checkpoint, read_weights_file};
 use crate::train::export::export_all;
 use crate::train::summary::Summary;
@@ -264,25 +265,15 @@ fn build(recipe: &Recipe, registry: &Registry) -> Result<Parts> {
     }
     let ctx = backbone_context(recipe, num_classes);
     let backbone = registry.new_backbone(&recipe.model.name, &recipe.model.params, &ctx)?;
-    let loss = registry.new_loss(
-        &recipe.loss.name,
-        &recipe.loss.params,
-        &LossContext { num_classes },
-    )?;
+    let loss = new_loss(recipe, registry, num_classes)?;
     let batch_augments = batch_augments(recipe, registry, &augment_ctx)?;
-    let metric_ctx = MetricContext {
-        num_classes,
-        class_names: classes.iter().map(|c| c.as_str().into()).collect(),
-    };
-    let metrics = || {
-        recipe
-            .metrics
-            .iter()
-            .map(|c| registry.new_metric(&c.name, &c.params, &metric_ctx))
-            .collect::<Result<Vec<Metric>, _>>()
-    };
-    let raw_metrics = metrics()?;
-    let ema_metrics = recipe.trainer.ema.as_ref().map(|_| metrics()).transpose()?;
+    let raw_metrics = new_metrics(recipe, registry, &classes)?;
+    let ema_metrics = recipe
+        .trainer
+        .ema
+        .as_ref()
+        .map(|_| new_metrics(recipe, registry, &classes))
+        .transpose()?;
     let direction = direction(recipe, &raw_metrics)?;
     Ok(Parts {
         recipe: recipe.clone(),
@@ -296,6 +287,32 @@ fn build(recipe: &Recipe, registry: &Registry) -> Result<Parts> {
         classes,
         direction,
     })
+}
+
+/// The loss of `recipe` for `num_classes` classes.
+pub fn new_loss(recipe: &Recipe, registry: &Registry, num_classes: u32) -> Result<Loss> {
+    Ok(registry.new_loss(
+        &recipe.loss.name,
+        &recipe.loss.params,
+        &LossContext { num_classes },
+    )?)
+}
+
+/// The metrics of `recipe`, in its order, over the model's `classes`.
+pub fn new_metrics(
+    recipe: &Recipe,
+    registry: &Registry,
+    classes: &[String],
+) -> Result<Vec<Metric>> {
+    let ctx = MetricContext {
+        num_classes: classes.len() as u32,
+        class_names: classes.iter().map(|c| c.as_str().into()).collect(),
+    };
+    Ok(recipe
+        .metrics
+        .iter()
+        .map(|c| registry.new_metric(&c.name, &c.params, &ctx))
+        .collect::<Result<Vec<Metric>, _>>()?)
 }
 
 /// What the augmentations of a run with `settings` and `num_classes` classes are created with.
@@ -453,10 +470,7 @@ fn finish(
     let eval = trainer.evaluate()?;
     output::print(&format!(
         "\nper class ({} weights of epoch {}):\n{}",
-        match which {
-            BestWeights::Raw => "raw",
-            BestWeights::Ema => "EMA",
-        },
+        weights_name(which),
         trainer
             .state
             .monitor

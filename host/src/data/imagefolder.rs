@@ -200,6 +200,17 @@ impl ImageFolder {
     /// Scans `root`. Fails when it cannot be read, has fewer than two classes, or has a class
     /// without images.
     pub fn scan(root: &Path) -> Result<ImageFolder, ScanError> {
+        Self::scan_classes(root, 2)
+    }
+
+    /// Scans `root` as a set to evaluate a trained model on, which may hold any of its classes:
+    /// as [`ImageFolder::scan`], but one class is enough.
+    pub fn scan_eval(root: &Path) -> Result<ImageFolder, ScanError> {
+        Self::scan_classes(root, 1)
+    }
+
+    /// Scans `root`, which must have at least `min_classes` (1 or 2) classes.
+    fn scan_classes(root: &Path, min_classes: usize) -> Result<ImageFolder, ScanError> {
         let mut skipped = Skipped::default();
         let classes = class_dirs(root, &mut skipped)?;
         match classes.as_slice() {
@@ -208,7 +219,7 @@ impl ImageFolder {
                     root: root.to_path_buf(),
                 });
             }
-            [only] => {
+            [only] if min_classes > 1 => {
                 return Err(ScanError::SingleClass {
                     root: root.to_path_buf(),
                     class: only.clone(),

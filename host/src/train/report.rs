@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clshost_plugin_api::MetricReport;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
 
 use super::history::Row;
 
@@ -90,13 +91,24 @@ fn fmt_value(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.4}"))
 }
 
+/// The table columns `values` reports: (title, value) in table order.
+fn table_columns(values: &[(String, Option<f64>)]) -> Vec<(&'static str, Option<f64>)> {
+    TABLE_VALUES
+        .iter()
+        .filter_map(|&(name, title)| {
+            values
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|&(_, v)| (title, v))
+        })
+        .collect()
+}
+
 /// The header of the evaluation table for rows like `row`.
 pub fn table_header(row: &Row) -> String {
     let mut out = format!("{:>5}  {:>10}", "epoch", "train loss");
-    for (name, title) in TABLE_VALUES {
-        if row.values.iter().any(|(n, _)| n == name) {
-            let _ = write!(out, "  {title:>10}");
-        }
+    for (title, _) in table_columns(&row.values) {
+        let _ = write!(out, "  {title:>10}");
     }
     let _ = write!(out, "  {:>10}  {:>7}", "best", "time");
     out + "\n"
@@ -105,20 +117,32 @@ pub fn table_header(row: &Row) -> String {
 /// One line of the evaluation table: `row`, with the best monitored value so far.
 pub fn table_row(row: &Row, best: Option<f64>, improved: bool) -> String {
     let mut out = format!("{:>5}  {:>10}", row.epoch, fmt_value(Some(row.train_loss)));
-    for (name, _) in TABLE_VALUES {
-        if row.values.iter().any(|(n, _)| n == name) {
-            let _ = write!(out, "  {:>10}", fmt_value(row.get(name)));
-        }
+    for (_, value) in table_columns(&row.values) {
+        let _ = write!(out, "  {:>10}", fmt_value(value));
     }
     let mark = if improved { "*" } else { " " };
     let _ = write!(out, "  {:>9}{mark}  {:>6.1}s", fmt_value(best), row.seconds);
     out + "\n"
 }
 
+/// The evaluation table's columns for one evaluation without training (`clshost eval`): a
+/// header and one line of the `values` the training table shows.
+pub fn values_table(values: &[(String, Option<f64>)]) -> String {
+    let columns = table_columns(values);
+    let mut header = String::new();
+    let mut line = String::new();
+    for (title, value) in columns {
+        let _ = write!(header, "{title:>10}  ");
+        let _ = write!(line, "{:>10}  ", fmt_value(value));
+    }
+    format!("{}\n{}\n", header.trim_end(), line.trim_end())
+}
+
 /// One class's line of the per-class table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassLine {
     /// The class name.
+    #[serde(rename = "class")]
     pub name: String,
     /// Precision, when known.
     pub precision: Option<f64>,
@@ -274,6 +298,19 @@ mod tests {
         assert_eq!(
             table_row(&row, Some(0.9), true),
             "    3      0.5000      0.4000      0.9000     0.9000*     1.2s\n"
+        );
+    }
+
+    #[test]
+    fn the_values_table_has_the_training_table_columns() {
+        let values = vec![
+            ("top1".to_string(), Some(0.5)),
+            ("val_loss".to_string(), Some(0.25)),
+            ("unlisted".to_string(), Some(1.0)),
+        ];
+        assert_eq!(
+            values_table(&values),
+            "  val loss       top-1\n    0.2500      0.5000\n"
         );
     }
 

@@ -148,6 +148,17 @@ pub struct Evaluation {
     pub support: Vec<u64>,
 }
 
+impl Evaluation {
+    /// The per-class lines of the weights in `which`, over the model's `classes`.
+    pub fn class_lines(&self, classes: &[String], which: BestWeights) -> Vec<report::ClassLine> {
+        let reports = match which {
+            BestWeights::Raw => &self.reports,
+            BestWeights::Ema => &self.ema_reports,
+        };
+        report::class_lines(classes, reports, &self.support)
+    }
+}
+
 /// The training loop and its state.
 pub struct Trainer {
     parts: Parts,
@@ -545,93 +556,107 @@ impl Trainer {
 
     /// Runs the validation set through the raw (and EMA) weights.
     pub fn evaluate(&mut self) -> Result<Evaluation, TrainError> {
-        let classes = self.parts.classes.len();
-        let ema_on = self.parts.ema_metrics.is_some();
-        for m in self.parts.metrics.iter_mut() {
-            m.reset()?;
-        }
-        for m in self.parts.ema_metrics.iter_mut().flatten() {
-            m.reset()?;
-        }
-        let mut loss_sum = [0.0f64; 2];
-        let mut count = 0u64;
-        let mut support = vec![0u64; classes];
-        for batch in self.parts.val.epoch(0) {
-            let batch = batch?;
-            let targets = one_hot(&batch.labels, classes);
-            for &l in &batch.labels {
-                if let Some(s) = support.get_mut(l as usize) {
-                    *s += 1;
-                }
-            }
-            let sets: &[WeightSet] = if ema_on {
-                &[WeightSet::Raw, WeightSet::Ema]
-            } else {
-                &[WeightSet::Raw]
-            };
-            for (k, &set) in sets.iter().enumerate() {
-                let logits = self.parts.backbone.eval_forward(batch.view(), set)?;
-                let (loss, _) = loss_and_grad(&self.parts.loss, &logits, &targets)?;
-                loss_sum[k] += loss * batch.len() as f64;
-                let metrics = match (set, self.parts.ema_metrics.as_mut()) {
-                    (WeightSet::Ema, Some(ema)) => ema,
-                    _ => &mut self.parts.metrics,
-                };
-                for m in metrics.iter_mut() {
-                    m.update(logits.view(), &batch.labels)?;
-                }
-            }
-            count += batch.len() as u64;
-        }
-        let mut values = Vec::new();
-        let mut reports = Vec::new();
-        let mut ema_reports = Vec::new();
-        values.push((
-            "val_loss".to_string(),
-            finite(loss_sum[0] / count.max(1) as f64),
-        ));
-        for m in &self.parts.metrics {
-            let report = m.compute()?;
-            values.extend(
-                report
-                    .scalars
-                    .iter()
-                    .map(|s| (s.name.to_string(), finite(s.value))),
-            );
-            reports.push(report);
-        }
-        if let Some(ema_metrics) = &self.parts.ema_metrics {
-            values.push((
-                "ema_val_loss".to_string(),
-                finite(loss_sum[1] / count.max(1) as f64),
-            ));
-            for m in ema_metrics {
-                let report = m.compute()?;
-                values.extend(
-                    report
-                        .scalars
-                        .iter()
-                        .map(|s| (format!("ema_{}", s.name), finite(s.value))),
-                );
-                ema_reports.push(report);
-            }
-        }
-        Ok(Evaluation {
-            values,
-            reports,
-            ema_reports,
-            support,
-        })
+        let p = &mut self.parts;
+        evaluate(
+            &mut p.backbone,
+            &p.loss,
+            &p.val,
+            p.classes.len(),
+            &mut p.metrics,
+            p.ema_metrics.as_deref_mut(),
+        )
     }
 
     /// The per-class lines of an evaluation of the weights in `which`.
     pub fn class_lines(&self, eval: &Evaluation, which: BestWeights) -> Vec<report::ClassLine> {
-        let reports = match which {
-            BestWeights::Raw => &eval.reports,
-            BestWeights::Ema => &eval.ema_reports,
-        };
-        report::class_lines(&self.parts.classes, reports, &eval.support)
+        eval.class_lines(&self.parts.classes, which)
     }
+}
+
+/// Runs `loader` through `backbone` and scores it: the raw weights with `loss` and `metrics`,
+/// and, when `ema_metrics` is given, the EMA weights with those (their columns prefixed `ema_`).
+/// Labels index the `classes` outputs. The trainer's validation and `clshost eval` both use it.
+pub fn evaluate(
+    backbone: &mut Backbone,
+    loss: &Loss,
+    loader: &Loader,
+    classes: usize,
+    metrics: &mut [Metric],
+    mut ema_metrics: Option<&mut [Metric]>,
+) -> Result<Evaluation, TrainError> {
+    let ema_on = ema_metrics.is_some();
+    for m in metrics.iter_mut() {
+        m.reset()?;
+    }
+    for m in ema_metrics.iter_mut().flat_map(|m| m.iter_mut()) {
+        m.reset()?;
+    }
+    let mut loss_sum = [0.0f64; 2];
+    let mut count = 0u64;
+    let mut support = vec![0u64; classes];
+    for batch in loader.epoch(0) {
+        let batch = batch?;
+        let targets = one_hot(&batch.labels, classes);
+        for &l in &batch.labels {
+            if let Some(s) = support.get_mut(l as usize) {
+                *s += 1;
+            }
+        }
+        let sets: &[WeightSet] = if ema_on {
+            &[WeightSet::Raw, WeightSet::Ema]
+        } else {
+            &[WeightSet::Raw]
+        };
+        for (k, &set) in sets.iter().enumerate() {
+            let logits = backbone.eval_forward(batch.view(), set)?;
+            let (value, _) = loss_and_grad(loss, &logits, &targets)?;
+            loss_sum[k] += value * batch.len() as f64;
+            let scored = match (set, ema_metrics.as_deref_mut()) {
+                (WeightSet::Ema, Some(ema)) => ema,
+                _ => &mut *metrics,
+            };
+            for m in scored.iter_mut() {
+                m.update(logits.view(), &batch.labels)?;
+            }
+        }
+        count += batch.len() as u64;
+    }
+    let mut values = Vec::new();
+    let mean_loss = |k: usize| loss_sum[k] / count.max(1) as f64;
+    let reports = scores(metrics, "", mean_loss(0), &mut values)?;
+    let ema_reports = match ema_metrics {
+        Some(ema) => scores(ema, "ema_", mean_loss(1), &mut values)?,
+        None => Vec::new(),
+    };
+    Ok(Evaluation {
+        values,
+        reports,
+        ema_reports,
+        support,
+    })
+}
+
+/// Appends `<prefix>val_loss` (`loss`) and every scalar of `metrics` (named with `prefix`) to
+/// `values`, and returns the metrics' reports.
+fn scores(
+    metrics: &[Metric],
+    prefix: &str,
+    loss: f64,
+    values: &mut Vec<(String, Option<f64>)>,
+) -> Result<Vec<MetricReport>, TrainError> {
+    values.push((format!("{prefix}val_loss"), finite(loss)));
+    let mut reports = Vec::new();
+    for m in metrics {
+        let report = m.compute()?;
+        values.extend(
+            report
+                .scalars
+                .iter()
+                .map(|s| (format!("{prefix}{}", s.name), finite(s.value))),
+        );
+        reports.push(report);
+    }
+    Ok(reports)
 }
 
 /// The history column of the monitored metric (`loss` is the validation loss).

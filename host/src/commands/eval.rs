@@ -1,0 +1,239 @@
+//! `clshost eval MODEL --data DIR [--set PATH=VALUE]... [--json] [--device cpu] [--batch N]`:
+//! evaluate a trained model on an ImageFolder.
+//!
+//! MODEL is a run directory or a checkpoint, loaded as `clshost predict` loads it
+//! ([`crate::commands::trained`]). DIR (`DIR/<class>/<image>`) goes through the trainer's
+//! validation path unchanged: the [`Loader`] with [`Pipeline::eval`] (resize the shorter side,
+//! center crop, normalize), then [`trainer::evaluate`] with the recipe's loss (`val_loss`) and
+//! metrics plugins, for the raw weights and, when the recipe keeps an EMA, the EMA weights (the
+//! `ema_` columns), exactly as the trainer evaluates after an epoch. So on the run's own
+//! validation folder it reproduces the run's `metrics.jsonl` row of the checkpoint's epoch.
+//!
+//! The class folders of DIR are matched to the model's classes by name: any subset of them will
+//! do; a folder the model does not know is an error naming it. The per-class table is for the
+//! weights that scored best in the run (raw or EMA). Unreadable images are named on stderr by the
+//! loader, skipped and counted; the command fails when none could be read.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use serde::Serialize;
+
+use super::run::{new_loss, new_metrics};
+use super::trained::{Located, Trained, locate, weights_name};
+use crate::data::{ImageFolder, Loader, LoaderOptions, OnError, Pipeline, Sample};
+use crate::output;
+use crate::registry::SearchPath;
+use crate::train::report::{self, ClassLine};
+use crate::train::trainer;
+
+/// Arguments of `clshost eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A run directory (`runs/NAME/STAMP`) or a checkpoint (`.ckpt`).
+    pub model: PathBuf,
+
+    /// The ImageFolder to evaluate on: `DIR/<class>/<image>`, with any of the model's classes.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+
+    /// Override a field of the run's recipe with a RON value (repeatable), e.g.
+    /// `--set data.eval_resize=256` or a different `metrics` list.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub overrides: Vec<String>,
+
+    /// Print one JSON object instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Where the backbone runs: `cpu`, `wgpu[:N]`, `cuda[:N]`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+
+    /// Images per forward pass (default: the recipe's `eval_batch_size`, else `batch_size`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: Option<u32>,
+}
+
+/// What `clshost eval` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    /// The checkpoint evaluated.
+    pub checkpoint: String,
+    /// The backbone component.
+    pub model: String,
+    /// The epochs the checkpoint had trained (from 1).
+    pub epoch: u32,
+    /// The weights the per-class report is for: `raw` or `ema` (the run's best).
+    pub weights: String,
+    /// The evaluated folder.
+    pub data: String,
+    /// Images evaluated.
+    pub images: u64,
+    /// Images that could not be read and were skipped.
+    pub skipped: usize,
+    /// `val_loss` and every metric scalar (`ema_` ones for the EMA weights); `null` when not
+    /// finite.
+    pub metrics: BTreeMap<String, Option<f64>>,
+    /// Precision, recall, F1 and support of each of the model's classes.
+    pub per_class: Vec<ClassLine>,
+    /// The scalars in the training table's order, for the text form.
+    #[serde(skip)]
+    values: Vec<(String, Option<f64>)>,
+}
+
+impl EvalReport {
+    /// The text form: what was evaluated, the evaluation table and the per-class table.
+    fn text(&self) -> String {
+        let skipped = match self.skipped {
+            0 => String::new(),
+            n => format!(" ({n} unreadable, skipped)"),
+        };
+        format!(
+            "{} from {} (epoch {}) on {}: {} images{skipped}\n{}\nper class ({} weights):\n{}",
+            self.model,
+            self.checkpoint,
+            self.epoch,
+            self.data,
+            self.images,
+            report::values_table(&self.values),
+            self.weights.replace("ema", "EMA"),
+            report::class_table(&self.per_class),
+        )
+    }
+}
+
+/// The samples of `folder` labelled with the index of their class among the model's
+/// `classes`; a class folder the model does not know is an error.
+fn relabel(folder: ImageFolder, classes: &[String]) -> Result<Vec<Sample>> {
+    let mut labels = Vec::with_capacity(folder.classes.len());
+    for class in &folder.classes {
+        match classes.iter().position(|c| c == class) {
+            Some(i) => labels.push(i as u32),
+            None => bail!(
+                "class folder `{class}` of {} is not a class of the model (its classes: {})",
+                folder.root.display(),
+                classes.join(", ")
+            ),
+        }
+    }
+    Ok(folder
+        .samples
+        .into_iter()
+        .map(|s| Sample {
+            label: labels[s.label as usize],
+            path: s.path,
+        })
+        .collect())
+}
+
+/// Runs `clshost eval`.
+pub fn run(search: &SearchPath, args: &EvalArgs) -> Result<()> {
+    let (recipe_path, checkpoint) = match locate(&args.model)? {
+        Located::Checkpoint { recipe, checkpoint } => (recipe, checkpoint),
+        Located::Onnx(path) => bail!(
+            "{} is an .onnx export, which holds no loss or metrics; give the run directory or \
+             one of its checkpoints",
+            path.display()
+        ),
+    };
+    let mut trained = Trained::load(
+        search,
+        &recipe_path,
+        &checkpoint,
+        &args.device,
+        &args.overrides,
+    )?;
+    tracing::info!("{}", trained.description()?);
+    let samples = relabel(ImageFolder::scan_eval(&args.data)?, &trained.classes)?;
+    let total = samples.len();
+    let recipe = &trained.recipe;
+    let mut settings = trained.settings.clone();
+    settings.batch_size = args
+        .batch
+        .or(recipe.data.eval_batch_size)
+        .unwrap_or(recipe.data.batch_size) as usize;
+    settings.on_error = OnError::Skip;
+    settings.cache_mb = 0;
+    let loader = Loader::new(
+        samples,
+        Pipeline::eval(&settings)?,
+        LoaderOptions::from_settings(&settings, false, recipe.seed),
+    )?;
+    let loss = new_loss(recipe, &trained.registry, trained.classes.len() as u32)?;
+    let mut metrics = new_metrics(recipe, &trained.registry, &trained.classes)?;
+    let mut ema_metrics = recipe
+        .trainer
+        .ema
+        .as_ref()
+        .map(|_| new_metrics(recipe, &trained.registry, &trained.classes))
+        .transpose()?;
+    let eval = trainer::evaluate(
+        &mut trained.backbone,
+        &loss,
+        &loader,
+        trained.classes.len(),
+        &mut metrics,
+        ema_metrics.as_deref_mut(),
+    )?;
+    let skipped = loader.skipped().len();
+    let images: u64 = eval.support.iter().sum();
+    if images == 0 {
+        bail!(
+            "none of the {total} images in {} could be read",
+            args.data.display()
+        );
+    }
+    if skipped > 0 {
+        tracing::warn!("{skipped} of {total} images could not be read and were skipped");
+    }
+    let which = trained.host.best_weights;
+    let report = EvalReport {
+        checkpoint: checkpoint.display().to_string(),
+        model: trained.recipe.model.name.clone(),
+        epoch: trained.host.epoch,
+        weights: weights_name(which).to_lowercase(),
+        data: args.data.display().to_string(),
+        images,
+        skipped,
+        metrics: eval.values.iter().cloned().collect(),
+        per_class: eval.class_lines(&trained.classes, which),
+        values: eval.values,
+    };
+    output::print_report(args.json, &report, EvalReport::text)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(classes: &[&str]) -> ImageFolder {
+        ImageFolder {
+            root: PathBuf::from("d"),
+            classes: classes.iter().map(|c| c.to_string()).collect(),
+            samples: (0..classes.len())
+                .map(|i| Sample {
+                    path: PathBuf::from(format!("d/{i}.png")),
+                    label: i as u32,
+                })
+                .collect(),
+            skipped: Default::default(),
+        }
+    }
+
+    #[test]
+    fn class_folders_map_to_the_model_classes_by_name() {
+        let model: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let samples = relabel(folder(&["b", "c"]), &model).unwrap();
+        let labels: Vec<u32> = samples.iter().map(|s| s.label).collect();
+        assert_eq!(labels, [1, 2]);
+        let err = relabel(folder(&["a", "z"]), &model).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "class folder `z` of d is not a class of the model (its classes: a, b, c)"
+        );
+    }
+}
