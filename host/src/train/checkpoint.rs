@@ -9,9 +9,8 @@
 //! 2. the backbone's `save_state` bytes (weights, optimizer, EMA, accumulated gradients).
 //!
 //! `--init-from` takes the weights out of the backbone state (through a scratch backbone), so
-//! the file holds each weight once. Files are written with
-//! [`atomic_write`](super::rundir::atomic_write). [`read_safetensors`] reads the `.safetensors`
-//! files `model.weights` may name.
+//! the file holds each weight once. Files are written with [`atomic_write`].
+//! [`read_safetensors`] reads the `.safetensors` files `model.weights` may name.
 
 use std::collections::BTreeMap;
 use std::fs;

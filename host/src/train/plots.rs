@@ -184,7 +184,7 @@ fn column_series(history: &[Row], column: &str, name: &str) -> Option<Series> {
 }
 
 /// The learning rate of every iteration (1-based, as TensorBoard's steps), sampled at up to
-/// [`LR_POINTS`] iterations; the last iteration is always in.
+/// `LR_POINTS` (2000) iterations; the last iteration is always in.
 pub fn lr_points(schedule: &Schedule) -> Vec<(f64, f64)> {
     let total = schedule.total_iters();
     let stride = total.div_ceil(LR_POINTS).max(1);
