@@ -47,6 +47,14 @@ fn instructions() -> Vec<Instruction> {
     out
 }
 
+impl Instruction {
+    /// The sources of a `COPY`: every word but the destination.
+    fn copy_sources(&self) -> Vec<&str> {
+        let words: Vec<&str> = self.args.split(' ').collect();
+        words[..words.len() - 1].to_vec()
+    }
+}
+
 /// The stages: each `FROM ... AS name` with the instructions after it.
 fn stages() -> Vec<(String, Vec<Instruction>)> {
     let mut stages: Vec<(String, Vec<Instruction>)> = Vec::new();
@@ -59,6 +67,12 @@ fn stages() -> Vec<(String, Vec<Instruction>)> {
         }
     }
     stages
+}
+
+/// The instructions of the stage `name`.
+fn stage<'a>(stages: &'a [(String, Vec<Instruction>)], name: &str) -> &'a [Instruction] {
+    let (_, instructions) = stages.iter().find(|(n, _)| n == name).unwrap();
+    instructions
 }
 
 /// The patterns of `.dockerignore`.
@@ -97,17 +111,12 @@ fn metadata() -> serde_json::Value {
 /// The context paths the builder copies.
 fn builder_copies() -> Vec<String> {
     let stages = stages();
-    let (_, builder) = stages.iter().find(|(n, _)| n == "builder").unwrap();
+    let builder = stage(&stages, "builder");
     builder
         .iter()
         .filter(|i| i.keyword == "COPY")
-        .flat_map(|i| {
-            let words: Vec<&str> = i.args.split(' ').collect();
-            words[..words.len() - 1]
-                .iter()
-                .map(|w| w.to_string())
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|i| i.copy_sources())
+        .map(str::to_string)
         .collect()
 }
 
@@ -120,8 +129,7 @@ fn every_copied_context_path_exists_and_is_not_ignored() {
             if i.args.starts_with("--from=") {
                 continue;
             }
-            let words: Vec<&str> = i.args.split(' ').collect();
-            for source in &words[..words.len() - 1] {
+            for source in i.copy_sources() {
                 assert!(
                     repo_root().join(source).exists(),
                     "COPY {source}: no such path"
@@ -170,7 +178,7 @@ fn the_build_is_the_readmes_with_the_gpu_backends_and_ships_every_plugin() {
         .unwrap()
         .trim();
     let stages = stages();
-    let (_, builder) = stages.iter().find(|(n, _)| n == "builder").unwrap();
+    let builder = stage(&stages, "builder");
     let run = builder
         .iter()
         .find(|i| i.keyword == "RUN" && i.args.contains("cargo build"))
@@ -208,7 +216,7 @@ fn the_build_is_the_readmes_with_the_gpu_backends_and_ships_every_plugin() {
         );
     }
 
-    let (_, runtime) = stages.iter().find(|(n, _)| n == "runtime").unwrap();
+    let runtime = stage(&stages, "runtime");
     let shipped: Vec<&str> = runtime
         .iter()
         .filter(|i| i.keyword == "COPY")

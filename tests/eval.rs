@@ -6,7 +6,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Output;
 use std::sync::OnceLock;
 
 use clshost_e2e::{TrainedRun, stderr, stdout_ok};
@@ -27,18 +26,9 @@ fn trained() -> &'static TrainedRun {
     TrainedRun::shared(&TRAINED, "clshost-eval", &OVERRIDES)
 }
 
-/// Runs `clshost eval` with `args` in the scratch directory.
-fn eval(t: &TrainedRun, args: &[&str]) -> Output {
-    t.clshost
-        .command(["eval"].iter().chain(args))
-        .current_dir(&t.dir)
-        .output()
-        .unwrap()
-}
-
 /// The `--json` object of a successful `clshost eval`.
 fn eval_json(t: &TrainedRun, model: &Path, data: &str) -> Value {
-    let out = eval(t, &[model.to_str().unwrap(), "--data", data, "--json"]);
+    let out = t.output("eval", &[model.to_str().unwrap(), "--data", data, "--json"]);
     serde_json::from_str(&stdout_ok(&out)).unwrap()
 }
 
@@ -114,8 +104,8 @@ fn the_run_val_folder_reproduces_the_run_metrics_with_documented_json() {
 
     // The checkpoint form, on `last` (the final epoch's weights), with a smaller batch.
     let last = t.run.join("checkpoints/last.ckpt");
-    let out = eval(
-        t,
+    let out = t.output(
+        "eval",
         &[
             last.to_str().unwrap(),
             "--data",
@@ -133,7 +123,7 @@ fn the_run_val_folder_reproduces_the_run_metrics_with_documented_json() {
 #[test]
 fn text_output_shows_the_training_tables() {
     let t = trained();
-    let text = stdout_ok(&eval(t, &[t.run.to_str().unwrap(), "--data", "data/val"]));
+    let text = stdout_ok(&t.output("eval", &[t.run.to_str().unwrap(), "--data", "data/val"]));
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("resnet18 from "), "{text}");
     assert!(lines[0].ends_with("on data/val: 6 images"), "{text}");
@@ -160,7 +150,10 @@ fn a_subset_of_classes_is_evaluated_and_unreadable_images_skipped() {
         fs::copy(&path, subset.join(path.file_name().unwrap())).unwrap();
     }
     fs::write(subset.join("corrupt.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
-    let out = eval(t, &[t.run.to_str().unwrap(), "--data", "subset", "--json"]);
+    let out = t.output(
+        "eval",
+        &[t.run.to_str().unwrap(), "--data", "subset", "--json"],
+    );
     let report: Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
     assert_eq!(report["images"], 3);
     assert_eq!(report["skipped"], 1);
@@ -191,7 +184,7 @@ fn a_class_the_model_does_not_know_and_an_onnx_file_are_clear_errors() {
         fs::copy(image, dir.join("a.png")).unwrap();
     }
     let run = t.run.to_str().unwrap();
-    let out = eval(t, &[run, "--data", "other"]);
+    let out = t.output("eval", &[run, "--data", "other"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out).trim_end(),
@@ -200,7 +193,7 @@ fn a_class_the_model_does_not_know_and_an_onnx_file_are_clear_errors() {
     );
 
     fs::write(t.dir.join("model.onnx"), b"not read").unwrap();
-    let out = eval(t, &["model.onnx", "--data", "data/val"]);
+    let out = t.output("eval", &["model.onnx", "--data", "data/val"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out).trim_end(),

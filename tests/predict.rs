@@ -31,15 +31,6 @@ fn trained() -> &'static TrainedRun {
     TrainedRun::shared(&TRAINED, "clshost-predict", &OVERRIDES)
 }
 
-/// Runs `clshost predict` with `args` in the scratch directory.
-fn predict(t: &TrainedRun, args: &[&str]) -> Output {
-    t.clshost
-        .command(["predict"].iter().chain(args))
-        .current_dir(&t.dir)
-        .output()
-        .unwrap()
-}
-
 /// The validation images, in torchvision's order.
 fn val_images(t: &TrainedRun) -> Vec<String> {
     let mut files = Vec::new();
@@ -89,7 +80,7 @@ fn run_dir_checkpoint_and_onnx_agree_and_json_has_the_documented_shape() {
     let predict_json = |model: &Path| {
         let mut args = vec![model.to_str().unwrap(), "--json"];
         args.extend(images.iter().map(String::as_str));
-        json_lines(&predict(t, &args))
+        json_lines(&t.output("predict", &args))
     };
     let from_run = predict_json(&t.run);
 
@@ -144,7 +135,7 @@ fn directories_are_walked_and_text_output_lists_top_k() {
     let t = trained();
     fs::write(t.dir.join("data/val/notes.txt"), "not an image").unwrap();
     let run = t.run.to_str().unwrap();
-    let out = predict(t, &[run, "data/val", "--top-k", "1"]);
+    let out = t.output("predict", &[run, "data/val", "--top-k", "1"]);
     let text = stdout_ok(&out);
     let lines: Vec<&str> = text.lines().collect();
     let images = val_images(t);
@@ -166,7 +157,7 @@ fn unreadable_images_are_named_and_skipped() {
     let good = &val_images(t)[0];
     let run = t.run.to_str().unwrap();
 
-    let out = predict(t, &[run, "corrupt.png", good, "--json"]);
+    let out = t.output("predict", &[run, "corrupt.png", good, "--json"]);
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["path"], good.as_str());
@@ -174,7 +165,7 @@ fn unreadable_images_are_named_and_skipped() {
     assert!(err.contains("corrupt.png"), "{err}");
     assert!(err.contains("1 of 2 images could not be read"), "{err}");
 
-    let out = predict(t, &[run, "corrupt.png", "missing.jpg"]);
+    let out = t.output("predict", &[run, "corrupt.png", "missing.jpg"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let err = stderr(&out);
@@ -195,7 +186,7 @@ fn a_checkpoint_away_from_its_run_needs_its_recipe() {
     fs::create_dir_all(&lone).unwrap();
     fs::copy(t.run.join("checkpoints/last.ckpt"), lone.join("last.ckpt")).unwrap();
     let good = &val_images(t)[0];
-    let out = predict(t, &["lone/last.ckpt", good]);
+    let out = t.output("predict", &["lone/last.ckpt", good]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -203,7 +194,7 @@ fn a_checkpoint_away_from_its_run_needs_its_recipe() {
         "{err}"
     );
     fs::copy(t.run.join("recipe.ron"), lone.join("recipe.ron")).unwrap();
-    let text = stdout_ok(&predict(t, &["lone/last.ckpt", good, "--top-k", "1"]));
+    let text = stdout_ok(&t.output("predict", &["lone/last.ckpt", good, "--top-k", "1"]));
     assert!(text.starts_with(&format!("{good}\n  ")), "{text}");
 }
 

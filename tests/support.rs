@@ -252,6 +252,15 @@ impl TrainedRun {
         })
     }
 
+    /// Runs `clshost SUBCOMMAND ARGS...` in the scratch directory.
+    pub fn output(&self, subcommand: &str, args: &[&str]) -> Output {
+        self.clshost
+            .command([subcommand].iter().chain(args))
+            .current_dir(&self.dir)
+            .output()
+            .expect("clshost runs")
+    }
+
     /// Trains [`TINY_RECIPE`] with `overrides` in `dir`, emptied first.
     fn train(dir: PathBuf, overrides: &[&str]) -> TrainedRun {
         let clshost = Clshost::new();

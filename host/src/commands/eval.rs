@@ -3,8 +3,9 @@
 //!
 //! MODEL is a run directory or a checkpoint, loaded as `clshost predict` loads it
 //! ([`crate::commands::trained`]). DIR (`DIR/<class>/<image>`) goes through the trainer's
-//! validation path unchanged: the [`Loader`] with [`Pipeline::eval`] (resize the shorter side,
-//! center crop, normalize), then [`trainer::evaluate`] with the recipe's loss (`val_loss`) and
+//! validation path unchanged: [`eval_loader`] with
+//! [`Pipeline::eval`](crate::data::Pipeline::eval) (resize the shorter side, center crop,
+//! normalize), then [`trainer::evaluate`] with the recipe's loss (`val_loss`) and
 //! metrics plugins, for the raw weights and, when the recipe keeps an EMA, the EMA weights (the
 //! `ema_` columns), exactly as the trainer evaluates after an epoch. So on the run's own
 //! validation folder it reproduces the run's `metrics.jsonl` row of the checkpoint's epoch.
@@ -21,9 +22,9 @@ use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 
-use super::run::{new_loss, new_metrics};
+use super::run::{eval_loader, new_loss, new_metrics};
 use super::trained::{Located, Trained, locate, weights_name};
-use crate::data::{ImageFolder, Loader, LoaderOptions, OnError, Pipeline, Sample};
+use crate::data::{ImageFolder, OnError, Sample};
 use crate::output;
 use crate::registry::SearchPath;
 use crate::train::report::{self, ClassLine};
@@ -151,17 +152,9 @@ pub fn run(search: &SearchPath, args: &EvalArgs) -> Result<()> {
     let total = samples.len();
     let recipe = &trained.recipe;
     let mut settings = trained.settings.clone();
-    settings.batch_size = args
-        .batch
-        .or(recipe.data.eval_batch_size)
-        .unwrap_or(recipe.data.batch_size) as usize;
     settings.on_error = OnError::Skip;
     settings.cache_mb = 0;
-    let loader = Loader::new(
-        samples,
-        Pipeline::eval(&settings)?,
-        LoaderOptions::from_settings(&settings, false, recipe.seed),
-    )?;
+    let loader = eval_loader(recipe, &settings, samples, args.batch)?;
     let loss = new_loss(recipe, &trained.registry, trained.classes.len() as u32)?;
     let mut metrics = new_metrics(recipe, &trained.registry, &trained.classes)?;
     let mut ema_metrics = recipe

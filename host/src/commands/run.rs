@@ -250,12 +250,7 @@ fn build(recipe: &Recipe, registry: &Registry) -> Result<Parts> {
     }
     let augment_ctx = augment_context(&settings, num_classes);
     let train = train_loader(recipe, registry, &settings, train_set.samples, &augment_ctx)?;
-    let mut val_options = LoaderOptions::from_settings(&settings, false, recipe.seed);
-    val_options.batch_size = recipe
-        .data
-        .eval_batch_size
-        .unwrap_or(recipe.data.batch_size) as usize;
-    let val = Loader::new(val_set.samples, Pipeline::eval(&settings)?, val_options)?;
+    let val = eval_loader(recipe, &settings, val_set.samples, None)?;
     if train.is_empty() || val.is_empty() {
         bail!(
             "the training and validation sets need at least one image each (found {} and {})",
@@ -345,6 +340,21 @@ pub fn train_loader(
         Pipeline::train(augments, settings)?,
         LoaderOptions::from_settings(settings, true, recipe.seed),
     )?)
+}
+
+/// The evaluation loader of `recipe` over `samples`: its eval preprocessing, in order, `batch`
+/// images at a time (default: `data.eval_batch_size`, else `data.batch_size`).
+pub fn eval_loader(
+    recipe: &Recipe,
+    settings: &DataSettings,
+    samples: Vec<Sample>,
+    batch: Option<u32>,
+) -> Result<Loader> {
+    let mut options = LoaderOptions::from_settings(settings, false, recipe.seed);
+    options.batch_size = batch
+        .or(recipe.data.eval_batch_size)
+        .unwrap_or(recipe.data.batch_size) as usize;
+    Ok(Loader::new(samples, Pipeline::eval(settings)?, options)?)
 }
 
 /// The batch augmentations of `recipe`, in its order.
