@@ -2,9 +2,11 @@
 # The GPU check: one run on a machine with an NVIDIA GPU records what the GPU path does.
 #
 #   (a) `clshost doctor --json`: what the build supports and which devices it sees;
-#   (b) the ResNet parity tests (torchvision fixtures) on `cuda` and `wgpu`, and one training
-#       step of a small ResNet on each against the CPU;
-#   (c) `clshost bench train` for resnet18 and resnet50 at 224x224 on `cuda` and `wgpu`;
+#   (b) the ResNet parity tests (torchvision fixtures) on `cuda` and `wgpu` (and `libtorch:cuda`
+#       when the plugin was built with the LibTorch backend), with TF32 off
+#       (`NVIDIA_TF32_OVERRIDE=0`), and one training step of a small ResNet on each against the
+#       CPU;
+#   (c) `clshost bench train` for resnet18 and resnet50 at 224x224 on the same devices;
 #   (d) the same training-step benchmark in PyTorch (scripts/bench/train_torch.py) when python3
 #       has torch with CUDA;
 #   (e) one JSON line on stdout (`{"gpu_check": ...}`), the record of the run; progress goes to
@@ -16,6 +18,11 @@
 #       -p clshost-plugin-augment -p clshost-plugin-metrics -p clshost-plugin-export \
 #       --features clshost-plugin-resnet/cuda,clshost-plugin-resnet/wgpu
 #   cargo test --release -p clshost-plugin-resnet --features cuda,wgpu --no-run
+#
+# adding `clshost-plugin-resnet/libtorch` (and `libtorch` to the test's features) after
+# `eval "$(scripts/setup-libtorch.sh)"` for the LibTorch backend. Its libtorch is found through
+# the run path recorded at build time or, on another machine, in the torch of `python3`
+# (LD_LIBRARY_PATH is set to its `torch/lib`).
 #
 # and pass the binaries: `--bin DIR` (clshost and libclshost_plugin_*.so; default
 # target/release) and `--parity-test FILE` (the resnet plugin's `integration-*` test binary that
@@ -35,7 +42,7 @@ parity_test=""
 logs="${TMPDIR:-/tmp}/clshost-gpu-check"
 batch=64
 steps=10
-devices="cuda wgpu"
+devices=""
 dry_run=0
 
 usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; }
@@ -48,7 +55,7 @@ while [ $# -gt 0 ]; do
         --logs) logs="$2"; shift ;;
         --batch) batch="$2"; shift ;;
         --steps) steps="$2"; shift ;;
-        --devices) devices="$2"; shift ;;
+        --devices) devices="$2"; shift ;;  # default: cuda wgpu, and libtorch:cuda if built
         -h|--help) usage; exit 0 ;;
         *) echo "gpu-check: unknown argument \`$1\` (see --help)" >&2; exit 2 ;;
     esac
@@ -87,6 +94,16 @@ for f in resnet18.json resnet50.json; do
         || problems+=("missing fixture plugins/resnet/tests/fixtures/$f")
 done
 [ -f "$root/scripts/bench/train_torch.py" ] || problems+=("missing scripts/bench/train_torch.py")
+# A plugin built with the LibTorch backend on another machine finds libtorch in python3's torch.
+if [ -f "$bin/libclshost_plugin_resnet.so" ] \
+    && ldd "$bin/libclshost_plugin_resnet.so" 2>/dev/null | grep -q 'libtorch.*not found'; then
+    torch_lib="$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null)"
+    if [ -n "$torch_lib" ] && [ -f "$torch_lib/libtorch_cpu.so" ]; then
+        export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    else
+        problems+=("the resnet plugin was built with the LibTorch backend but no libtorch is found (install torch for python3)")
+    fi
+fi
 # What the plugins were built with, from `clshost doctor` (it reports compiled-in backends even
 # where no device is present).
 if [ -x "$bin/clshost" ] && [ -f "$bin/libclshost_plugin_resnet.so" ]; then
@@ -97,6 +114,14 @@ if [ -x "$bin/clshost" ] && [ -f "$bin/libclshost_plugin_resnet.so" ]; then
             *) problems+=("the plugins in $bin were built without the $b backend (--features clshost-plugin-resnet/cuda,clshost-plugin-resnet/wgpu)") ;;
         esac
     done
+    case "$backends" in
+        *'"backend":"libtorch","plugins":[{'*) libtorch_built=1 ;;
+        *) libtorch_built=0 ;;
+    esac
+fi
+if [ -z "$devices" ]; then
+    devices="cuda wgpu"
+    [ "${libtorch_built:-0}" = 1 ] && devices="$devices libtorch:cuda"
 fi
 torch_ok=0
 if command -v python3 >/dev/null \
@@ -137,7 +162,7 @@ for dev in $devices; do
     say "parity on $dev"
     log="$logs/parity-$dev.log"
     t0=$(date +%s)
-    CLSHOST_TEST_DEVICE="$dev" CARGO_MANIFEST_DIR="$root/plugins/resnet" \
+    CLSHOST_TEST_DEVICE="$dev" CARGO_MANIFEST_DIR="$root/plugins/resnet" NVIDIA_TF32_OVERRIDE=0 \
         timeout 150 "$parity_test" --include-ignored --test-threads 1 parity accelerator >"$log" 2>&1
     rc=$?
     passed=$(grep -c '^test .* ok$' "$log")

@@ -93,6 +93,13 @@ fn text_lists_versions_search_path_plugins_backends_and_a_verdict() {
         ),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "  libtorch: not built into any loaded plugin (first-party plugins: rebuild with \
+             `--features libtorch` after `eval \"$(scripts/setup-libtorch.sh)\"`)\n"
+        ),
+        "{text}"
+    );
 }
 
 #[test]

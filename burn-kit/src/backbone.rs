@@ -23,20 +23,37 @@ pub enum DeviceChoice {
     Wgpu(Option<usize>),
     /// `cuda` or `cuda:N`.
     Cuda(usize),
+    /// `libtorch:cpu`, `libtorch:cuda` or `libtorch:cuda:N`: PyTorch's ATen kernels.
+    LibTorch(TorchDevice),
+}
+
+/// Where the LibTorch backend runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TorchDevice {
+    /// `libtorch:cpu`.
+    Cpu,
+    /// `libtorch:cuda` (ordinal 0) or `libtorch:cuda:N`.
+    Cuda(usize),
 }
 
 /// The devices this build can run on, in words.
-pub fn available_devices() -> &'static str {
-    match (cfg!(feature = "wgpu"), cfg!(feature = "cuda")) {
-        (true, true) => "cpu, wgpu, wgpu:N, cuda, cuda:N",
-        (true, false) => "cpu, wgpu, wgpu:N",
-        (false, true) => "cpu, cuda, cuda:N",
-        (false, false) => "cpu",
+pub fn available_devices() -> String {
+    let mut devices = vec!["cpu"];
+    if cfg!(feature = "wgpu") {
+        devices.extend(["wgpu", "wgpu:N"]);
     }
+    if cfg!(feature = "cuda") {
+        devices.extend(["cuda", "cuda:N"]);
+    }
+    if cfg!(feature = "libtorch") {
+        devices.extend(["libtorch:cpu", "libtorch:cuda", "libtorch:cuda:N"]);
+    }
+    devices.join(", ")
 }
 
 impl DeviceChoice {
-    /// Parses `cpu`, `wgpu`, `wgpu:N`, `cuda` or `cuda:N`.
+    /// Parses `cpu`, `wgpu`, `wgpu:N`, `cuda`, `cuda:N`, `libtorch:cpu`, `libtorch:cuda` or
+    /// `libtorch:cuda:N`, whether or not this build has the backend.
     pub fn parse(text: &str) -> Result<Self, PluginError> {
         let bad = || {
             PluginError::config(
@@ -47,14 +64,20 @@ impl DeviceChoice {
                 ),
             )
         };
-        let (kind, index) = match text.split_once(':') {
-            Some((kind, n)) => (kind, Some(n.parse::<usize>().map_err(|_| bad())?)),
-            None => (text, None),
+        let ordinal = |n: Option<&str>| -> Result<Option<usize>, PluginError> {
+            n.map(|n| n.parse::<usize>().map_err(|_| bad())).transpose()
         };
-        match kind {
-            "cpu" if index.is_none() => Ok(DeviceChoice::Cpu),
-            "wgpu" => Ok(DeviceChoice::Wgpu(index)),
-            "cuda" => Ok(DeviceChoice::Cuda(index.unwrap_or(0))),
+        let mut parts = text.splitn(3, ':');
+        let (kind, rest) = (parts.next().unwrap_or(""), parts.next());
+        let tail = parts.next();
+        match (kind, rest, tail) {
+            ("cpu", None, _) => Ok(DeviceChoice::Cpu),
+            ("wgpu", n, None) => Ok(DeviceChoice::Wgpu(ordinal(n)?)),
+            ("cuda", n, None) => Ok(DeviceChoice::Cuda(ordinal(n)?.unwrap_or(0))),
+            ("libtorch", Some("cpu"), None) => Ok(DeviceChoice::LibTorch(TorchDevice::Cpu)),
+            ("libtorch", Some("cuda"), n) => Ok(DeviceChoice::LibTorch(TorchDevice::Cuda(
+                ordinal(n)?.unwrap_or(0),
+            ))),
             _ => Err(bad()),
         }
     }
@@ -67,6 +90,8 @@ enum Engine<F: ModelFamily> {
     Wgpu(Trainer<Autodiff<burn::backend::Wgpu>, F>),
     #[cfg(feature = "cuda")]
     Cuda(Trainer<Autodiff<burn::backend::Cuda>, F>),
+    #[cfg(feature = "libtorch")]
+    LibTorch(Trainer<Autodiff<burn_tch::LibTorch>, F>),
 }
 
 /// Runs `$body` with `$t` bound to the engine's trainer, whatever its backend.
@@ -78,6 +103,8 @@ macro_rules! with_trainer {
             Engine::Wgpu($t) => $body,
             #[cfg(feature = "cuda")]
             Engine::Cuda($t) => $body,
+            #[cfg(feature = "libtorch")]
+            Engine::LibTorch($t) => $body,
         }
     };
 }
@@ -148,11 +175,31 @@ impl<F: ModelFamily> BurnBackbone<F> {
                         label,
                     )
                 }
+                #[cfg(feature = "libtorch")]
+                DeviceChoice::LibTorch(torch) => {
+                    let (device, label) = crate::libtorch::open(torch).map_err(|problem| {
+                        PluginError::device(format!(
+                            "device `{}` is unavailable on this machine: {problem}",
+                            ctx.device
+                        ))
+                    })?;
+                    (
+                        Engine::LibTorch(Trainer::new(&family, classes, device, spec, seed)?),
+                        label,
+                    )
+                }
                 #[allow(unreachable_patterns)]
                 other => {
+                    let feature = match other {
+                        DeviceChoice::LibTorch(_) => {
+                            "`--features libtorch` (after `eval \"$(scripts/setup-libtorch.sh)\"`)"
+                        }
+                        DeviceChoice::Cuda(_) => "`--features cuda`",
+                        _ => "`--features wgpu`",
+                    };
                     return Err(PluginError::unsupported(format!(
-                        "device `{}` ({other:?}) is not in this build, which offers {}; rebuild \
-                         the plugin with `--features wgpu` or `--features cuda`",
+                        "device `{}` is not in this build, which offers {}; rebuild the plugin \
+                         with {feature}",
                         ctx.device,
                         available_devices()
                     )));
@@ -265,10 +312,33 @@ mod tests {
             DeviceChoice::parse("cuda:2").unwrap(),
             DeviceChoice::Cuda(2)
         );
-        for bad in ["tpu", "cpu:1", "cuda:x", ""] {
+        assert_eq!(
+            DeviceChoice::parse("libtorch:cpu").unwrap(),
+            DeviceChoice::LibTorch(TorchDevice::Cpu)
+        );
+        assert_eq!(
+            DeviceChoice::parse("libtorch:cuda").unwrap(),
+            DeviceChoice::LibTorch(TorchDevice::Cuda(0))
+        );
+        assert_eq!(
+            DeviceChoice::parse("libtorch:cuda:3").unwrap(),
+            DeviceChoice::LibTorch(TorchDevice::Cuda(3))
+        );
+        for bad in [
+            "tpu",
+            "cpu:1",
+            "cuda:x",
+            "cuda:1:2",
+            "wgpu:0:1",
+            "libtorch",
+            "libtorch:gpu",
+            "libtorch:cpu:0",
+            "libtorch:cuda:x",
+            "",
+        ] {
             let err = DeviceChoice::parse(bad).unwrap_err();
             assert_eq!(err.field_path.as_str(), "device");
-            assert!(err.message.contains(available_devices()), "{err}");
+            assert!(err.message.contains(&available_devices()), "{err}");
         }
     }
 }

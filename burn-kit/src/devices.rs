@@ -1,7 +1,8 @@
 //! Which devices this build of the kit can run on, for a plugin's ABI 1.1 device report.
 //!
 //! [`devices`] lists one [`BackendReport`] per backend compiled in: `cpu` always, `wgpu` with the
-//! `wgpu` feature, `cuda` with the `cuda` feature. The ids it reports mean exactly what
+//! `wgpu` feature, `cuda` with the `cuda` feature, `libtorch` (`libtorch:cpu`,
+//! `libtorch:cuda:N`) with the `libtorch` feature. The ids it reports mean exactly what
 //! [`DeviceChoice::parse`](crate::DeviceChoice::parse) and [`BurnBackbone`](crate::BurnBackbone)
 //! make of them:
 //!
@@ -26,6 +27,8 @@ pub fn devices() -> Vec<BackendReport> {
     reports.push(contained("wgpu", wgpu_probe::report));
     #[cfg(feature = "cuda")]
     reports.push(contained("cuda", cuda_probe::report));
+    #[cfg(feature = "libtorch")]
+    reports.push(contained("libtorch", crate::libtorch::report));
     reports
 }
 
@@ -65,7 +68,7 @@ fn cpu() -> BackendReport {
 }
 
 /// Runs a backend's probe, turning a panic inside the driver stack into the backend's problem.
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
+#[cfg(any(feature = "wgpu", feature = "cuda", feature = "libtorch"))]
 fn contained(backend: &str, probe: fn() -> BackendReport) -> BackendReport {
     std::panic::catch_unwind(probe).unwrap_or_else(|payload| {
         BackendReport::unavailable(
@@ -251,6 +254,36 @@ mod tests {
         let reports = devices();
         assert_eq!(report(&reports, "wgpu").is_some(), cfg!(feature = "wgpu"));
         assert_eq!(report(&reports, "cuda").is_some(), cfg!(feature = "cuda"));
+        assert_eq!(
+            report(&reports, "libtorch").is_some(),
+            cfg!(feature = "libtorch")
+        );
+    }
+
+    /// `libtorch:cpu` is always there; CUDA devices are numbered, or their absence explained.
+    #[cfg(feature = "libtorch")]
+    #[test]
+    fn libtorch_lists_its_cpu_and_cuda_devices() {
+        let reports = devices();
+        let torch = report(&reports, "libtorch").unwrap();
+        assert_eq!(torch.devices[0].id.as_str(), "libtorch:cpu");
+        assert!(
+            torch.devices[0]
+                .detail
+                .contains(crate::libtorch::TORCH_VERSION),
+            "{torch:?}"
+        );
+        for (n, d) in torch.devices.iter().skip(1).enumerate() {
+            assert_eq!(d.id.as_str(), format!("libtorch:cuda:{n}"));
+        }
+        assert_eq!(
+            torch.devices.len() == 1,
+            torch.problem.is_some(),
+            "{torch:?}"
+        );
+        for d in torch.devices.iter() {
+            assert!(crate::DeviceChoice::parse(d.id.as_str()).is_ok(), "{d:?}");
+        }
     }
 
     #[cfg(feature = "wgpu")]

@@ -7,7 +7,9 @@
 //! - the device from the recipe: `cpu` (Burn's flex backend, multi-threaded and SIMD), `wgpu` /
 //!   `wgpu:N`, `cuda` / `cuda:N` (cargo features `wgpu`, on by default, and `cuda`); a device the
 //!   build or machine lacks is a clear error naming what is available, and [`devices()`] reports
-//!   what this build and machine offer, for the plugin's ABI 1.1 device report;
+//!   what this build and machine offer, for the plugin's ABI 1.1 device report; with the
+//!   `libtorch` feature, `libtorch:cpu` and `libtorch:cuda[:N]` run on PyTorch's ATen kernels
+//!   ([`libtorch`]);
 //! - training passes keeping the autodiff graph, backward from the gradient of the logits,
 //!   gradient accumulation, and inference passes without autodiff ([`trainer`]);
 //! - SGD and AdamW with PyTorch's update rules, separate weight decay for normalization and bias
@@ -21,6 +23,8 @@
 pub mod backbone;
 pub mod devices;
 pub mod graph;
+#[cfg(feature = "libtorch")]
+pub mod libtorch;
 pub mod model;
 pub mod nn;
 pub mod optim;
@@ -29,7 +33,7 @@ pub mod state;
 pub mod trainer;
 pub mod weights;
 
-pub use backbone::{BurnBackbone, DeviceChoice, available_devices};
+pub use backbone::{BurnBackbone, DeviceChoice, TorchDevice, available_devices};
 pub use devices::devices;
 pub use graph::GraphBuilder;
 pub use model::{ClassifierModel, ForwardContext, ModelFamily};

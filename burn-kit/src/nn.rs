@@ -12,6 +12,11 @@
 //!   input row when `kernel * dilation < stride`), which made every layer below the first
 //!   projection shortcut train on wrong gradients there. The rewrite is exact and uses only
 //!   operations whose gradients agree on every backend (`tests/backend_ops.rs`).
+//!
+//! On the LibTorch backend (feature `libtorch`), [`BatchNorm2d`], [`conv2d`] and [`relu`] run
+//! ATen's fused kernels forward and backward ([`crate::libtorch`]'s `fused` module), with the
+//! same semantics. Models should call these rather than Burn's `Conv2d::forward` and
+//! `activation::relu` to get them.
 
 use burn::module::{Module, Param, RunningState};
 use burn::nn::PaddingConfig2d;
@@ -57,6 +62,39 @@ impl<B: Backend> BatchNorm2d<B> {
     /// Normalizes `x`; in training mode with the batch statistics (and updates the running
     /// ones), otherwise with the running statistics.
     pub fn forward(&self, x: Tensor<B, 4>, ctx: &ForwardContext) -> Tensor<B, 4> {
+        #[cfg(feature = "libtorch")]
+        {
+            use crate::libtorch::fused;
+            if ctx.train && fused::training::<B>() {
+                let running = (
+                    self.running_mean.value_sync(),
+                    self.running_var.value_sync(),
+                );
+                let out = fused::batch_norm(
+                    x,
+                    self.weight.val(),
+                    self.bias.val(),
+                    running,
+                    self.momentum,
+                    self.eps,
+                );
+                self.running_mean.update(out.running_mean);
+                self.running_var.update(out.running_var);
+                self.running_mean.value_sync();
+                self.running_var.value_sync();
+                return out.output;
+            }
+            if !ctx.train && fused::inference::<B>() {
+                let running = (self.running_mean.value(), self.running_var.value());
+                return fused::batch_norm_eval(
+                    x,
+                    self.weight.val(),
+                    self.bias.val(),
+                    running,
+                    self.eps,
+                );
+            }
+        }
         let [n, c, h, w] = x.dims();
         let (mean, var) = if ctx.train {
             let count = n * h * w;
@@ -145,11 +183,46 @@ pub fn dropout<B: Backend, const D: usize>(
     x.mul(mask)
 }
 
+/// `max(x, 0)`, as `burn::tensor::activation::relu`; on the LibTorch backend one ATen pass each
+/// way (`relu`, and `threshold_backward` for the gradient) instead of Burn's three.
+pub fn relu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "libtorch")]
+    if crate::libtorch::fused::training::<B>() {
+        return crate::libtorch::fused::relu(x);
+    }
+    burn::tensor::activation::relu(x)
+}
+
 /// Applies `conv` to `[N, C, H, W]` as [`Conv2d::forward`] does; a 1x1 convolution with stride
 /// `s > 1`, no padding, no dilation and one group runs as `x[:, :, ::s, ::s]` followed by a
 /// stride-1 convolution, the same function, to avoid Burn 0.21's wrong input gradient of strided
 /// 1x1 convolutions on wgpu and CUDA (see the module documentation).
 pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    #[cfg(feature = "libtorch")]
+    {
+        use crate::libtorch::fused;
+        let symmetric = match conv.padding {
+            PaddingConfig2d::Valid => Some([0, 0]),
+            PaddingConfig2d::Explicit(top, left, bottom, right)
+                if top == bottom && left == right =>
+            {
+                Some([top, left])
+            }
+            _ => None,
+        };
+        if let Some(padding) =
+            symmetric.filter(|_| fused::training::<B>() || fused::inference::<B>())
+        {
+            let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
+            let weight = conv.weight.val();
+            let bias = conv.bias.as_ref().map(|b| b.val());
+            return if fused::training::<B>() {
+                fused::conv2d(x, weight, bias, options)
+            } else {
+                conv2d_op(x, weight, bias, options)
+            };
+        }
+    }
     let unpadded = matches!(conv.padding, PaddingConfig2d::Valid)
         || matches!(conv.padding, PaddingConfig2d::Explicit(0, 0, 0, 0));
     let [sh, sw] = conv.stride;

@@ -234,7 +234,8 @@ impl Validator<'_> {
             Some((plugin, reports)) => device_problem(device, &plugin, &reports),
             None => (!valid_device(device)).then(|| {
                 format!(
-                    "unknown device `{device}`: use `cpu`, `wgpu`, `wgpu:N`, `cuda` or `cuda:N`"
+                    "unknown device `{device}`: use `cpu`, `wgpu`, `wgpu:N`, `cuda`, `cuda:N`, \
+                     `libtorch:cpu`, `libtorch:cuda` or `libtorch:cuda:N`"
                 )
             }),
         };
@@ -466,8 +467,14 @@ pub fn device_problem(device: &str, plugin: &str, reports: &[BackendReport]) -> 
     let usable = (!ids.is_empty()).then(|| format!("use one of: {}", ids.join(", ")));
     let Some(report) = reports.iter().find(|r| r.backend.as_str() == backend) else {
         let built: Vec<&str> = reports.iter().map(|r| r.backend.as_str()).collect();
-        let rebuild = matches!(backend, "wgpu" | "cuda")
-            .then(|| format!("rebuild it with `--features {backend}`"));
+        let rebuild = match backend {
+            "wgpu" | "cuda" => Some(format!("rebuild it with `--features {backend}`")),
+            "libtorch" => Some(
+                "rebuild it with `--features libtorch` after `eval \"$(scripts/setup-libtorch.sh)\"`"
+                    .to_string(),
+            ),
+            _ => None,
+        };
         let remedies: Vec<String> = rebuild.into_iter().chain(usable).collect();
         let mut message = format!(
             "device `{device}` is not supported by plugin {plugin} (built with {})",
@@ -478,7 +485,12 @@ pub fn device_problem(device: &str, plugin: &str, reports: &[BackendReport]) -> 
         }
         return Some(message);
     };
-    let ok = report.devices.iter().any(|d| d.id.as_str() == device)
+    // A bare `cuda` or `libtorch:cuda` means ordinal 0.
+    let first = format!("{device}:0");
+    let ok = report
+        .devices
+        .iter()
+        .any(|d| d.id.as_str() == device || d.id.as_str() == first)
         || (device == backend && !report.devices.is_empty());
     if ok {
         return None;
@@ -505,15 +517,16 @@ pub fn device_problem(device: &str, plugin: &str, reports: &[BackendReport]) -> 
     Some(message)
 }
 
-/// Whether `device` is `cpu`, `wgpu`, `wgpu:N`, `cuda` or `cuda:N`.
+/// Whether `device` is `cpu`, `wgpu`, `wgpu:N`, `cuda`, `cuda:N`, `libtorch:cpu`,
+/// `libtorch:cuda` or `libtorch:cuda:N`.
 pub fn valid_device(device: &str) -> bool {
-    let (backend, index) = match device.split_once(':') {
-        Some((b, i)) => (b, Some(i)),
-        None => (device, None),
-    };
-    match backend {
-        "cpu" => index.is_none(),
-        "wgpu" | "cuda" => index.is_none_or(|i| i.parse::<u32>().is_ok()),
+    let ordinal = |i: Option<&str>| i.is_none_or(|i| i.parse::<u32>().is_ok());
+    let parts: Vec<&str> = device.split(':').collect();
+    match parts.as_slice() {
+        ["cpu"] | ["libtorch", "cpu"] => true,
+        ["wgpu" | "cuda", rest @ ..] | ["libtorch", "cuda", rest @ ..] if rest.len() <= 1 => {
+            ordinal(rest.first().copied())
+        }
         _ => false,
     }
 }
@@ -567,6 +580,51 @@ mod tests {
             device_problem("wgpu:0", "p", &reports()).unwrap(),
             "device `wgpu:0` is not available to plugin p: its wgpu devices are wgpu (llvmpipe); \
              use one of: cpu, wgpu"
+        );
+    }
+
+    #[test]
+    fn libtorch_devices_are_checked_like_the_others() {
+        for good in [
+            "cpu",
+            "wgpu:1",
+            "cuda",
+            "libtorch:cpu",
+            "libtorch:cuda",
+            "libtorch:cuda:1",
+        ] {
+            assert!(valid_device(good), "{good}");
+        }
+        for bad in [
+            "libtorch",
+            "libtorch:gpu",
+            "libtorch:cpu:0",
+            "libtorch:cuda:x",
+            "cuda:0:1",
+            "cpu:0",
+        ] {
+            assert!(!valid_device(bad), "{bad}");
+        }
+        let torch = vec![BackendReport::available(
+            "libtorch",
+            vec![
+                DeviceEntry::new("libtorch:cpu", "ATen", "2 threads"),
+                DeviceEntry::new("libtorch:cuda:0", "CUDA device 0", "cuDNN"),
+            ],
+        )];
+        for device in ["libtorch:cpu", "libtorch:cuda", "libtorch:cuda:0"] {
+            assert_eq!(device_problem(device, "p", &torch), None, "{device}");
+        }
+        assert!(
+            device_problem("libtorch:cuda:1", "p", &torch)
+                .unwrap()
+                .starts_with("device `libtorch:cuda:1` is not available to plugin p: its libtorch")
+        );
+        assert_eq!(
+            device_problem("libtorch:cpu", "p", &reports()[..2]).unwrap(),
+            "device `libtorch:cpu` is not supported by plugin p (built with cpu, wgpu); rebuild it \
+             with `--features libtorch` after `eval \"$(scripts/setup-libtorch.sh)\"`, or use one \
+             of: cpu, wgpu"
         );
     }
 }

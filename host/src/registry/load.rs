@@ -171,11 +171,44 @@ pub fn load(path: &Path) -> Result<Library, LoadError> {
     })
 }
 
-/// The loader's reason, without the path (the caller prints it once).
+/// The loader's reason, without the path (the caller prints it once), with what to do when it
+/// is about PyTorch's libraries.
 fn open_reason(error: &LibraryError) -> String {
-    match error {
+    let reason = match error {
         LibraryError::OpenError { err, .. } => err.to_string(),
         other => first_line(&other.to_string()),
+    };
+    match libtorch_hint(&reason) {
+        Some(hint) => format!("{reason}; {hint}"),
+        None => reason,
+    }
+}
+
+/// What to do when the dynamic loader cannot resolve PyTorch's libraries, which a plugin built
+/// with the LibTorch backend links: they are missing, or they are another version than the one
+/// the plugin was built against.
+fn libtorch_hint(reason: &str) -> Option<&'static str> {
+    let missing = ["libtorch", "libc10"]
+        .iter()
+        .any(|lib| reason.starts_with(lib) && reason.contains("cannot open shared object"));
+    // Itanium-mangled names in the at::, c10:: and torch:: namespaces.
+    let mismatched = reason.contains("undefined symbol")
+        && ["_ZN2at", "_ZN3c10", "_ZN5torch", "_ZNK2at", "_ZNK3c10"]
+            .iter()
+            .any(|ns| reason.contains(ns));
+    if missing {
+        Some(
+            "the plugin was built with the LibTorch backend and its libtorch is gone: run \
+             `scripts/setup-libtorch.sh` (it installs torch under target/libtorch) and rebuild \
+             the plugin, or add a torch installation's `torch/lib` to LD_LIBRARY_PATH",
+        )
+    } else if mismatched {
+        Some(
+            "the libtorch found is not the version the plugin was built against: rebuild the \
+             plugin after `eval \"$(scripts/setup-libtorch.sh)\"`",
+        )
+    } else {
+        None
     }
 }
 
@@ -186,4 +219,30 @@ fn first_line(text: &str) -> String {
         .find(|l| !l.is_empty())
         .unwrap_or("unknown error")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::libtorch_hint;
+
+    #[test]
+    fn a_missing_or_mismatched_libtorch_says_what_to_install() {
+        let missing = libtorch_hint(
+            "libtorch_cpu.so: cannot open shared object file: No such file or directory",
+        )
+        .unwrap();
+        assert!(missing.contains("scripts/setup-libtorch.sh"), "{missing}");
+        let mismatched = libtorch_hint(
+            "/p/libclshost_plugin_resnet.so: undefined symbol: _ZN2at4_ops10conv2d4callERKNS_6TensorE",
+        )
+        .unwrap();
+        assert!(mismatched.contains("not the version"), "{mismatched}");
+        for other in [
+            "libfoo.so: cannot open shared object file: No such file or directory",
+            "/p/x.so: undefined symbol: _ZN3foo3barEv",
+            "file too short",
+        ] {
+            assert_eq!(libtorch_hint(other), None, "{other}");
+        }
+    }
 }

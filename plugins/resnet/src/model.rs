@@ -5,10 +5,10 @@ use burn::module::Module;
 use burn::nn::Initializer;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::max_pool2d;
-use burn::tensor::{Tensor, activation::relu};
-use clshost_burn_kit::nn::{BatchNorm2d, Linear, conv2d, dropout};
+use clshost_burn_kit::nn::{BatchNorm2d, Linear, conv2d, dropout, relu};
 use clshost_burn_kit::{
     ChaCha8Rng, ClassifierModel, ForwardContext, GraphBuilder, ModelFamily, burn,
 };
@@ -134,10 +134,10 @@ impl<B: Backend> Block<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>, ctx: &ForwardContext) -> Tensor<B, 4> {
-        let mut out = relu(self.bn1.forward(self.conv1.forward(x.clone()), ctx));
-        out = self.bn2.forward(self.conv2.forward(out), ctx);
+        let mut out = relu(self.bn1.forward(conv2d(&self.conv1, x.clone()), ctx));
+        out = self.bn2.forward(conv2d(&self.conv2, out), ctx);
         if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
-            out = bn3.forward(conv3.forward(relu(out)), ctx);
+            out = bn3.forward(conv2d(conv3, relu(out)), ctx);
         }
         let identity = match &self.downsample {
             Some((conv, bn)) => bn.forward(conv2d(conv, x), ctx),
@@ -196,7 +196,7 @@ impl<B: Backend> ResNet<B> {
 
 impl<B: Backend> ClassifierModel<B> for ResNet<B> {
     fn forward(&self, images: Tensor<B, 4>, ctx: &ForwardContext) -> Tensor<B, 2> {
-        let mut x = relu(self.bn1.forward(self.conv1.forward(images), ctx));
+        let mut x = relu(self.bn1.forward(conv2d(&self.conv1, images), ctx));
         if !self.small_input {
             x = max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], false);
         }

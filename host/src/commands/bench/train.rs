@@ -34,7 +34,7 @@ pub struct BenchTrainArgs {
     /// The backbone's params, as RON (`--params "(small_input: true)"`).
     #[arg(long, default_value = "()")]
     pub params: String,
-    /// The device: `cpu`, `wgpu[:N]` or `cuda[:N]`.
+    /// The device: `cpu`, `wgpu[:N]`, `cuda[:N]`, `libtorch:cpu` or `libtorch:cuda[:N]`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Side of the square input images, in pixels.

@@ -41,7 +41,8 @@ pub struct PredictArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Where a run directory's or checkpoint's backbone runs: `cpu`, `wgpu[:N]`, `cuda[:N]`.
+    /// Where a run directory's or checkpoint's backbone runs: `cpu`, `wgpu[:N]`, `cuda[:N]`,
+    /// `libtorch:cpu`, `libtorch:cuda[:N]`.
     /// `.onnx` files run on the CPU.
     #[arg(long, default_value = "cpu")]
     pub device: String,

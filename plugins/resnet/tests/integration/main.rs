@@ -2,9 +2,10 @@
 //! features (AdamW, clipping, accumulation, EMA, exact resume), weight files, the graph, and the
 //! accelerator backends (wgpu on whatever Vulkan the machine has, Mesa's software one in CI;
 //! CUDA with `--features cuda` on a GPU machine). `CLSHOST_TEST_DEVICE` moves the torchvision
-//! parity tests onto another device.
+//! parity tests, the AdamW fixture and the exact-resume test onto another device (CI runs them on
+//! `libtorch:cpu` with `--features libtorch`).
 
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
+#[cfg(any(feature = "wgpu", feature = "cuda", feature = "libtorch"))]
 mod accelerator;
 mod common;
 mod graph;

@@ -1,6 +1,6 @@
 //! AdamW with the weight-decay split, gradient accumulation, global-norm clipping and the EMA
 //! against PyTorch (fixture `resnet18_adamw.json`, small-input stem), and exact resume from a
-//! saved state.
+//! saved state, on `CLSHOST_TEST_DEVICE` (the CPU by default).
 
 use clshost_plugin_api::prelude::*;
 use clshost_plugin_api::{EmaSpec, OptimizerKind, OptimizerSpec};
@@ -8,7 +8,7 @@ use clshost_plugin_resnet::{ResNet, ResNetConfig};
 
 use crate::common::{
     context, find, fixture_value, floats, input, load_fixture, load_fixture_weights, max_abs_diff,
-    sample_diff,
+    sample_diff, test_device,
 };
 
 fn small() -> ResNetConfig {
@@ -41,7 +41,7 @@ fn adamw_accumulation_clipping_and_ema_match_torch() {
         .into(),
     };
     let classes = fixture["num_classes"].as_u64().unwrap() as u32;
-    let mut model = ResNet::<18>::new(small(), &context(classes, "cpu", spec)).unwrap();
+    let mut model = ResNet::<18>::new(small(), &context(classes, &test_device(), spec)).unwrap();
     load_fixture_weights(&mut model);
     let x = input(&fixture);
     let micro = cfg["micro_batches"].as_u64().unwrap();
@@ -135,7 +135,7 @@ fn a_resumed_run_continues_bit_exactly() {
         ..small()
     };
     let x = fixture_value("resume.input", &[2, 3, 16, 16]);
-    let ctx = context(4, "cpu", spec);
+    let ctx = context(4, &test_device(), spec);
     let mut first = ResNet::<18>::new(config.clone(), &ctx).unwrap();
     train(&mut first, &x, &[(0, true), (1, true), (2, false)]);
     let state = first.save_state().unwrap();
