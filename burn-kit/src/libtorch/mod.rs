@@ -84,7 +84,7 @@ pub(crate) fn report() -> BackendReport {
     }));
     let mut report = BackendReport::available("libtorch", devices);
     if cuda == 0 {
-        report.problem = ROption::RSome(format!("no CUDA device: {}", no_cuda()).into());
+        report.problem = ROption::RSome(no_cuda().into());
     }
     report
 }

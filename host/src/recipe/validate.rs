@@ -510,6 +510,9 @@ pub fn device_problem(device: &str, plugin: &str, reports: &[BackendReport]) -> 
             .map(|d| format!("{} ({})", d.id, d.name))
             .collect();
         message.push_str(&format!("its {backend} devices are {}", seen.join(", ")));
+        if let Some(remark) = report.problem.as_ref().into_option() {
+            message.push_str(&format!(" ({remark})"));
+        }
     }
     if let Some(usable) = usable {
         message.push_str(&format!("; {usable}"));
@@ -533,7 +536,7 @@ pub fn valid_device(device: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use clshost_plugin_api::DeviceEntry;
+    use clshost_plugin_api::{DeviceEntry, ROption};
 
     use super::*;
 
@@ -619,6 +622,18 @@ mod tests {
             device_problem("libtorch:cuda:1", "p", &torch)
                 .unwrap()
                 .starts_with("device `libtorch:cuda:1` is not available to plugin p: its libtorch")
+        );
+        let cpu_only = vec![BackendReport {
+            problem: ROption::RSome("libtorch sees no CUDA device".into()),
+            ..BackendReport::available(
+                "libtorch",
+                vec![DeviceEntry::new("libtorch:cpu", "ATen", "2 threads")],
+            )
+        }];
+        assert_eq!(
+            device_problem("libtorch:cuda", "p", &cpu_only).unwrap(),
+            "device `libtorch:cuda` is not available to plugin p: its libtorch devices are \
+             libtorch:cpu (ATen) (libtorch sees no CUDA device); use one of: libtorch:cpu"
         );
         assert_eq!(
             device_problem("libtorch:cpu", "p", &reports()[..2]).unwrap(),
