@@ -59,6 +59,16 @@ impl<B: Backend> BatchNorm2d<B> {
         }
     }
 
+    /// Replaces the running statistics by those of this training pass.
+    fn store_running(&self, mean: Tensor<B, 1>, var: Tensor<B, 1>) {
+        self.running_mean.update(mean);
+        self.running_var.update(var);
+        // `update` parks the value per thread until the next read; merge it now so that
+        // visitors (named weights, checkpoints, EMA) see the statistics of this pass.
+        self.running_mean.value_sync();
+        self.running_var.value_sync();
+    }
+
     /// Normalizes `x`; in training mode with the batch statistics (and updates the running
     /// ones), otherwise with the running statistics.
     pub fn forward(&self, x: Tensor<B, 4>, ctx: &ForwardContext) -> Tensor<B, 4> {
@@ -78,10 +88,7 @@ impl<B: Backend> BatchNorm2d<B> {
                     self.momentum,
                     self.eps,
                 );
-                self.running_mean.update(out.running_mean);
-                self.running_var.update(out.running_var);
-                self.running_mean.value_sync();
-                self.running_var.value_sync();
+                self.store_running(out.running_mean, out.running_var);
                 return out.output;
             }
             if !ctx.train && fused::inference::<B>() {
@@ -118,12 +125,7 @@ impl<B: Backend> BatchNorm2d<B> {
                 .value_sync()
                 .mul_scalar(1.0 - m)
                 .add(var.clone().detach().mul_scalar(m * unbiased));
-            self.running_mean.update(running_mean.detach());
-            self.running_var.update(running_var.detach());
-            // `update` parks the value per thread until the next read; merge it now so that
-            // visitors (named weights, checkpoints, EMA) see the statistics of this pass.
-            self.running_mean.value_sync();
-            self.running_var.value_sync();
+            self.store_running(running_mean.detach(), running_var.detach());
             (mean, var)
         } else {
             (self.running_mean.value(), self.running_var.value())
@@ -201,6 +203,7 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "libtorch")]
     {
         use crate::libtorch::fused;
+        let on_libtorch = fused::training::<B>() || fused::inference::<B>();
         let symmetric = match conv.padding {
             PaddingConfig2d::Valid => Some([0, 0]),
             PaddingConfig2d::Explicit(top, left, bottom, right)
@@ -210,9 +213,7 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
             }
             _ => None,
         };
-        if let Some(padding) =
-            symmetric.filter(|_| fused::training::<B>() || fused::inference::<B>())
-        {
+        if let Some(padding) = symmetric.filter(|_| on_libtorch) {
             let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
             let weight = conv.weight.val();
             let bias = conv.bias.as_ref().map(|b| b.val());

@@ -1,7 +1,8 @@
 //! The LibTorch backend (cargo feature `libtorch`): Burn's burn-tch backend runs every tensor
 //! operation on PyTorch's ATen kernels (oneDNN on the CPU, cuDNN and cuBLAS on NVIDIA GPUs), and
-//! [`fused`] replaces the two layers where Burn's generic autodiff is slow on it, convolution and
-//! training-mode batch normalization, by ATen's fused forward and backward kernels ([`aten`]).
+//! [`fused`] replaces the layers where Burn's generic autodiff is slow on it (convolution,
+//! training-mode batch normalization, ReLU) by ATen's fused forward and backward kernels
+//! ([`aten`]).
 //!
 //! Devices: `libtorch:cpu`, `libtorch:cuda` (ordinal 0) and `libtorch:cuda:N`. [`report`] lists
 //! them for the plugin's device report; [`open`] checks one before Burn touches it (burn-tch

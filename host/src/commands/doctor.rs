@@ -2,8 +2,8 @@
 //!
 //! It reports the clshost and plugin ABI versions, the CPU count, every place on the plugin
 //! search path with the plugin files found there (and which are shadowed), the plugins loaded and
-//! those that failed with the reason, and for each backend (`cpu`, `wgpu`, `cuda`, `libtorch`, and any other a
-//! plugin reports) which plugins were built with it and the devices it sees, or why none. A short
+//! those that failed with the reason, and for each backend (`cpu`, `wgpu`, `cuda`, `libtorch`,
+//! and any other a plugin reports) which plugins were built with it and the devices it sees, or why none. A short
 //! verdict per backend ends the text. It exits 0 whatever it finds: a machine without a GPU is a
 //! finding, not a failure.
 
@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::cli::DoctorArgs;
 use crate::commands::plugins::FailureView;
 use crate::output;
+use crate::recipe::validate::rebuild_flags;
 use crate::registry::{DeviceSupport, Location, Plugin, Registry, SearchPath};
 
 /// The backends first-party backbones can be built with, always shown in the verdict.
@@ -355,13 +356,10 @@ fn verdict(backends: &[BackendView]) -> Vec<String> {
     let mut lines = Vec::new();
     for name in KNOWN_BACKENDS {
         if !backends.iter().any(|b| b.backend == name) {
-            let setup = match name {
-                "libtorch" => " after `eval \"$(scripts/setup-libtorch.sh)\"`",
-                _ => "",
-            };
+            let flags = rebuild_flags(name).unwrap_or_else(|| format!("`--features {name}`"));
             lines.push(format!(
                 "{name}: not built into any loaded plugin (first-party plugins: rebuild with \
-                 `--features {name}`{setup})"
+                 {flags})"
             ));
         }
     }

@@ -49,7 +49,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Where the backbone runs: `cpu`, `wgpu[:N]`, `cuda[:N]`, `libtorch:cpu`, `libtorch:cuda[:N]`.
+    /// Where the backbone runs: `cpu`, `wgpu[:N]`, `cuda[:N]`, `libtorch:cpu`,
+    /// `libtorch:cuda[:N]`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 

@@ -467,14 +467,7 @@ pub fn device_problem(device: &str, plugin: &str, reports: &[BackendReport]) -> 
     let usable = (!ids.is_empty()).then(|| format!("use one of: {}", ids.join(", ")));
     let Some(report) = reports.iter().find(|r| r.backend.as_str() == backend) else {
         let built: Vec<&str> = reports.iter().map(|r| r.backend.as_str()).collect();
-        let rebuild = match backend {
-            "wgpu" | "cuda" => Some(format!("rebuild it with `--features {backend}`")),
-            "libtorch" => Some(
-                "rebuild it with `--features libtorch` after `eval \"$(scripts/setup-libtorch.sh)\"`"
-                    .to_string(),
-            ),
-            _ => None,
-        };
+        let rebuild = rebuild_flags(backend).map(|flags| format!("rebuild it with {flags}"));
         let remedies: Vec<String> = rebuild.into_iter().chain(usable).collect();
         let mut message = format!(
             "device `{device}` is not supported by plugin {plugin} (built with {})",
@@ -518,6 +511,18 @@ pub fn device_problem(device: &str, plugin: &str, reports: &[BackendReport]) -> 
         message.push_str(&format!("; {usable}"));
     }
     Some(message)
+}
+
+/// How to rebuild a first-party plugin with `backend`: its cargo feature, and for `libtorch` the
+/// setup its build needs; `None` for a backend the first-party plugins do not have.
+pub fn rebuild_flags(backend: &str) -> Option<String> {
+    match backend {
+        "wgpu" | "cuda" => Some(format!("`--features {backend}`")),
+        "libtorch" => {
+            Some("`--features libtorch` after `eval \"$(scripts/setup-libtorch.sh)\"`".to_string())
+        }
+        _ => None,
+    }
 }
 
 /// Whether `device` is `cpu`, `wgpu`, `wgpu:N`, `cuda`, `cuda:N`, `libtorch:cpu`,
