@@ -12,6 +12,7 @@ FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY plugin-api plugin-api
+COPY plugin-api-derive plugin-api-derive
 COPY burn-kit burn-kit
 COPY host host
 COPY plugins plugins

@@ -1,9 +1,9 @@
 //! Writing a plugin in plain Rust.
 //!
 //! Implement [`Component`] plus one kind trait ([`Backbone`], [`ImageAugment`],
-//! [`TensorAugment`], [`BatchAugment`], [`Loss`], [`Metric`] or [`Exporter`]) for a type, register
-//! it with [`crate::register!`], and call [`crate::export_plugin!`] once in the crate. This module
-//! supplies the rest:
+//! [`TensorAugment`], [`BatchAugment`], [`Loss`], [`Metric`] or [`Exporter`]) for a type, derive
+//! [`ConfigDoc`] on its config, register it with [`crate::register!`], and call
+//! [`crate::export_plugin!`] once in the crate. This module supplies the rest:
 //!
 //! - the registrations are collected with `inventory` inside the plugin, so the component list
 //!   is built from whatever the crate registered;
@@ -35,7 +35,7 @@ use crate::{
 
 /// Documentation of one field of a [`Component::Config`]: its name as written in a recipe, and
 /// what it does. Defaults are taken from `Config::default()`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Param {
     /// The field name.
     pub name: &'static str,
@@ -50,16 +50,97 @@ impl Param {
     }
 }
 
-/// What every component declares: its name, description, config type and parameter docs.
+/// The documentation of a config's parameters, which `clshost plugins NAME` lists with their
+/// defaults.
+///
+/// Derive it: `#[derive(ConfigDoc)]` makes one [`Param`] of each field, in declaration order,
+/// named as a recipe writes it (honouring serde's `rename` and `rename_all`, leaving out `skip`
+/// and `skip_deserializing` fields) and documented by the field's `///` comment, whose lines are
+/// joined with spaces (a blank line starts a new line). An empty or unit struct has no
+/// parameters. Write each doc for the user of `clshost plugins`: what the parameter does, its
+/// unit, the values it takes.
+///
+/// ```
+/// use clshost_plugin_api::prelude::*;
+///
+/// #[derive(Debug, Default, Serialize, Deserialize, ConfigDoc)]
+/// #[serde(deny_unknown_fields, default)]
+/// pub struct PolyConfig {
+///     /// Weight of the (1 - p_t) term;
+///     /// 0 is plain cross-entropy.
+///     pub epsilon: f64,
+///     /// Class weights, or `None` for equal weights.
+///     #[serde(rename = "weight")]
+///     pub class_weights: Option<Vec<f32>>,
+/// }
+///
+/// assert_eq!(
+///     PolyConfig::PARAMS,
+///     [
+///         Param::new("epsilon", "Weight of the (1 - p_t) term; 0 is plain cross-entropy."),
+///         Param::new("weight", "Class weights, or `None` for equal weights."),
+///     ]
+/// );
+/// ```
+///
+/// The derive refuses a field without a doc comment:
+///
+/// ```compile_fail
+/// use clshost_plugin_api::prelude::*;
+///
+/// #[derive(Default, Serialize, Deserialize, ConfigDoc)]
+/// #[serde(deny_unknown_fields, default)]
+/// pub struct Undocumented {
+///     pub epsilon: f64,
+/// }
+/// ```
+///
+/// and a struct without `#[serde(deny_unknown_fields)]`, so that a misspelt parameter in a recipe
+/// is an error rather than ignored:
+///
+/// ```compile_fail
+/// use clshost_plugin_api::prelude::*;
+///
+/// #[derive(Default, Serialize, Deserialize, ConfigDoc)]
+/// #[serde(default)]
+/// pub struct Lenient {
+///     /// Weight of the (1 - p_t) term.
+///     pub epsilon: f64,
+/// }
+/// ```
+///
+/// It also refuses enums, tuple structs, `#[serde(flatten)]` fields and names that differ
+/// between serializing and deserializing. For such a config, or to write the list yourself,
+/// implement the trait by hand and keep its entries in step with the fields (the derive's checks
+/// do not apply then):
+///
+/// ```
+/// use clshost_plugin_api::prelude::*;
+///
+/// #[derive(Debug, Default, Serialize, Deserialize)]
+/// #[serde(deny_unknown_fields, default)]
+/// pub struct RangeConfig {
+///     pub range: (f64, f64),
+/// }
+///
+/// impl ConfigDoc for RangeConfig {
+///     const PARAMS: &'static [Param] = &[Param::new("range", "(min, max), min <= max.")];
+/// }
+/// ```
+pub trait ConfigDoc {
+    /// Every parameter a recipe may set, in declaration order.
+    const PARAMS: &'static [Param];
+}
+
+/// What every component declares: its name, description and config type.
 pub trait Component: Sized + Send + 'static {
     /// The name recipes use; must be unique across every plugin a user loads.
     const NAME: &'static str;
     /// One line saying what the component does.
     const DESCRIPTION: &'static str;
-    /// Documentation of every config field, in declaration order.
-    const PARAMS: &'static [Param];
-    /// The config, parsed from RON. Use `#[serde(deny_unknown_fields, default)]`.
-    type Config: DeserializeOwned + Serialize + Default;
+    /// The config, parsed from RON: a struct with `#[serde(deny_unknown_fields, default)]` whose
+    /// parameters are documented by `#[derive(ConfigDoc)]` (see [`ConfigDoc`]).
+    type Config: DeserializeOwned + Serialize + Default + ConfigDoc;
 
     /// Checks values that parse but are invalid (a probability above 1, an empty range).
     /// Runs before the component is created and on `clshost check`.
@@ -206,13 +287,7 @@ fn install_panic_hook() {
                 previous(info);
                 return;
             }
-            let message = if let Some(s) = info.payload().downcast_ref::<&str>() {
-                (*s).to_string()
-            } else if let Some(s) = info.payload().downcast_ref::<String>() {
-                s.clone()
-            } else {
-                "panic with a non-string payload".to_string()
-            };
+            let message = crate::panic_message(info.payload());
             let text = match info.location() {
                 Some(loc) => format!("{message} (at {}:{})", loc.file(), loc.line()),
                 None => message,
@@ -557,7 +632,7 @@ fn validate<T: Component>(config: &str) -> Result<(), PluginError> {
 /// Builds a component's info: defaults come from serializing `Config::default()`.
 fn component_info<T: Component>(kind: ComponentKind) -> Result<ComponentInfo, PluginError> {
     let defaults = default_fields::<T>()?;
-    let params = T::PARAMS
+    let params = <T::Config as ConfigDoc>::PARAMS
         .iter()
         .map(|p| ParamDoc {
             name: p.name.into(),
@@ -641,29 +716,6 @@ fn top_level_fields(text: &str) -> Vec<(String, String)> {
             Some((name.trim().to_string(), value.trim().to_string()))
         })
         .collect()
-}
-
-/// Names of config fields that have no [`Param`] entry, and [`Param`] entries that name no field:
-/// a plugin's tests assert this is empty for each component, so `clshost plugins NAME` documents
-/// every parameter.
-pub fn undocumented_params<T: Component>() -> Vec<String> {
-    let fields: Vec<String> = default_fields::<T>()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    let mut problems: Vec<String> = fields
-        .iter()
-        .filter(|f| !T::PARAMS.iter().any(|p| p.name == f.as_str()))
-        .map(|f| format!("`{f}` has no documentation"))
-        .collect();
-    problems.extend(
-        T::PARAMS
-            .iter()
-            .filter(|p| !fields.iter().any(|f| f == p.name))
-            .map(|p| format!("`{}` is documented but is not a field", p.name)),
-    );
-    problems
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -979,6 +1031,7 @@ mod tests {
         assert!(top_level_fields("()").is_empty());
     }
 
+    /// A config documented by hand, with a tuple, an enum and an option.
     #[derive(Debug, Serialize, Deserialize)]
     #[serde(deny_unknown_fields, default, rename_all = "snake_case")]
     struct CropConfig {
@@ -1003,36 +1056,38 @@ mod tests {
         }
     }
 
-    struct Crop;
-
-    impl Component for Crop {
-        const NAME: &'static str = "crop";
-        const DESCRIPTION: &'static str = "test";
+    impl ConfigDoc for CropConfig {
         const PARAMS: &'static [Param] = &[
             Param::new("scale", "area range"),
             Param::new("mode", "kernel"),
             Param::new("size", "output size"),
         ];
+    }
+
+    struct Crop;
+
+    impl Component for Crop {
+        const NAME: &'static str = "crop";
+        const DESCRIPTION: &'static str = "test";
         type Config = CropConfig;
     }
 
     #[test]
-    fn param_defaults_print_as_a_recipe_writes_them() {
+    fn params_pair_the_config_docs_with_defaults_as_a_recipe_writes_them() {
         let info = component_info::<Crop>(ComponentKind::SampleAugment).unwrap();
-        let defaults: Vec<(&str, &str)> = info
+        let params: Vec<(&str, &str, &str)> = info
             .params
             .iter()
-            .map(|p| (p.name.as_str(), p.default.as_str()))
+            .map(|p| (p.name.as_str(), p.default.as_str(), p.doc.as_str()))
             .collect();
         assert_eq!(
-            defaults,
+            params,
             [
-                ("scale", "(0.08, 1.0)"),
-                ("mode", "bicubic"),
-                ("size", "None")
+                ("scale", "(0.08, 1.0)", "area range"),
+                ("mode", "bicubic", "kernel"),
+                ("size", "None", "output size")
             ]
         );
-        assert!(undocumented_params::<Crop>().is_empty());
         let parsed: CropConfig = parse_config(&info.default_config).unwrap();
         assert_eq!(parsed.scale, (0.08, 1.0));
     }

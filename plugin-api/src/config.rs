@@ -1,4 +1,7 @@
-//! Parsing a component's RON config into its serde type, with errors that say where and why.
+//! Parsing a component's RON config into its serde type, with errors that say where and why,
+//! and checks that configs share.
+
+use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
@@ -27,6 +30,23 @@ pub fn parse_config<T: DeserializeOwned>(text: &str) -> Result<T, PluginError> {
     de.end()
         .map_err(|code| spanned_error(de.span_error(code)))?;
     Ok(value)
+}
+
+/// Checks that the config field `field` holds a plain file name (no directory part) ending in
+/// `.{extension}`, as the name of a file an exporter writes into the run's export directory
+/// must be.
+pub fn check_file_name(field: &str, value: &str, extension: &str) -> Result<(), PluginError> {
+    let path = Path::new(value);
+    if path.extension().is_some_and(|e| e == extension)
+        && path.file_name() == Some(path.as_os_str())
+    {
+        Ok(())
+    } else {
+        Err(PluginError::config(
+            field,
+            format!("must be a plain file name ending in `.{extension}`"),
+        ))
+    }
 }
 
 /// Combines the path serde reports (`crop`, `scale[1]`) with the field a ron error names

@@ -104,6 +104,11 @@ impl PluginError {
         PluginError::new(ErrorKind::Io, message)
     }
 
+    /// A failed operation on the file at `path`: `<path>: <cause>`.
+    pub fn io_at(path: &std::path::Path, cause: impl fmt::Display) -> Self {
+        PluginError::io(format!("{}: {cause}", path.display()))
+    }
+
     /// Any other failure.
     pub fn internal(message: impl fmt::Display) -> Self {
         PluginError::new(ErrorKind::Internal, message)
@@ -123,6 +128,18 @@ impl PluginError {
             RString::from(format!("{prefix}.{}", self.field_path))
         };
         self
+    }
+}
+
+/// The message of a caught panic's payload (`panic!`'s text), or "panic with a non-string
+/// payload".
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
     }
 }
 

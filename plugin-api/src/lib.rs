@@ -16,7 +16,8 @@
 //! - **authoring support**, so a plugin author writes plain Rust: implement one of the traits in
 //!   [`authoring`] (for example [`Loss`](authoring::Loss)) for a type, [`register!`] it, and
 //!   call [`export_plugin!`] once. Configs are parsed from RON with serde and
-//!   `deny_unknown_fields`, errors carry field paths and positions, and every entry point
+//!   `deny_unknown_fields`, `#[derive(ConfigDoc)]` documents their parameters from the fields'
+//!   doc comments ([`ConfigDoc`]), errors carry field paths and positions, and every entry point
 //!   catches panics.
 //!
 //! Burn tensors, devices, serde types and anything else without a stable layout never cross:
@@ -28,22 +29,33 @@
 //! use clshost_plugin_api::prelude::*;
 //!
 //! /// Mean squared error between softmax probabilities and the targets (Brier score).
-//! pub struct Brier;
+//! pub struct Brier {
+//!     scale: f64,
+//! }
 //!
-//! #[derive(Debug, Default, Serialize, Deserialize)]
-//! #[serde(deny_unknown_fields)]
-//! pub struct BrierConfig {}
+//! /// The config: each field's doc comment documents its parameter in `clshost plugins brier`.
+//! #[derive(Debug, Serialize, Deserialize, ConfigDoc)]
+//! #[serde(deny_unknown_fields, default)]
+//! pub struct BrierConfig {
+//!     /// Factor on the loss and its gradient; 1 is the plain Brier score.
+//!     pub scale: f64,
+//! }
+//!
+//! impl Default for BrierConfig {
+//!     fn default() -> Self {
+//!         BrierConfig { scale: 1.0 }
+//!     }
+//! }
 //!
 //! impl Component for Brier {
 //!     const NAME: &'static str = "brier";
 //!     const DESCRIPTION: &'static str = "Brier score between softmax probabilities and targets";
-//!     const PARAMS: &'static [Param] = &[];
 //!     type Config = BrierConfig;
 //! }
 //!
 //! impl Loss for Brier {
-//!     fn new(_config: BrierConfig, _ctx: &LossContext) -> Result<Self, PluginError> {
-//!         Ok(Brier)
+//!     fn new(config: BrierConfig, _ctx: &LossContext) -> Result<Self, PluginError> {
+//!         Ok(Brier { scale: config.scale })
 //!     }
 //!     fn accepts_soft_targets(&self) -> bool {
 //!         true
@@ -55,6 +67,7 @@
 //!         mut grad: TensorMut<'_>,
 //!     ) -> Result<f64, PluginError> {
 //!         let (n, c) = logits.dims2()?;
+//!         let scale = self.scale / n as f64;
 //!         let mut total = 0.0;
 //!         for (i, row) in logits.data.chunks(c).enumerate() {
 //!             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -66,10 +79,10 @@
 //!             total += d.iter().map(|d| d * d).sum::<f64>();
 //!             let dot: f64 = d.iter().zip(&p).map(|(d, p)| d * p).sum();
 //!             for j in 0..c {
-//!                 grad.data[i * c + j] = (2.0 * p[j] * (d[j] - dot) / n as f64) as f32;
+//!                 grad.data[i * c + j] = (2.0 * p[j] * (d[j] - dot) * scale) as f32;
 //!             }
 //!         }
-//!         Ok(total / n as f64)
+//!         Ok(total * scale)
 //!     }
 //! }
 //!
@@ -92,15 +105,17 @@ mod root;
 mod sample;
 mod tensor;
 
+pub use authoring::ConfigDoc;
 pub use backbone::{
     AbiBackbone, AbiBackbone_TO, BackboneBox, BackboneContext, BackboneSummary, EmaSpec,
     LoadReport, LoadWeightsOptions, OptimizerKind, OptimizerSpec, ShapeMismatch, StepParams,
     StepReport, WeightSet,
 };
+pub use clshost_plugin_api_derive::ConfigDoc;
 pub use component::{ComponentInfo, ComponentKind, ParamDoc, PluginInfo};
-pub use config::parse_config;
+pub use config::{check_file_name, parse_config};
 pub use device::{BackendReport, DeviceEntry};
-pub use error::{ErrorKind, PluginError, TextPosition};
+pub use error::{ErrorKind, PluginError, TextPosition, panic_message};
 pub use exporter::{AbiExporter, AbiExporter_TO, ExportMeta, ExporterBox, VerifyReport};
 pub use graph::{Attribute, AttributeValue, GraphNode, ModelGraph, NamedTensor, ValueInfo};
 pub use loss::{AbiLoss, AbiLoss_TO, LossBox, LossContext};
@@ -127,11 +142,11 @@ pub mod prelude {
         TensorAugment,
     };
     pub use crate::{
-        AugmentContext, BackboneContext, BackboneSummary, BackendReport, DeviceEntry, ExportMeta,
-        ImageU8, LoadReport, LoadWeightsOptions, LossContext, MetricContext, MetricMatrix,
-        MetricOutput, MetricReport, MetricScalar, MetricVector, ModelGraph, NamedTensor,
-        PluginError, ROption, RString, RVec, StepParams, StepReport, Tensor, TensorMut, TensorRef,
-        VerifyReport, WeightSet, export_plugin, register,
+        AugmentContext, BackboneContext, BackboneSummary, BackendReport, ConfigDoc, DeviceEntry,
+        ExportMeta, ImageU8, LoadReport, LoadWeightsOptions, LossContext, MetricContext,
+        MetricMatrix, MetricOutput, MetricReport, MetricScalar, MetricVector, ModelGraph,
+        NamedTensor, PluginError, ROption, RString, RVec, StepParams, StepReport, Tensor,
+        TensorMut, TensorRef, VerifyReport, WeightSet, check_file_name, export_plugin, register,
     };
     pub use serde::{Deserialize, Serialize};
 }

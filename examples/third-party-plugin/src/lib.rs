@@ -25,10 +25,10 @@ pub struct Poly1 {
 }
 
 /// Config of [`Poly1`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct Poly1Config {
-    /// Weight of the `(1 - p_t)` term; 0 gives plain cross-entropy.
+    /// Weight of the (1 - p_t) term; 0 is plain cross-entropy, the paper uses 1 or -1.
     pub epsilon: f64,
 }
 
@@ -41,10 +41,6 @@ impl Default for Poly1Config {
 impl Component for Poly1 {
     const NAME: &'static str = "poly1";
     const DESCRIPTION: &'static str = "PolyLoss: cross-entropy + epsilon * (1 - p_target)";
-    const PARAMS: &'static [Param] = &[Param::new(
-        "epsilon",
-        "Weight of the (1 - p_t) term; 0 is plain cross-entropy, the paper uses 1 or -1.",
-    )];
     type Config = Poly1Config;
 
     fn check(config: &Poly1Config) -> Result<(), PluginError> {
@@ -117,10 +113,10 @@ pub struct BalancedAccuracy {
 }
 
 /// Config of [`BalancedAccuracy`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct BalancedAccuracyConfig {
-    /// Rescale so that chance level is 0 and perfect is 1.
+    /// Rescale as (score - 1/k) / (1 - 1/k) for k present classes, so chance is 0 and perfect is 1.
     pub adjusted: bool,
 }
 
@@ -128,10 +124,6 @@ impl Component for BalancedAccuracy {
     const NAME: &'static str = "balanced_accuracy";
     const DESCRIPTION: &'static str =
         "Mean per-class recall, as scikit-learn's balanced_accuracy_score";
-    const PARAMS: &'static [Param] = &[Param::new(
-        "adjusted",
-        "Rescale as (score - 1/k) / (1 - 1/k) for k present classes, so chance is 0.",
-    )];
     type Config = BalancedAccuracyConfig;
 }
 
@@ -236,10 +228,10 @@ pub struct WeightsSummary {
 }
 
 /// Config of [`WeightsSummary`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct WeightsSummaryConfig {
-    /// Name of the CSV file inside the export directory.
+    /// Name of the CSV file written into the run's export directory.
     pub file_name: String,
 }
 
@@ -255,24 +247,10 @@ impl Component for WeightsSummary {
     const NAME: &'static str = "weights_summary";
     const DESCRIPTION: &'static str =
         "CSV of every weight tensor: shape, element count, mean, std, mean |w|";
-    const PARAMS: &'static [Param] = &[Param::new(
-        "file_name",
-        "Name of the CSV file written into the run's export directory.",
-    )];
     type Config = WeightsSummaryConfig;
 
     fn check(config: &WeightsSummaryConfig) -> Result<(), PluginError> {
-        let path = Path::new(&config.file_name);
-        if path.extension().is_some_and(|e| e == "csv")
-            && path.file_name() == Some(path.as_os_str())
-        {
-            Ok(())
-        } else {
-            Err(PluginError::config(
-                "file_name",
-                "must be a plain file name ending in `.csv`",
-            ))
-        }
+        check_file_name("file_name", &config.file_name, "csv")
     }
 }
 
@@ -329,7 +307,7 @@ impl Exporter for WeightsSummary {
             let _ = writeln!(text, "{}", summary_row(weight));
         }
         let path = out_dir.join(&self.file_name);
-        fs::write(&path, text).map_err(|e| PluginError::io(format!("{}: {e}", path.display())))?;
+        fs::write(&path, text).map_err(|e| PluginError::io_at(&path, e))?;
         Ok(vec![path])
     }
 
@@ -347,7 +325,7 @@ impl Exporter for WeightsSummary {
             )));
         };
         let text = fs::read_to_string(path)
-            .map_err(|e| PluginError::io(format!("{}: {e}", path.display())))?;
+            .map_err(|e| PluginError::io_at(&path, e))?;
         let mut lines = text.lines().filter(|l| !l.starts_with('#'));
         if lines.next() != Some(SUMMARY_HEADER) {
             return Err(PluginError::input(format!(
@@ -388,13 +366,31 @@ export_plugin!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clshost_plugin_api::authoring::undocumented_params;
+    use clshost_plugin_api::authoring::root_module;
 
+    /// `#[derive(ConfigDoc)]` names each parameter as serde does, so `clshost plugins` shows a
+    /// default next to every one.
     #[test]
-    fn params_are_documented() {
-        assert!(undocumented_params::<Poly1>().is_empty());
-        assert!(undocumented_params::<BalancedAccuracy>().is_empty());
-        assert!(undocumented_params::<WeightsSummary>().is_empty());
+    fn every_parameter_is_listed_with_its_default() {
+        let root = root_module("clshost-plugin-acme", "0.3.0", "test", None);
+        let info = root.info()().unwrap();
+        let params: Vec<(&str, &str, &str)> = info
+            .components
+            .iter()
+            .flat_map(|c| {
+                c.params
+                    .iter()
+                    .map(move |p| (c.name.as_str(), p.name.as_str(), p.default.as_str()))
+            })
+            .collect();
+        assert_eq!(
+            params,
+            [
+                ("poly1", "epsilon", "1.0"),
+                ("balanced_accuracy", "adjusted", "false"),
+                ("weights_summary", "file_name", "\"weights_summary.csv\""),
+            ]
+        );
     }
 
     /// The summary of a known tensor, and `verify` accepting the file `export` wrote and

@@ -248,12 +248,12 @@ const WIDE_OPS: [Op; 14] = [
 ];
 
 /// Config of [`TrivialAugmentWide`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrivialAugmentWideConfig {
-    /// Number of magnitude bins.
+    /// Number of magnitude levels (>= 2).
     pub num_magnitude_bins: u32,
-    /// Sampling of the geometric ops.
+    /// Sampling of shear/translate/rotate: nearest or bilinear.
     pub interpolation: Sampling,
 }
 
@@ -275,13 +275,6 @@ impl Component for TrivialAugmentWide {
     const NAME: &'static str = "trivial_augment_wide";
     const DESCRIPTION: &'static str =
         "One random op at a random magnitude (torchvision TrivialAugmentWide)";
-    const PARAMS: &'static [Param] = &[
-        Param::new("num_magnitude_bins", "Number of magnitude levels (>= 2)."),
-        Param::new(
-            "interpolation",
-            "Sampling of shear/translate/rotate: nearest or bilinear.",
-        ),
-    ];
     type Config = TrivialAugmentWideConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {
@@ -312,16 +305,16 @@ impl ImageAugment for TrivialAugmentWide {
 }
 
 /// Config of [`RandAugment`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandAugmentConfig {
     /// Number of ops applied in sequence.
     pub num_ops: u32,
-    /// Magnitude bin used by every op.
+    /// Magnitude bin of every op, below num_magnitude_bins.
     pub magnitude: u32,
-    /// Number of magnitude bins.
+    /// Number of magnitude levels (>= 2).
     pub num_magnitude_bins: u32,
-    /// Sampling of the geometric ops.
+    /// Sampling of shear/translate/rotate: nearest or bilinear.
     pub interpolation: Sampling,
 }
 
@@ -345,18 +338,6 @@ impl Component for RandAugment {
     const NAME: &'static str = "rand_augment";
     const DESCRIPTION: &'static str =
         "num_ops random ops at a fixed magnitude (torchvision RandAugment)";
-    const PARAMS: &'static [Param] = &[
-        Param::new("num_ops", "Number of ops applied in sequence."),
-        Param::new(
-            "magnitude",
-            "Magnitude bin of every op, below num_magnitude_bins.",
-        ),
-        Param::new("num_magnitude_bins", "Number of magnitude levels (>= 2)."),
-        Param::new(
-            "interpolation",
-            "Sampling of shear/translate/rotate: nearest or bilinear.",
-        ),
-    ];
     type Config = RandAugmentConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {
@@ -511,12 +492,12 @@ pub fn sub_policies(policy: Policy) -> &'static [[Step; 2]] {
 }
 
 /// Config of [`AutoAugment`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct AutoAugmentConfig {
-    /// The learned policy.
+    /// imagenet, cifar10 or svhn.
     pub policy: Policy,
-    /// Sampling of the geometric ops.
+    /// Sampling of shear/translate/rotate: nearest or bilinear.
     pub interpolation: Sampling,
 }
 
@@ -539,13 +520,6 @@ impl Component for AutoAugment {
     const NAME: &'static str = "auto_augment";
     const DESCRIPTION: &'static str =
         "A random sub-policy of a learned AutoAugment policy (torchvision AutoAugment)";
-    const PARAMS: &'static [Param] = &[
-        Param::new("policy", "imagenet, cifar10 or svhn."),
-        Param::new(
-            "interpolation",
-            "Sampling of shear/translate/rotate: nearest or bilinear.",
-        ),
-    ];
     type Config = AutoAugmentConfig;
 }
 
@@ -628,20 +602,21 @@ fn dirichlet(alpha: f64, n: usize, rng: &mut impl Rng) -> Result<Vec<f64>, Plugi
 }
 
 /// Config of [`AugMix`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct AugMixConfig {
-    /// Highest magnitude bin (of 10) the ops draw from.
+    /// Ops draw their magnitude bin uniformly below this (1-10).
     pub severity: u32,
-    /// Number of augmentation chains mixed.
+    /// Number of chains mixed (>= 1).
     pub mixture_width: u32,
-    /// Ops per chain; a value <= 0 draws 1 to 3 per chain.
+    /// Ops per chain; <= 0 draws 1 to 3 per chain.
     pub chain_depth: i32,
-    /// Dirichlet / Beta concentration of the mixing weights.
+    /// Concentration (> 0) of the Beta weight of the original and the Dirichlet weights of the
+    /// chains.
     pub alpha: f64,
-    /// Include brightness, color, contrast and sharpness.
+    /// Also use brightness, color, contrast and sharpness.
     pub all_ops: bool,
-    /// Sampling of the geometric ops.
+    /// Sampling of shear/translate/rotate: nearest or bilinear.
     pub interpolation: Sampling,
 }
 
@@ -667,26 +642,6 @@ impl Component for AugMix {
     const NAME: &'static str = "aug_mix";
     const DESCRIPTION: &'static str =
         "Mixes the image with several random op chains (torchvision AugMix)";
-    const PARAMS: &'static [Param] = &[
-        Param::new(
-            "severity",
-            "Ops draw their magnitude bin uniformly below this (1-10).",
-        ),
-        Param::new("mixture_width", "Number of chains mixed (>= 1)."),
-        Param::new("chain_depth", "Ops per chain; <= 0 draws 1 to 3 per chain."),
-        Param::new(
-            "alpha",
-            "Concentration (> 0) of the Beta weight of the original and the Dirichlet weights of the chains.",
-        ),
-        Param::new(
-            "all_ops",
-            "Also use brightness, color, contrast and sharpness.",
-        ),
-        Param::new(
-            "interpolation",
-            "Sampling of shear/translate/rotate: nearest or bilinear.",
-        ),
-    ];
     type Config = AugMixConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {

@@ -45,18 +45,18 @@ pub fn sample_resized_crop(
 }
 
 /// Config of [`RandomResizedCrop`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomResizedCropConfig {
-    /// Output `(height, width)`; `None` uses the recipe's training input size.
+    /// Output (height, width); None uses the recipe's training input size.
     pub size: Option<(u32, u32)>,
-    /// Range of the crop area as a fraction of the image area.
+    /// (min, max) crop area as a fraction of the image area.
     pub scale: (f64, f64),
-    /// Range of the crop aspect ratio (width / height), sampled log-uniformly.
+    /// (min, max) crop aspect ratio width/height, sampled log-uniformly.
     pub ratio: (f64, f64),
-    /// Resampling kernel.
+    /// Resampling kernel: bilinear or bicubic.
     pub interpolation: Interpolation,
-    /// Widen the kernel when shrinking (torchvision's `antialias`).
+    /// Widen the kernel when downscaling, as torchvision's antialias=True.
     pub antialias: bool,
 }
 
@@ -82,25 +82,6 @@ impl Component for RandomResizedCrop {
     const NAME: &'static str = "random_resized_crop";
     const DESCRIPTION: &'static str =
         "Crops a random area and aspect ratio, then resizes it (torchvision RandomResizedCrop)";
-    const PARAMS: &'static [Param] = &[
-        Param::new(
-            "size",
-            "Output (height, width); None uses the recipe's training input size.",
-        ),
-        Param::new(
-            "scale",
-            "(min, max) crop area as a fraction of the image area.",
-        ),
-        Param::new(
-            "ratio",
-            "(min, max) crop aspect ratio width/height, sampled log-uniformly.",
-        ),
-        Param::new("interpolation", "Resampling kernel: bilinear or bicubic."),
-        Param::new(
-            "antialias",
-            "Widen the kernel when downscaling, as torchvision's antialias=True.",
-        ),
-    ];
     type Config = RandomResizedCropConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {
@@ -133,19 +114,20 @@ impl ImageAugment for RandomResizedCrop {
 }
 
 /// Config of [`Resize`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResizeConfig {
-    /// Output `(height, width)`; `None` uses the recipe's training input size. Ignored when
+    /// Output (height, width); None uses the recipe's training input size. Ignored when
     /// `shorter_side` is given.
     pub size: Option<(u32, u32)>,
-    /// Resize so the shorter side has this length, keeping the aspect ratio.
+    /// If set, resize so the shorter side has this length, keeping the aspect ratio (torchvision
+    /// size=int); overrides size.
     pub shorter_side: Option<u32>,
-    /// With `shorter_side`: cap on the longer side.
+    /// With shorter_side: the longer side is capped at this length.
     pub max_size: Option<u32>,
-    /// Resampling kernel.
+    /// Resampling kernel: bilinear or bicubic.
     pub interpolation: Interpolation,
-    /// Widen the kernel when shrinking (torchvision's `antialias`).
+    /// Widen the kernel when downscaling, as torchvision's antialias=True.
     pub antialias: bool,
 }
 
@@ -171,25 +153,6 @@ impl Component for Resize {
     const NAME: &'static str = "resize";
     const DESCRIPTION: &'static str =
         "Resizes to a fixed size or a shorter-side length (torchvision Resize)";
-    const PARAMS: &'static [Param] = &[
-        Param::new(
-            "size",
-            "Output (height, width); None uses the recipe's training input size.",
-        ),
-        Param::new(
-            "shorter_side",
-            "If set, resize so the shorter side has this length, keeping the aspect ratio (torchvision size=int); overrides size.",
-        ),
-        Param::new(
-            "max_size",
-            "With shorter_side: the longer side is capped at this length.",
-        ),
-        Param::new("interpolation", "Resampling kernel: bilinear or bicubic."),
-        Param::new(
-            "antialias",
-            "Widen the kernel when downscaling, as torchvision's antialias=True.",
-        ),
-    ];
     type Config = ResizeConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {
@@ -226,10 +189,11 @@ impl ImageAugment for Resize {
 }
 
 /// Config of [`CenterCrop`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct CenterCropConfig {
-    /// Output `(height, width)`; `None` uses the recipe's training input size.
+    /// Output (height, width); None uses the recipe's training input size. Larger than the image:
+    /// zero padded.
     pub size: Option<(u32, u32)>,
 }
 
@@ -241,10 +205,6 @@ pub struct CenterCrop {
 impl Component for CenterCrop {
     const NAME: &'static str = "center_crop";
     const DESCRIPTION: &'static str = "Crops the centre of the image (torchvision CenterCrop)";
-    const PARAMS: &'static [Param] = &[Param::new(
-        "size",
-        "Output (height, width); None uses the recipe's training input size. Larger than the image: zero padded.",
-    )];
     type Config = CenterCropConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {
@@ -267,18 +227,19 @@ impl ImageAugment for CenterCrop {
 }
 
 /// Config of [`RandomCrop`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomCropConfig {
-    /// Output `(height, width)`; `None` uses the recipe's training input size.
+    /// Output (height, width); None uses the recipe's training input size.
     pub size: Option<(u32, u32)>,
     /// Pixels of padding added on every side before cropping.
     pub padding: u32,
-    /// Pad further (on both sides) when the padded image is still smaller than the crop.
+    /// Pad further (both sides) when the padded image is still smaller than the crop; otherwise
+    /// that is an error.
     pub pad_if_needed: bool,
-    /// Value of constant padding.
+    /// Value (0-255) of constant padding.
     pub fill: u8,
-    /// How the padding is filled.
+    /// constant, edge, reflect (no edge repeat) or symmetric (edge repeated).
     pub pad_mode: PadMode,
 }
 
@@ -327,25 +288,6 @@ impl Component for RandomCrop {
     const NAME: &'static str = "random_crop";
     const DESCRIPTION: &'static str =
         "Crops at a random position, optionally after padding (torchvision RandomCrop)";
-    const PARAMS: &'static [Param] = &[
-        Param::new(
-            "size",
-            "Output (height, width); None uses the recipe's training input size.",
-        ),
-        Param::new(
-            "padding",
-            "Pixels of padding added on every side before cropping.",
-        ),
-        Param::new(
-            "pad_if_needed",
-            "Pad more (both sides) when the image is smaller than the crop; otherwise that is an error.",
-        ),
-        Param::new("fill", "Value (0-255) of constant padding."),
-        Param::new(
-            "pad_mode",
-            "constant, edge, reflect (no edge repeat) or symmetric (edge repeated).",
-        ),
-    ];
     type Config = RandomCropConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {

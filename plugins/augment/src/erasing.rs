@@ -73,16 +73,17 @@ pub fn sample_erase_box(
 }
 
 /// Config of [`RandomErasing`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomErasingConfig {
-    /// Probability of erasing.
+    /// Probability of erasing, in [0, 1].
     pub p: f64,
-    /// Range of the erased area as a fraction of the image area.
+    /// (min, max) erased area as a fraction of the image, within (0, 1).
     pub scale: (f64, f64),
-    /// Range of the erased box's aspect ratio (height / width), sampled log-uniformly.
+    /// (min, max) aspect ratio (height/width) of the box, sampled log-uniformly.
     pub ratio: (f64, f64),
-    /// What the box is filled with.
+    /// zero (the mean colour), random (one normal value per channel) or per_pixel (a normal value
+    /// per element).
     pub value: EraseValue,
 }
 
@@ -106,21 +107,6 @@ impl Component for RandomErasing {
     const NAME: &'static str = "random_erasing";
     const DESCRIPTION: &'static str =
         "Erases a random rectangle of the normalized tensor (torchvision RandomErasing)";
-    const PARAMS: &'static [Param] = &[
-        Param::new("p", "Probability of erasing, in [0, 1]."),
-        Param::new(
-            "scale",
-            "(min, max) erased area as a fraction of the image, within (0, 1).",
-        ),
-        Param::new(
-            "ratio",
-            "(min, max) aspect ratio (height/width) of the box, sampled log-uniformly.",
-        ),
-        Param::new(
-            "value",
-            "zero (the mean colour), random (one normal value per channel) or per_pixel (a normal value per element).",
-        ),
-    ];
     type Config = RandomErasingConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {

@@ -7,10 +7,10 @@ use crate::geometry;
 use crate::rng::{chance, rng};
 
 /// Config of [`HorizontalFlip`] and [`VerticalFlip`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlipConfig {
-    /// Probability of flipping.
+    /// Probability of flipping, in [0, 1].
     pub p: f64,
 }
 
@@ -19,9 +19,6 @@ impl Default for FlipConfig {
         FlipConfig { p: 0.5 }
     }
 }
-
-/// The flip parameters' documentation, shared by both flips.
-const FLIP_PARAMS: &[Param] = &[Param::new("p", "Probability of flipping, in [0, 1].")];
 
 /// torchvision's `RandomHorizontalFlip`.
 pub struct HorizontalFlip {
@@ -32,7 +29,6 @@ impl Component for HorizontalFlip {
     const NAME: &'static str = "horizontal_flip";
     const DESCRIPTION: &'static str =
         "Mirrors the image left-right with probability p (torchvision RandomHorizontalFlip)";
-    const PARAMS: &'static [Param] = FLIP_PARAMS;
     type Config = FlipConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {
@@ -62,7 +58,6 @@ impl Component for VerticalFlip {
     const NAME: &'static str = "vertical_flip";
     const DESCRIPTION: &'static str =
         "Mirrors the image top-bottom with probability p (torchvision RandomVerticalFlip)";
-    const PARAMS: &'static [Param] = FLIP_PARAMS;
     type Config = FlipConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {

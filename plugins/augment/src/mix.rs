@@ -136,10 +136,10 @@ fn check_alpha(alpha: f64) -> Result<(), PluginError> {
 }
 
 /// Config of [`Mixup`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct MixupConfig {
-    /// Beta distribution concentration.
+    /// Concentration (> 0) of Beta(alpha, alpha), from which lambda is drawn once per batch.
     pub alpha: f64,
 }
 
@@ -157,10 +157,6 @@ pub struct Mixup {
 impl Component for Mixup {
     const NAME: &'static str = "mixup";
     const DESCRIPTION: &'static str = "Blends each image and target with the mirrored sample, lambda ~ Beta(alpha, alpha) (timm Mixup)";
-    const PARAMS: &'static [Param] = &[Param::new(
-        "alpha",
-        "Concentration (> 0) of Beta(alpha, alpha), from which lambda is drawn once per batch.",
-    )];
     type Config = MixupConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {
@@ -194,12 +190,12 @@ impl BatchAugment for Mixup {
 }
 
 /// Config of [`Cutmix`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct CutmixConfig {
-    /// Beta distribution concentration.
+    /// Concentration (> 0) of Beta(alpha, alpha), from which lambda is drawn once per batch.
     pub alpha: f64,
-    /// Replace lambda by the real (clipped) box area.
+    /// Set lambda to 1 - (clipped box area / image area), as timm's correct_lam.
     pub correct_lam: bool,
 }
 
@@ -221,16 +217,6 @@ impl Component for Cutmix {
     const NAME: &'static str = "cutmix";
     const DESCRIPTION: &'static str =
         "Pastes a box from the mirrored sample, targets mixed by area (timm Mixup with cutmix)";
-    const PARAMS: &'static [Param] = &[
-        Param::new(
-            "alpha",
-            "Concentration (> 0) of Beta(alpha, alpha), from which lambda is drawn once per batch.",
-        ),
-        Param::new(
-            "correct_lam",
-            "Set lambda to 1 - (clipped box area / image area), as timm's correct_lam.",
-        ),
-    ];
     type Config = CutmixConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {

@@ -8,16 +8,16 @@ use crate::color;
 use crate::rng::{chance, rng, uniform};
 
 /// Config of [`ColorJitter`]; a strength of 0 disables that adjustment.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct ColorJitterConfig {
-    /// Brightness factor drawn from `[max(0, 1 - b), 1 + b]`.
+    /// Strength b >= 0: factor uniform in [max(0, 1-b), 1+b]; 0 disables.
     pub brightness: f64,
-    /// Contrast factor drawn from `[max(0, 1 - c), 1 + c]`.
+    /// Strength c >= 0: factor uniform in [max(0, 1-c), 1+c]; 0 disables.
     pub contrast: f64,
-    /// Saturation factor drawn from `[max(0, 1 - s), 1 + s]`.
+    /// Strength s >= 0: factor uniform in [max(0, 1-s), 1+s]; 0 disables.
     pub saturation: f64,
-    /// Hue shift drawn from `[-h, h]`, `h` at most 0.5.
+    /// Strength h in [0, 0.5]: hue shift uniform in [-h, h] turns; 0 disables.
     pub hue: f64,
 }
 
@@ -45,24 +45,6 @@ impl Component for ColorJitter {
     const NAME: &'static str = "color_jitter";
     const DESCRIPTION: &'static str =
         "Random brightness, contrast, saturation and hue in random order (torchvision ColorJitter)";
-    const PARAMS: &'static [Param] = &[
-        Param::new(
-            "brightness",
-            "Strength b >= 0: factor uniform in [max(0, 1-b), 1+b]; 0 disables.",
-        ),
-        Param::new(
-            "contrast",
-            "Strength c >= 0: factor uniform in [max(0, 1-c), 1+c]; 0 disables.",
-        ),
-        Param::new(
-            "saturation",
-            "Strength s >= 0: factor uniform in [max(0, 1-s), 1+s]; 0 disables.",
-        ),
-        Param::new(
-            "hue",
-            "Strength h in [0, 0.5]: hue shift uniform in [-h, h] turns; 0 disables.",
-        ),
-    ];
     type Config = ColorJitterConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {
@@ -111,10 +93,10 @@ impl ImageAugment for ColorJitter {
 }
 
 /// Config of [`RandomGrayscale`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomGrayscaleConfig {
-    /// Probability of converting.
+    /// Probability of converting, in [0, 1].
     pub p: f64,
 }
 
@@ -133,7 +115,6 @@ impl Component for RandomGrayscale {
     const NAME: &'static str = "random_grayscale";
     const DESCRIPTION: &'static str =
         "Converts to grey (kept as 3 channels) with probability p (torchvision RandomGrayscale)";
-    const PARAMS: &'static [Param] = &[Param::new("p", "Probability of converting, in [0, 1].")];
     type Config = RandomGrayscaleConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {
@@ -155,14 +136,14 @@ impl ImageAugment for RandomGrayscale {
 }
 
 /// Config of [`GaussianBlur`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct GaussianBlurConfig {
-    /// Odd kernel size in pixels.
+    /// Odd kernel size in pixels (must be smaller than twice each image side).
     pub kernel_size: u32,
-    /// Range of the standard deviation, drawn uniformly.
+    /// (min, max) standard deviation in pixels, drawn uniformly per image.
     pub sigma: (f64, f64),
-    /// Probability of blurring.
+    /// Probability of blurring, in [0, 1] (torchvision's GaussianBlur always blurs: p = 1).
     pub p: f64,
 }
 
@@ -185,20 +166,6 @@ impl Component for GaussianBlur {
     const NAME: &'static str = "gaussian_blur";
     const DESCRIPTION: &'static str =
         "Gaussian blur with a random sigma, reflect padding (torchvision GaussianBlur)";
-    const PARAMS: &'static [Param] = &[
-        Param::new(
-            "kernel_size",
-            "Odd kernel size in pixels (must be smaller than twice each image side).",
-        ),
-        Param::new(
-            "sigma",
-            "(min, max) standard deviation in pixels, drawn uniformly per image.",
-        ),
-        Param::new(
-            "p",
-            "Probability of blurring, in [0, 1] (torchvision's GaussianBlur always blurs: p = 1).",
-        ),
-    ];
     type Config = GaussianBlurConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {

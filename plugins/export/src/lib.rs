@@ -14,3 +14,27 @@ use clshost_plugin_api::{export_plugin, register};
 
 register!(Exporter: safetensors_format::SafetensorsExporter, Exporter: onnx::OnnxExporter);
 export_plugin!(description: "Exporters: ONNX (verified with tract) and safetensors with a JSON sidecar");
+
+#[cfg(test)]
+mod tests {
+    use clshost_plugin_api::authoring::root_module;
+
+    #[test]
+    fn every_exporter_is_listed_with_its_parameters_defaults() {
+        let root = root_module("clshost-plugin-export", "0.1.0", "test", None);
+        let info = root.info()().unwrap();
+        let names: Vec<&str> = info.components.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["onnx", "safetensors"]);
+        for component in &info.components {
+            assert!(!component.params.is_empty(), "{}", component.name);
+            for param in &component.params {
+                assert!(
+                    !param.default.is_empty(),
+                    "{}.{}",
+                    component.name,
+                    param.name
+                );
+            }
+        }
+    }
+}

@@ -30,32 +30,33 @@ pub struct OnnxExporter {
 }
 
 /// Config of [`OnnxExporter`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct OnnxConfig {
-    /// Name of the model file inside the export directory.
+    /// Name of the model file inside the export directory; a plain file name ending in `.onnx`.
     pub file_name: String,
-    /// The ONNX opset of the default domain.
+    /// ONNX opset of the default domain, 13 to 21.
     pub opset: i64,
-    /// Name of the image input.
+    /// Name of the image input (float32 [N, 3, H, W], normalized).
     pub input_name: String,
-    /// Name of the logits output.
+    /// Name of the logits output (float32 [N, classes]).
     pub output_name: String,
-    /// Whether the batch axis is symbolic (`batch`) rather than fixed.
+    /// Make the batch axis symbolic (`batch`), so any batch size runs; off: `batch_size`.
     pub dynamic_batch: bool,
-    /// The fixed batch size, when `dynamic_batch` is off.
+    /// The fixed batch size when `dynamic_batch` is off; at least 1.
     pub batch_size: u32,
-    /// Whether to add a softmax output of class probabilities.
+    /// Add a second output with the softmax of the logits over classes.
     pub softmax: bool,
-    /// Name of the probabilities output, when `softmax` is on.
+    /// Name of the softmax output when `softmax` is on.
     pub probabilities_name: String,
-    /// Whether to fold each BatchNormalization into the convolution before it.
+    /// Fold each BatchNormalization into the convolution it follows (fewer nodes).
     pub fold_batchnorm: bool,
-    /// Whether to store weights as float16.
+    /// Store weights as float16 (half the file); they are cast to float32 where read.
     pub fp16: bool,
-    /// Largest accepted absolute difference from the backbone's logits.
+    /// Verification fails when a logit differs from the backbone's by more than this.
     pub tolerance: f64,
-    /// The tolerance for `fp16` exports, relative to the largest absolute logit (at least 1).
+    /// For `fp16` exports: the accepted difference as a fraction of the largest absolute logit
+    /// (taken as at least 1).
     pub fp16_tolerance: f64,
 }
 
@@ -82,66 +83,10 @@ impl Component for OnnxExporter {
     const NAME: &'static str = "onnx";
     const DESCRIPTION: &'static str =
         "ONNX model (opset 13-21) with metadata, verified against the backbone with tract";
-    const PARAMS: &'static [Param] = &[
-        Param::new(
-            "file_name",
-            "Name of the model file; a plain file name ending in `.onnx`.",
-        ),
-        Param::new("opset", "ONNX opset of the default domain, 13 to 21."),
-        Param::new(
-            "input_name",
-            "Name of the image input (float32 [N, 3, H, W], normalized).",
-        ),
-        Param::new(
-            "output_name",
-            "Name of the logits output (float32 [N, classes]).",
-        ),
-        Param::new(
-            "dynamic_batch",
-            "Make the batch axis symbolic (`batch`), so any batch size runs; off: `batch_size`.",
-        ),
-        Param::new(
-            "batch_size",
-            "The fixed batch size when `dynamic_batch` is off; at least 1.",
-        ),
-        Param::new(
-            "softmax",
-            "Add a second output with the softmax of the logits over classes.",
-        ),
-        Param::new(
-            "probabilities_name",
-            "Name of the softmax output when `softmax` is on.",
-        ),
-        Param::new(
-            "fold_batchnorm",
-            "Fold each BatchNormalization into the convolution it follows (fewer nodes).",
-        ),
-        Param::new(
-            "fp16",
-            "Store weights as float16 (half the file); they are cast to float32 where read.",
-        ),
-        Param::new(
-            "tolerance",
-            "Verification fails when a logit differs from the backbone's by more than this.",
-        ),
-        Param::new(
-            "fp16_tolerance",
-            "For `fp16` exports: the accepted difference as a fraction of the largest absolute \
-             logit (taken as at least 1).",
-        ),
-    ];
     type Config = OnnxConfig;
 
     fn check(config: &OnnxConfig) -> Result<(), PluginError> {
-        let path = Path::new(&config.file_name);
-        if !(path.extension().is_some_and(|e| e == "onnx")
-            && path.file_name() == Some(path.as_os_str()))
-        {
-            return Err(PluginError::config(
-                "file_name",
-                "must be a plain file name ending in `.onnx`",
-            ));
-        }
+        check_file_name("file_name", &config.file_name, "onnx")?;
         if !check::OPSETS.contains(&config.opset) {
             return Err(PluginError::config(
                 "opset",
@@ -187,7 +132,7 @@ impl Component for OnnxExporter {
 
 /// Reads and decodes an `.onnx` file.
 fn read_model(path: &Path) -> Result<pb::ModelProto, PluginError> {
-    let bytes = fs::read(path).map_err(|e| PluginError::io(format!("{}: {e}", path.display())))?;
+    let bytes = fs::read(path).map_err(|e| PluginError::io_at(path, e))?;
     pb::ModelProto::decode(bytes.as_slice())
         .map_err(|e| PluginError::input(format!("{} is not an ONNX model: {e}", path.display())))
 }
@@ -251,8 +196,7 @@ impl Exporter for OnnxExporter {
         let model = build::build_model(graph, meta, &self.config)?;
         check_model(&model)?;
         let path = out_dir.join(&self.config.file_name);
-        fs::write(&path, model.encode_to_vec())
-            .map_err(|e| PluginError::io(format!("{}: {e}", path.display())))?;
+        fs::write(&path, model.encode_to_vec()).map_err(|e| PluginError::io_at(&path, e))?;
         Ok(vec![path])
     }
 
@@ -354,12 +298,6 @@ impl Exporter for OnnxExporter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clshost_plugin_api::authoring::undocumented_params;
-
-    #[test]
-    fn params_are_documented() {
-        assert!(undocumented_params::<OnnxExporter>().is_empty());
-    }
 
     #[test]
     fn config_values_are_checked() {

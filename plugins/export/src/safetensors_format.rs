@@ -21,10 +21,11 @@ pub struct SafetensorsExporter {
 }
 
 /// Config of [`SafetensorsExporter`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct SafetensorsConfig {
-    /// Name of the weights file inside the export directory.
+    /// Name of the weights file inside the export directory; the sidecar takes the same stem with
+    /// `.json`.
     pub file_name: String,
 }
 
@@ -40,24 +41,10 @@ impl Component for SafetensorsExporter {
     const NAME: &'static str = "safetensors";
     const DESCRIPTION: &'static str =
         "Weights in torchvision naming as .safetensors, with a JSON sidecar of metadata";
-    const PARAMS: &'static [Param] = &[Param::new(
-        "file_name",
-        "Name of the weights file; the sidecar takes the same stem with `.json`.",
-    )];
     type Config = SafetensorsConfig;
 
     fn check(config: &SafetensorsConfig) -> Result<(), PluginError> {
-        let path = Path::new(&config.file_name);
-        if path.extension().is_some_and(|e| e == "safetensors")
-            && path.file_name() == Some(path.as_os_str())
-        {
-            Ok(())
-        } else {
-            Err(PluginError::config(
-                "file_name",
-                "must be a plain file name ending in `.safetensors`",
-            ))
-        }
+        check_file_name("file_name", &config.file_name, "safetensors")
     }
 }
 
@@ -124,7 +111,7 @@ impl Exporter for SafetensorsExporter {
         ]);
         let weights = out_dir.join(&self.file_name);
         safetensors::serialize_to_file(views, Some(metadata), &weights)
-            .map_err(|e| PluginError::io(format!("{}: {e}", weights.display())))?;
+            .map_err(|e| PluginError::io_at(&weights, e))?;
 
         let extra: serde_json::Map<String, serde_json::Value> = meta
             .extra
@@ -144,8 +131,7 @@ impl Exporter for SafetensorsExporter {
         let sidecar_file = sidecar_path(&weights);
         let text = serde_json::to_string_pretty(&sidecar)
             .map_err(|e| PluginError::internal(format!("sidecar JSON: {e}")))?;
-        fs::write(&sidecar_file, text + "\n")
-            .map_err(|e| PluginError::io(format!("{}: {e}", sidecar_file.display())))?;
+        fs::write(&sidecar_file, text + "\n").map_err(|e| PluginError::io_at(&sidecar_file, e))?;
         Ok(vec![weights, sidecar_file])
     }
 
@@ -160,8 +146,7 @@ impl Exporter for SafetensorsExporter {
             .iter()
             .find(|f| f.extension().is_some_and(|e| e == "safetensors"))
             .ok_or_else(|| PluginError::input("no .safetensors file among the exported files"))?;
-        let bytes = fs::read(weights)
-            .map_err(|e| PluginError::io(format!("{}: {e}", weights.display())))?;
+        let bytes = fs::read(weights).map_err(|e| PluginError::io_at(weights, e))?;
         let file = SafeTensors::deserialize(&bytes)
             .map_err(|e| PluginError::input(format!("{}: {e}", weights.display())))?;
         if file.len() != graph.initializers.len() {
@@ -210,7 +195,6 @@ impl Exporter for SafetensorsExporter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clshost_plugin_api::authoring::undocumented_params;
 
     fn graph() -> ModelGraph {
         let weight = |name: &str, shape: Vec<usize>, data: Vec<f32>| NamedTensor {
@@ -250,11 +234,6 @@ mod tests {
 
     fn exporter() -> SafetensorsExporter {
         SafetensorsExporter::new(SafetensorsConfig::default()).unwrap()
-    }
-
-    #[test]
-    fn params_are_documented() {
-        assert!(undocumented_params::<SafetensorsExporter>().is_empty());
     }
 
     #[test]

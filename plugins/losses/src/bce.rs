@@ -20,16 +20,19 @@ pub struct Bce {
 }
 
 /// Configuration of [`Bce`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct BceConfig {
-    /// Label smoothing factor in `[0, 1]`.
+    /// Smoothing factor eps in [0, 1]: targets become t * (1 - eps) + eps / classes.
     pub label_smoothing: f64,
-    /// timm's `target_threshold`: smoothed targets above it become 1, the rest 0.
+    /// None, or a threshold in [0, 1]: smoothed targets above it become 1, the rest 0 (timm's
+    /// `bce_target_thresh`, e.g. 0.2 with MixUp).
     pub target_thresh: Option<f64>,
-    /// One non-negative weight per class for positive targets, or `None`.
+    /// None, or one non-negative weight per class multiplying the positive term (PyTorch's
+    /// `pos_weight`).
     pub pos_weight: Option<Vec<f64>>,
-    /// Sum the per-class losses and average over rows, instead of averaging over all elements.
+    /// false: mean over all N x classes elements (PyTorch's `mean`); true: sum over classes, mean
+    /// over rows (timm's `sum_classes`).
     pub sum_classes: bool,
 }
 
@@ -48,27 +51,6 @@ impl Component for Bce {
     const NAME: &'static str = "bce";
     const DESCRIPTION: &'static str =
         "One-vs-rest sigmoid binary cross-entropy with smoothing and target threshold (timm's)";
-    const PARAMS: &'static [Param] = &[
-        Param::new(
-            "label_smoothing",
-            "Smoothing factor eps in [0, 1]: targets become t * (1 - eps) + eps / classes.",
-        ),
-        Param::new(
-            "target_thresh",
-            "None, or a threshold in [0, 1]: smoothed targets above it become 1, the rest 0 \
-             (timm's `bce_target_thresh`, e.g. 0.2 with MixUp).",
-        ),
-        Param::new(
-            "pos_weight",
-            "None, or one non-negative weight per class multiplying the positive term \
-             (PyTorch's `pos_weight`).",
-        ),
-        Param::new(
-            "sum_classes",
-            "false: mean over all N x classes elements (PyTorch's `mean`); true: sum over \
-             classes, mean over rows (timm's `sum_classes`).",
-        ),
-    ];
     type Config = BceConfig;
 
     fn check(config: &BceConfig) -> Result<(), PluginError> {

@@ -24,12 +24,14 @@ pub struct CrossEntropy {
 }
 
 /// Configuration of [`CrossEntropy`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct CrossEntropyConfig {
-    /// Label smoothing factor in `[0, 1]`.
+    /// Smoothing factor eps in [0, 1]: targets become t * (1 - eps) + eps / classes (PyTorch's
+    /// definition), applied to hard and mixed targets alike.
     pub label_smoothing: f64,
-    /// One non-negative weight per class, or `None` for equal weights.
+    /// One non-negative weight per class, or None. As PyTorch's `weight=`: a batch of one-hot rows
+    /// is averaged with the target classes' weights, a soft batch is divided by N.
     pub class_weights: Option<Vec<f64>>,
 }
 
@@ -46,19 +48,6 @@ impl Component for CrossEntropy {
     const NAME: &'static str = "cross_entropy";
     const DESCRIPTION: &'static str =
         "Softmax cross-entropy with soft targets, label smoothing and class weights (PyTorch's)";
-    const PARAMS: &'static [Param] = &[
-        Param::new(
-            "label_smoothing",
-            "Smoothing factor eps in [0, 1]: targets become t * (1 - eps) + eps / classes \
-             (PyTorch's definition), applied to hard and mixed targets alike.",
-        ),
-        Param::new(
-            "class_weights",
-            "One non-negative weight per class, or None. As PyTorch's `weight=`: a batch of \
-             one-hot rows is averaged with the target classes' weights, a soft batch is divided \
-             by N.",
-        ),
-    ];
     type Config = CrossEntropyConfig;
 
     fn check(config: &CrossEntropyConfig) -> Result<(), PluginError> {

@@ -20,12 +20,14 @@ pub struct Focal {
 }
 
 /// Configuration of [`Focal`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct FocalConfig {
-    /// Focusing parameter `gamma >= 0`; 0 gives cross-entropy.
+    /// Focusing parameter >= 0: the loss of a row is scaled by (1 - p_true)^gamma; 0 gives
+    /// cross-entropy.
     pub gamma: f64,
-    /// One non-negative weight per class, or `None` for 1 everywhere.
+    /// None (1 for every class), or one non-negative weight per class multiplying the loss of rows
+    /// of that class. The mean is over rows, not over weights.
     pub alpha: Option<Vec<f64>>,
 }
 
@@ -42,18 +44,6 @@ impl Component for Focal {
     const NAME: &'static str = "focal";
     const DESCRIPTION: &'static str =
         "Multi-class softmax focal loss with per-class alpha; hard (one-hot) targets only";
-    const PARAMS: &'static [Param] = &[
-        Param::new(
-            "gamma",
-            "Focusing parameter >= 0: the loss of a row is scaled by (1 - p_true)^gamma; 0 \
-             gives cross-entropy.",
-        ),
-        Param::new(
-            "alpha",
-            "None (1 for every class), or one non-negative weight per class multiplying the \
-             loss of rows of that class. The mean is over rows, not over weights.",
-        ),
-    ];
     type Config = FocalConfig;
 
     fn check(config: &FocalConfig) -> Result<(), PluginError> {

@@ -26,10 +26,11 @@ pub struct Accuracy {
 }
 
 /// Configuration of [`Accuracy`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccuracyConfig {
-    /// The `k`s to report, each at least 1, without repeats.
+    /// The k values, each >= 1, no repeats; each is reported as `top{k}`. A row is a hit when its
+    /// true class is among the k largest logits (ties: lower class index first).
     pub top_k: Vec<u32>,
 }
 
@@ -42,11 +43,6 @@ impl Default for AccuracyConfig {
 impl Component for Accuracy {
     const NAME: &'static str = "accuracy";
     const DESCRIPTION: &'static str = "Top-k accuracy, reported as top1, top5, ...";
-    const PARAMS: &'static [Param] = &[Param::new(
-        "top_k",
-        "The k values, each >= 1, no repeats; each is reported as `top{k}`. A row is a hit when \
-         its true class is among the k largest logits (ties: lower class index first).",
-    )];
     type Config = AccuracyConfig;
 
     fn check(config: &AccuracyConfig) -> Result<(), PluginError> {

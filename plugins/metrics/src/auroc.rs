@@ -25,7 +25,7 @@ pub struct Auroc {
 }
 
 /// Configuration of [`Auroc`] (it has no parameters).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct AurocConfig {}
 
@@ -33,7 +33,6 @@ impl Component for Auroc {
     const NAME: &'static str = "auroc";
     const DESCRIPTION: &'static str =
         "Exact one-vs-rest AUROC per class and macro-averaged, on softmax probabilities";
-    const PARAMS: &'static [Param] = &[];
     type Config = AurocConfig;
 }
 

@@ -111,12 +111,14 @@ pub struct Classification<S> {
 }
 
 /// Configuration of [`Precision`], [`Recall`] and [`F1`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClassificationConfig {
-    /// How the scalar averages the classes.
+    /// macro (mean over classes that occur), micro (pooled counts), weighted (mean weighted by true
+    /// counts) or none (per-class vector only); as scikit-learn.
     pub average: Average,
-    /// Value of an undefined per-class ratio: 0.0, 1.0 or NaN.
+    /// Value of a class's ratio when its denominator is 0: 0.0 (scikit-learn's default), 1.0, or
+    /// NaN (then left out of averages).
     pub zero_division: f64,
 }
 
@@ -132,18 +134,6 @@ impl Default for ClassificationConfig {
 impl<S: Score> Component for Classification<S> {
     const NAME: &'static str = S::NAME;
     const DESCRIPTION: &'static str = S::DESCRIPTION;
-    const PARAMS: &'static [Param] = &[
-        Param::new(
-            "average",
-            "macro (mean over classes that occur), micro (pooled counts), weighted (mean \
-             weighted by true counts) or none (per-class vector only); as scikit-learn.",
-        ),
-        Param::new(
-            "zero_division",
-            "Value of a class's ratio when its denominator is 0: 0.0 (scikit-learn's default), \
-             1.0, or NaN (then left out of averages).",
-        ),
-    ];
     type Config = ClassificationConfig;
 
     fn check(config: &ClassificationConfig) -> Result<(), PluginError> {

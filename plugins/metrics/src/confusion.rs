@@ -19,7 +19,7 @@ pub struct ConfusionMatrix {
 }
 
 /// Configuration of [`ConfusionMatrix`] (it has no parameters).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConfusionMatrixConfig {}
 
@@ -27,7 +27,6 @@ impl Component for ConfusionMatrix {
     const NAME: &'static str = "confusion_matrix";
     const DESCRIPTION: &'static str =
         "Confusion matrix (rows: true, columns: predicted) in counts and row-normalized";
-    const PARAMS: &'static [Param] = &[];
     type Config = ConfusionMatrixConfig;
 }
 

@@ -27,10 +27,10 @@ pub struct Ece {
 }
 
 /// Configuration of [`Ece`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct EceConfig {
-    /// Number of equal-width confidence bins, at least 1.
+    /// Number of equal-width confidence bins over [0, 1], at least 1 (15 is the standard).
     pub bins: u32,
 }
 
@@ -44,10 +44,6 @@ impl Component for Ece {
     const NAME: &'static str = "ece";
     const DESCRIPTION: &'static str =
         "Expected calibration error over equal-width confidence bins, with a reliability table";
-    const PARAMS: &'static [Param] = &[Param::new(
-        "bins",
-        "Number of equal-width confidence bins over [0, 1], at least 1 (15 is the standard).",
-    )];
     type Config = EceConfig;
 
     fn check(config: &EceConfig) -> Result<(), PluginError> {

@@ -20,10 +20,11 @@ pub struct PerClassAccuracy {
 }
 
 /// Configuration of [`PerClassAccuracy`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct PerClassAccuracyConfig {
-    /// Value reported for a class with no rows: 0.0, 1.0 or NaN.
+    /// Value reported for a class with no rows: 0.0 (scikit-learn's recall default), 1.0 or NaN.
+    /// Such classes never enter `balanced_accuracy`.
     pub zero_division: f64,
 }
 
@@ -37,11 +38,6 @@ impl Component for PerClassAccuracy {
     const NAME: &'static str = "per_class_accuracy";
     const DESCRIPTION: &'static str =
         "Accuracy of each class (its recall) and balanced accuracy (their mean)";
-    const PARAMS: &'static [Param] = &[Param::new(
-        "zero_division",
-        "Value reported for a class with no rows: 0.0 (scikit-learn's recall default), 1.0 or \
-         NaN. Such classes never enter `balanced_accuracy`.",
-    )];
     type Config = PerClassAccuracyConfig;
 
     fn check(config: &PerClassAccuracyConfig) -> Result<(), PluginError> {

@@ -11,23 +11,30 @@ use clshost_plugin_api::prelude::*;
 pub use model::{Architecture, ResNet as ResNetModel, ResNetFamily};
 
 /// The config of every ResNet backbone.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ConfigDoc)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResNetConfig {
-    /// Number of classes; `None` takes the data's.
+    /// Number of output classes. Default None: the number of classes in the data; when set it must
+    /// equal it.
     pub num_classes: Option<u32>,
-    /// A torchvision state dict (`.pth`, `.pt` or `.safetensors`) to start from.
+    /// Path to a torchvision state dict (.pth/.pt pickle or .safetensors) loaded after
+    /// initialization, e.g. torchvision's ImageNet weights. Keys `*.num_batches_tracked` are
+    /// ignored.
     pub weights: Option<String>,
-    /// Start the classifier fresh when `weights` has another class count.
+    /// When `weights` has a classifier (`fc.*`) of another class count, keep a freshly initialized
+    /// one (logged) instead of failing.
     pub reinit_head: bool,
-    /// Fail when `weights` has missing, unexpected or mis-shaped keys (besides a re-initialized
-    /// head); otherwise load what fits and log the rest.
+    /// Fail when `weights` has missing, unexpected or mis-shaped keys (other than a re-initialized
+    /// head); when false, load what fits and log the rest.
     pub strict_weights: bool,
-    /// Zero the last BatchNorm scale of each residual branch.
+    /// Initialize the last BatchNorm scale of every residual branch to 0 (torchvision's
+    /// `zero_init_residual`), so each block starts as the identity.
     pub zero_init_residual: bool,
-    /// 3x3 stride-1 stem and no max-pool, for 32x32 images.
+    /// CIFAR-style stem for 32x32 images: a 3x3 stride-1 `conv1` and no max-pool, instead of the
+    /// 7x7 stride-2 convolution and 3x3 stride-2 max-pool.
     pub small_input: bool,
-    /// Dropout probability before the classifier.
+    /// Dropout probability on the pooled features before `fc`, in [0, 1). Masks are drawn from the
+    /// seed and the step, so resumed runs draw the same ones.
     pub drop_rate: f64,
 }
 
@@ -44,45 +51,6 @@ impl Default for ResNetConfig {
         }
     }
 }
-
-const PARAMS: &[Param] = &[
-    Param::new(
-        "num_classes",
-        "Number of output classes. Default None: the number of classes in the data; when set it \
-         must equal it.",
-    ),
-    Param::new(
-        "weights",
-        "Path to a torchvision state dict (.pth/.pt pickle or .safetensors) loaded after \
-         initialization, e.g. torchvision's ImageNet weights. Keys `*.num_batches_tracked` are \
-         ignored.",
-    ),
-    Param::new(
-        "reinit_head",
-        "When `weights` has a classifier (`fc.*`) of another class count, keep a freshly \
-         initialized one (logged) instead of failing.",
-    ),
-    Param::new(
-        "strict_weights",
-        "Fail when `weights` has missing, unexpected or mis-shaped keys (other than a \
-         re-initialized head); when false, load what fits and log the rest.",
-    ),
-    Param::new(
-        "zero_init_residual",
-        "Initialize the last BatchNorm scale of every residual branch to 0 (torchvision's \
-         `zero_init_residual`), so each block starts as the identity.",
-    ),
-    Param::new(
-        "small_input",
-        "CIFAR-style stem for 32x32 images: a 3x3 stride-1 `conv1` and no max-pool, instead of \
-         the 7x7 stride-2 convolution and 3x3 stride-2 max-pool.",
-    ),
-    Param::new(
-        "drop_rate",
-        "Dropout probability on the pooled features before `fc`, in [0, 1). Masks are drawn from \
-         the seed and the step, so resumed runs draw the same ones.",
-    ),
-];
 
 /// Checks the values serde cannot.
 fn check_config(config: &ResNetConfig) -> Result<(), PluginError> {
@@ -147,7 +115,6 @@ impl<const DEPTH: usize> ResNet<DEPTH> {
 impl<const DEPTH: usize> Component for ResNet<DEPTH> {
     const NAME: &'static str = name_of(DEPTH);
     const DESCRIPTION: &'static str = description_of(DEPTH);
-    const PARAMS: &'static [Param] = PARAMS;
     type Config = ResNetConfig;
 
     fn check(config: &ResNetConfig) -> Result<(), PluginError> {
@@ -241,17 +208,27 @@ export_plugin!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clshost_plugin_api::authoring::undocumented_params;
+    use clshost_plugin_api::authoring::root_module;
 
     #[test]
-    fn every_param_is_documented() {
-        assert!(
-            undocumented_params::<ResNet<18>>().is_empty(),
-            "{:?}",
-            undocumented_params::<ResNet<18>>()
-        );
-        assert!(undocumented_params::<ResNet<34>>().is_empty());
-        assert!(undocumented_params::<ResNet<50>>().is_empty());
+    fn every_depth_lists_the_config_params_with_their_defaults() {
+        let root = root_module("clshost-plugin-resnet", "0.1.0", "test", None);
+        let info = root.info()().unwrap();
+        let names: Vec<&str> = info.components.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["resnet18", "resnet34", "resnet50"]);
+        for component in &info.components {
+            let params: Vec<&str> = component.params.iter().map(|p| p.name.as_str()).collect();
+            let fields: Vec<&str> = ResNetConfig::PARAMS.iter().map(|p| p.name).collect();
+            assert_eq!(params, fields, "{}", component.name);
+            for param in &component.params {
+                assert!(
+                    !param.default.is_empty(),
+                    "{}.{}",
+                    component.name,
+                    param.name
+                );
+            }
+        }
     }
 
     #[test]
