@@ -19,6 +19,8 @@
 
 use clshost_plugin_api::{BackendReport, DeviceEntry};
 
+use crate::device::cpu_threads;
+
 /// One report per backend compiled into this build, each with the devices it sees now or why
 /// it sees none.
 pub fn devices() -> Vec<BackendReport> {
@@ -53,11 +55,6 @@ pub fn cuda_device(ordinal: usize) -> Result<DeviceEntry, String> {
         })
 }
 
-/// The number of threads Burn's flex backend runs on.
-pub fn cpu_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
 fn cpu() -> BackendReport {
     let threads = cpu_threads();
     let unit = if threads == 1 { "thread" } else { "threads" };
@@ -75,7 +72,7 @@ fn contained(backend: &str, probe: fn() -> BackendReport) -> BackendReport {
             backend,
             format!(
                 "probing the devices failed: {}",
-                crate::backbone::panic_message(payload.as_ref())
+                clshost_plugin_api::panic_message(payload.as_ref())
             ),
         )
     })

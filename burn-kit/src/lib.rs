@@ -11,7 +11,7 @@
 //!   `libtorch` feature, `libtorch:cpu` and `libtorch:cuda[:N]` run on PyTorch's ATen kernels
 //!   ([`libtorch`]);
 //! - training passes keeping the autodiff graph, backward from the gradient of the logits,
-//!   gradient accumulation, and inference passes without autodiff ([`trainer`]);
+//!   gradient accumulation, and inference passes without autodiff ([`session`]);
 //! - SGD and AdamW with PyTorch's update rules, separate weight decay for normalization and bias
 //!   parameters, global-norm clipping ([`optim`]), and an EMA of the weights;
 //! - checkpoints of the complete training state that resume exactly ([`state`]);
@@ -21,6 +21,8 @@
 //! [`nn`] holds layers whose names and semantics match PyTorch where Burn's differ.
 
 pub mod backbone;
+pub mod convert;
+pub mod device;
 pub mod devices;
 pub mod graph;
 #[cfg(feature = "libtorch")]
@@ -29,15 +31,17 @@ pub mod model;
 pub mod nn;
 pub mod optim;
 pub mod params;
+pub mod session;
 pub mod state;
-pub mod trainer;
 pub mod weights;
 
-pub use backbone::{BurnBackbone, DeviceChoice, TorchDevice, available_devices};
+pub use backbone::BurnBackbone;
+pub use device::{DeviceChoice, TorchDevice, available_devices};
 pub use devices::devices;
 pub use graph::GraphBuilder;
-pub use model::{ClassifierModel, ForwardContext, ModelFamily};
-pub use weights::read_state_dict;
+pub use model::{ClassifierModel, ModelFamily};
+pub use nn::ForwardContext;
+pub use weights::{describe, read_state_dict};
 
 pub use burn;
 pub use rand_chacha::ChaCha8Rng;

@@ -5,36 +5,10 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use clshost_plugin_api::PluginError;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::graph::GraphBuilder;
-
-/// How a forward pass runs: training or inference, and the seed of its randomness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ForwardContext {
-    /// Training mode: normalization uses batch statistics and updates running ones, dropout is on.
-    pub train: bool,
-    /// Seed for this pass's randomness (dropout masks), derived from the backbone seed and the
-    /// number of training passes so far, so a resumed run draws the same masks.
-    pub seed: u64,
-}
-
-impl ForwardContext {
-    /// Inference mode.
-    pub const EVAL: ForwardContext = ForwardContext {
-        train: false,
-        seed: 0,
-    };
-
-    /// A random generator for one use (`stream`) inside this pass; distinct streams are
-    /// independent.
-    pub fn rng(&self, stream: u64) -> ChaCha8Rng {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        rng.set_stream(stream);
-        rng
-    }
-}
+use crate::nn::ForwardContext;
 
 /// A Burn module that classifies images: `[N, 3, H, W]` in, `[N, classes]` logits out.
 ///

@@ -1,4 +1,5 @@
-//! Layers with PyTorch's parameter names, layouts and semantics, where Burn's own differ.
+//! Layers with PyTorch's parameter names, layouts and semantics, where Burn's own differ, and
+//! the [`ForwardContext`] they run in (training or inference, and the seed of a pass).
 //!
 //! - [`BatchNorm2d`]: `weight`, `bias`, `running_mean`, `running_var`; the running variance is
 //!   updated with the unbiased batch variance, as `torch.nn.BatchNorm2d` does (Burn's uses the
@@ -25,9 +26,34 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d as conv2d_op;
 use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Tensor, TensorData};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
-use crate::model::ForwardContext;
+/// How a forward pass runs: training or inference, and the seed of its randomness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardContext {
+    /// Training mode: normalization uses batch statistics and updates running ones, dropout is on.
+    pub train: bool,
+    /// Seed for this pass's randomness (dropout masks), derived from the backbone seed and the
+    /// number of training passes so far, so a resumed run draws the same masks.
+    pub seed: u64,
+}
+
+impl ForwardContext {
+    /// Inference mode.
+    pub const EVAL: ForwardContext = ForwardContext {
+        train: false,
+        seed: 0,
+    };
+
+    /// A random generator for one use (`stream`) inside this pass; distinct streams are
+    /// independent.
+    pub fn rng(&self, stream: u64) -> ChaCha8Rng {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(stream);
+        rng
+    }
+}
 
 /// 2-D batch normalization over the channels of `[N, C, H, W]`, as `torch.nn.BatchNorm2d`.
 #[derive(Module, Debug)]

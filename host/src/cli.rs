@@ -1,8 +1,18 @@
-//! The command-line interface: every subcommand and flag, as clap definitions.
+//! The command-line interface: the global flags and the list of subcommands, as clap
+//! definitions. Each subcommand's own arguments live with it in [`crate::commands`].
 
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::commands::bench::BenchArgs;
+use crate::commands::check::CheckArgs;
+use crate::commands::data::DataArgs;
+use crate::commands::doctor::DoctorArgs;
+use crate::commands::eval::EvalArgs;
+use crate::commands::plugins::PluginsArgs;
+use crate::commands::predict::PredictArgs;
+use crate::commands::run::RunArgs;
 
 /// Train image classifiers from RON recipes, with models, augmentations, losses, metrics and
 /// exporters loaded at run time from plugins.
@@ -45,55 +55,20 @@ pub enum Command {
     /// parameters with their defaults and documentation.
     Plugins(PluginsArgs),
     /// Train a recipe: evaluate, checkpoint, export; or resume a run with `--resume RUN_DIR`.
-    Run(crate::commands::run::RunArgs),
+    Run(RunArgs),
     /// Validate a recipe and every component config in it, without reading data or building a
     /// model; exits non-zero listing every problem found.
     Check(CheckArgs),
     /// Measure parts of the pipeline without a model (`clshost bench data`).
-    Bench(crate::commands::bench::BenchArgs),
+    Bench(BenchArgs),
     /// Look at a dataset: statistics, and a preview of augmented samples.
-    Data(crate::commands::data::DataArgs),
+    Data(DataArgs),
     /// Classify images with a trained model: a run directory, a checkpoint or an `.onnx` export.
-    Predict(crate::commands::predict::PredictArgs),
+    Predict(PredictArgs),
     /// Evaluate a run directory or checkpoint on an ImageFolder with the recipe's eval
     /// preprocessing, loss and metrics.
-    Eval(crate::commands::eval::EvalArgs),
+    Eval(EvalArgs),
     /// Report what this installation can do: plugins found and loaded, the backends they were
     /// built with and the devices each one sees, and the CPU count. Exits 0 whatever it finds.
     Doctor(DoctorArgs),
-}
-
-/// Arguments of `clshost doctor`.
-#[derive(Debug, Args)]
-pub struct DoctorArgs {
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Arguments of `clshost check`.
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// The recipe file.
-    pub recipe: PathBuf,
-
-    /// Override a recipe field with a RON value, after `base:` composition (repeatable):
-    /// `--set trainer.epochs=3 --set data.root="/data/x"`.
-    #[arg(long = "set", value_name = "PATH=VALUE")]
-    pub overrides: Vec<String>,
-
-    /// Print the resolved recipe (composition, overrides and every default applied) as RON.
-    #[arg(long)]
-    pub print: bool,
-}
-
-/// Arguments of `clshost plugins`.
-#[derive(Debug, Args)]
-pub struct PluginsArgs {
-    /// Show this component's parameters, defaults and documentation.
-    pub name: Option<String>,
-
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
 }

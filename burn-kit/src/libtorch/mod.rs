@@ -14,8 +14,7 @@ pub(crate) mod fused;
 use burn_tch::LibTorchDevice;
 use clshost_plugin_api::{BackendReport, DeviceEntry, ROption};
 
-use crate::backbone::TorchDevice;
-use crate::devices::cpu_threads;
+use crate::device::{TorchDevice, cpu_threads};
 
 /// The torch version the kit was built against (from the libtorch directory torch-sys linked).
 pub const TORCH_VERSION: &str = env!("CLSHOST_LIBTORCH_VERSION");

@@ -5,14 +5,30 @@
 //! own line on stderr; the exit status is 0 only when there are none. `--print` writes the
 //! resolved recipe, valid RON with every default filled in, to stdout.
 
-use std::path::Path;
+use std::path::PathBuf;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
+use clap::Args;
 
-use crate::cli::CheckArgs;
+use crate::assemble::load_valid;
 use crate::output;
-use crate::recipe::{RecipeError, Resolved, validate};
-use crate::registry::{Registry, SearchPath};
+use crate::registry::SearchPath;
+
+/// Arguments of `clshost check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The recipe file.
+    pub recipe: PathBuf,
+
+    /// Override a recipe field with a RON value, after `base:` composition (repeatable):
+    /// `--set trainer.epochs=3 --set data.root="/data/x"`.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub overrides: Vec<String>,
+
+    /// Print the resolved recipe (composition, overrides and every default applied) as RON.
+    #[arg(long)]
+    pub print: bool,
+}
 
 /// Runs `clshost check`.
 pub fn run(search: &SearchPath, args: &CheckArgs) -> Result<()> {
@@ -31,57 +47,4 @@ pub fn run(search: &SearchPath, args: &CheckArgs) -> Result<()> {
         ))?;
     }
     Ok(())
-}
-
-/// Loads the recipe at `path` with `overrides`, the plugins it needs, and runs every check of
-/// [`validate`]: each problem is printed on its own line on stderr and the call fails with
-/// their count.
-pub fn load_valid(
-    search: &SearchPath,
-    path: &Path,
-    overrides: &[String],
-) -> Result<(Resolved, Registry)> {
-    let name = path.display().to_string();
-    let resolved = Resolved::load(path, overrides).map_err(|e| report(&name, &e.problems()))?;
-    let registry = Registry::load(&recipe_search_path(search, &resolved))?;
-    let problems: Vec<String> = validate::validate(&resolved, &registry)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    if !problems.is_empty() {
-        return Err(report(&name, &problems));
-    }
-    Ok((resolved, registry))
-}
-
-/// The search path plus the plugin files and directories the recipe names (relative to it).
-pub fn recipe_search_path(search: &SearchPath, resolved: &Resolved) -> SearchPath {
-    let base = resolved.path.parent().unwrap_or(std::path::Path::new("."));
-    let mut search = search.clone();
-    for p in &resolved.recipe.plugins {
-        let path = base.join(p);
-        if path.is_dir() {
-            search.dirs.push(path);
-        } else {
-            search.files.push(path);
-        }
-    }
-    search
-}
-
-/// Prints every problem on its own line; the error to fail with, giving their count.
-fn report(recipe: &str, problems: &[String]) -> anyhow::Error {
-    for p in problems {
-        eprintln!("{p}");
-    }
-    match problems.len() {
-        1 => anyhow!("1 problem in {recipe}"),
-        n => anyhow!("{n} problems in {recipe}"),
-    }
-}
-
-impl From<RecipeError> for Vec<String> {
-    fn from(e: RecipeError) -> Self {
-        e.problems()
-    }
 }

@@ -15,6 +15,9 @@ use clap::{Args, Subcommand};
 use clshost_plugin_api::AugmentContext;
 use serde::Serialize;
 
+use crate::assemble::components::{augment_context, batch_augments};
+use crate::assemble::loaders::train_loader;
+use crate::assemble::{anchor_paths, load_valid};
 use crate::data::preview::{self, Tile};
 use crate::data::settings::cores;
 use crate::data::stats::{self, DatasetStats, Distribution};
@@ -24,10 +27,7 @@ use crate::data::{
 };
 use crate::output;
 use crate::registry::{Registry, SampleAugment, SearchPath};
-use crate::train::trainer::{mix, mixing_in, one_hot};
-
-use super::check::load_valid;
-use super::run::{anchor_paths, augment_context, batch_augments, train_loader};
+use crate::train::mixing::{mix, mixing_in, one_hot};
 
 /// Arguments of `clshost data`.
 #[derive(Debug, Args)]

@@ -11,17 +11,24 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::Result;
+use clap::Args;
 use clshost_plugin_api::{ABI_VERSION_STRING, BackendReport, ComponentKind, DeviceEntry};
 use serde::Serialize;
 
-use crate::cli::DoctorArgs;
-use crate::commands::plugins::FailureView;
 use crate::output;
 use crate::recipe::validate::rebuild_flags;
-use crate::registry::{DeviceSupport, Location, Plugin, Registry, SearchPath};
+use crate::registry::{DeviceSupport, FailureView, Location, Plugin, Registry, SearchPath};
 
 /// The backends first-party backbones can be built with, always shown in the verdict.
 const KNOWN_BACKENDS: [&str; 4] = ["cpu", "wgpu", "cuda", "libtorch"];
+
+/// Arguments of `clshost doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Runs `clshost doctor`.
 pub fn run(search: &SearchPath, args: &DoctorArgs) -> Result<()> {

@@ -2,7 +2,7 @@
 //! evaluate a trained model on an ImageFolder.
 //!
 //! MODEL is a run directory or a checkpoint, loaded as `clshost predict` loads it
-//! ([`crate::commands::trained`]). DIR (`DIR/<class>/<image>`) goes through the trainer's
+//! ([`crate::assemble::trained`]). DIR (`DIR/<class>/<image>`) goes through the trainer's
 //! validation path unchanged: [`eval_loader`] with
 //! [`Pipeline::eval`](crate::data::Pipeline::eval) (resize the shorter side, center crop,
 //! normalize), then [`trainer::evaluate`] with the recipe's loss (`val_loss`) and
@@ -22,13 +22,14 @@ use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 
-use super::run::{eval_loader, new_loss, new_metrics};
-use super::trained::{Located, Trained, locate, weights_name};
+use crate::assemble::components::{new_loss, new_metrics};
+use crate::assemble::loaders::eval_loader;
+use crate::assemble::trained::{Located, Trained, locate};
 use crate::data::{ImageFolder, OnError, Sample};
 use crate::output;
 use crate::registry::SearchPath;
-use crate::train::report::{self, ClassLine};
-use crate::train::trainer;
+use crate::report::console::{self, ClassLine};
+use crate::train;
 
 /// Arguments of `clshost eval`.
 #[derive(Debug, Args)]
@@ -100,9 +101,9 @@ impl EvalReport {
             self.epoch,
             self.data,
             self.images,
-            report::values_table(&self.values),
+            console::values_table(&self.values),
             self.weights.replace("ema", "EMA"),
-            report::class_table(&self.per_class),
+            console::class_table(&self.per_class),
         )
     }
 }
@@ -164,7 +165,7 @@ pub fn run(search: &SearchPath, args: &EvalArgs) -> Result<()> {
         .as_ref()
         .map(|_| new_metrics(recipe, &trained.registry, &trained.classes))
         .transpose()?;
-    let eval = trainer::evaluate(
+    let eval = train::evaluate(
         &mut trained.backbone,
         &loss,
         &loader,
@@ -188,7 +189,7 @@ pub fn run(search: &SearchPath, args: &EvalArgs) -> Result<()> {
         checkpoint: checkpoint.display().to_string(),
         model: trained.recipe.model.name.clone(),
         epoch: trained.host.epoch,
-        weights: weights_name(which).to_lowercase(),
+        weights: which.name().to_lowercase(),
         data: args.data.display().to_string(),
         images,
         skipped,

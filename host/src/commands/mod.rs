@@ -1,5 +1,6 @@
-//! One module per subcommand. Each exposes a `run` function taking the parsed arguments;
-//! [`trained`] loads the trained model that `predict` and `eval` take.
+//! One module per subcommand. Each holds its clap `*Args` and a `run` function taking them;
+//! what a command builds from a recipe comes from [`crate::assemble`], so no command imports
+//! another.
 
 pub mod bench;
 pub mod check;
@@ -9,4 +10,3 @@ pub mod eval;
 pub mod plugins;
 pub mod predict;
 pub mod run;
-pub mod trained;

@@ -7,12 +7,23 @@
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
+use clap::Args;
 use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
 
-use crate::cli::PluginsArgs;
 use crate::output;
-use crate::registry::{Entry, Failure, Registry, SearchPath};
+use crate::registry::{Entry, FailureView, Registry, SearchPath};
+
+/// Arguments of `clshost plugins`.
+#[derive(Debug, Args)]
+pub struct PluginsArgs {
+    /// Show this component's parameters, defaults and documentation.
+    pub name: Option<String>,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Runs `clshost plugins`.
 pub fn run(search: &SearchPath, args: &PluginsArgs) -> Result<()> {
@@ -167,24 +178,6 @@ struct PluginView<'a> {
     abi: String,
     file: String,
     found_in: &'a str,
-}
-
-/// A plugin file that failed to load, as `plugins --json` and `doctor --json` show it.
-#[derive(Serialize)]
-pub(crate) struct FailureView {
-    pub(crate) file: String,
-    pub(crate) found_in: &'static str,
-    pub(crate) error: String,
-}
-
-impl From<&Failure> for FailureView {
-    fn from(f: &Failure) -> Self {
-        FailureView {
-            file: f.path.display().to_string(),
-            found_in: f.source.as_str(),
-            error: f.error.to_string(),
-        }
-    }
 }
 
 #[derive(Serialize)]

@@ -142,6 +142,12 @@ fn is_dir(entry: &fs::DirEntry) -> bool {
     fs::metadata(entry.path()).is_ok_and(|m| m.is_dir())
 }
 
+/// The class folders of `root`: its non-hidden sub-directories (following links), sorted as
+/// torchvision sorts them. A class folder whose name is not UTF-8 is an error.
+pub fn class_folders(root: &Path) -> Result<Vec<String>, ScanError> {
+    class_dirs(root, &mut Skipped::default())
+}
+
 /// The class directories of `root`, sorted, with the count of skipped entries.
 fn class_dirs(root: &Path, skipped: &mut Skipped) -> Result<Vec<String>, ScanError> {
     let mut classes = Vec::new();

@@ -8,17 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::decode::DecodeLimits;
 use super::imagefolder::{ImageFolder, ScanError};
-
-/// What to do with a file that cannot be decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnError {
-    /// Leave the file out, warn once naming it, and count it in the run summary.
-    #[default]
-    Skip,
-    /// Stop, naming the file.
-    Fail,
-}
+pub use crate::recipe::schema::OnError;
 
 /// The data settings of a run.
 ///
@@ -194,10 +184,7 @@ impl DataSettings {
             workers: data.workers.map(|w| w as usize),
             prefetch: None,
             cache_mb: if data.cache { 1024 } else { 0 },
-            on_error: match data.on_error {
-                crate::recipe::schema::OnError::Skip => OnError::Skip,
-                crate::recipe::schema::OnError::Fail => OnError::Fail,
-            },
+            on_error: data.on_error,
             max_pixels: DecodeLimits::default().max_pixels,
         };
         settings.check()?;

@@ -113,7 +113,8 @@ impl Default for Data {
     }
 }
 
-/// What to do with an unreadable image.
+/// What to do with a file that cannot be decoded: the recipe's `data.on_error`, and the data
+/// stage's setting for commands without a recipe.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum OnError {

@@ -10,25 +10,13 @@
 //! - cross-field rules: a batch augmentation needs a loss that accepts soft targets, and the
 //!   monitored metric must be one a configured metric reports.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clshost_plugin_api::{BackendReport, ComponentKind, LossContext, MetricContext};
 
 use super::{Problem, Resolved};
+use crate::data::imagefolder::class_folders;
 use crate::registry::{CreateError, DeviceSupport, Registry};
-
-/// The class folders of `dir`: its non-hidden sub-directories, sorted as torchvision sorts them.
-pub fn class_folders(dir: &Path) -> std::io::Result<Vec<String>> {
-    let mut names: Vec<String> = fs::read_dir(dir)?
-        .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    names.sort();
-    Ok(names)
-}
 
 /// The folder whose sub-folders are the training classes.
 pub fn train_folder(resolved: &Resolved) -> PathBuf {
@@ -268,10 +256,7 @@ impl Validator<'_> {
         let classes = match class_folders(&train) {
             Ok(c) => c,
             Err(e) => {
-                self.problem(
-                    "data.train_dir",
-                    format!("cannot read {}: {e}", train.display()),
-                );
+                self.problem("data.train_dir", e.to_string());
                 return None;
             }
         };

@@ -37,6 +37,27 @@ pub struct Failure {
     pub error: LoadError,
 }
 
+/// A plugin file that failed to load, as `plugins --json` and `doctor --json` show it.
+#[derive(Debug, serde::Serialize)]
+pub struct FailureView {
+    /// The plugin file.
+    pub file: String,
+    /// Where it was found (`--plugin`, a recipe, the search path).
+    pub found_in: &'static str,
+    /// Why it failed.
+    pub error: String,
+}
+
+impl From<&Failure> for FailureView {
+    fn from(f: &Failure) -> Self {
+        FailureView {
+            file: f.path.display().to_string(),
+            found_in: f.source.as_str(),
+            error: f.error.to_string(),
+        }
+    }
+}
+
 /// An error that stops plugin loading.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {

@@ -21,9 +21,9 @@ use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
 use super::early::Monitor;
-use super::history::Row;
-use super::rundir::{WriteError, atomic_write};
 use super::topk::Kept;
+use crate::report::history::Row;
+use crate::rundir::{WriteError, atomic_write};
 
 const MAGIC: &[u8; 8] = b"CLSHCKPT";
 const VERSION: u32 = 1;
@@ -61,6 +61,16 @@ pub enum BestWeights {
     Raw,
     /// The exponential moving average.
     Ema,
+}
+
+impl BestWeights {
+    /// `raw` or `EMA`, as the tables and descriptions name the weights.
+    pub fn name(self) -> &'static str {
+        match self {
+            BestWeights::Raw => "raw",
+            BestWeights::Ema => "EMA",
+        }
+    }
 }
 
 impl From<BestWeights> for WeightSet {

@@ -1,40 +1,30 @@
-//! Training: the loop and everything a run writes.
+//! The training stage: takes the assembled [`Parts`] of a run and its run directory, and gives
+//! trained weights, checkpoints and an [`Ending`].
 //!
+//! - [`trainer`]: epochs, steps, checkpoints, early stopping, time limit, interrupts;
+//! - [`mixing`]: one-hot targets and the batch augmentation policy (MixUp, CutMix);
+//! - [`evaluate`]: the validation pass with the loss and the metric plugins;
 //! - [`schedule`]: the learning rate of every iteration;
-//! - [`trainer`]: epochs, steps, evaluation, checkpoints, early stopping, interrupts;
 //! - [`early`]: the monitored metric, best-so-far and patience;
-//! - [`rundir`]: the run directory and atomic writes;
 //! - [`checkpoint`]: the checkpoint file (backbone state plus the host's own);
 //! - [`topk`]: which top-k checkpoints are kept;
-//! - [`history`]: `metrics.csv` and `metrics.jsonl`;
-//! - [`provenance`]: the `plugins.json` file;
-//! - [`report`]: progress bar and console tables;
-//! - [`plots`]: the PNG plots;
-//! - [`export`]: exporters and their verification at the end;
-//! - [`summary`]: `summary.json` and the closing lines;
-//! - [`tensorboard`]: TensorBoard event files;
 //! - [`signal`]: Ctrl-C and SIGTERM.
 //!
-//! `clshost run` ([`crate::commands::run`]) builds the parts from a recipe and drives these.
+//! What a run writes besides checkpoints (tables, metrics files, plots, TensorBoard events) is
+//! the [`crate::report`] stage; the trainer calls it after each evaluation.
 
 pub mod checkpoint;
 pub mod early;
-pub mod export;
-pub mod history;
-pub mod plots;
-pub mod provenance;
-pub mod report;
-pub mod rundir;
+pub mod evaluate;
+pub mod mixing;
 pub mod schedule;
 pub mod signal;
-pub mod summary;
-pub mod tensorboard;
 pub mod topk;
 pub mod trainer;
 
 pub use checkpoint::{BestWeights, Checkpoint, CheckpointError, HostState};
 pub use early::{Direction, Monitor};
-pub use rundir::RunDir;
+pub use evaluate::{Evaluation, evaluate, monitor_column};
 pub use schedule::Schedule;
 pub use signal::StopFlag;
 pub use trainer::{Control, Ending, Parts, TrainError, Trainer};

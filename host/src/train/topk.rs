@@ -16,7 +16,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::early::Direction;
-use super::rundir::{WriteError, at};
+use crate::rundir::{WriteError, at};
 
 /// One kept checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,9 +1,7 @@
 //! The training loop: epochs of batch augmentation, forward, loss and backward step with the
 //! scheduled learning rate; evaluation; checkpoints; early stopping, time limit and interrupts.
 //!
-//! Per batch: soft one-hot targets; when batch augmentation is on for the epoch, a draw from
-//! the batch's seed decides whether the batch is mixed (`prob`), which entry mixes it
-//! (`switch_prob` picks the second of two) and whether that entry applies (its own `prob`);
+//! Per batch: soft one-hot targets, mixed by the batch augmentation policy ([`super::mixing`]);
 //! then `forward`, the loss plugin's value and logit gradient (divided by `accumulate`), and
 //! `backward_step`, which applies the optimizer on the last micro-batch of each `accumulate`
 //! window (and of the epoch). Which window a batch is in, its learning rate, its samples and
@@ -21,23 +19,23 @@
 
 use std::time::{Duration, Instant};
 
-use clshost_plugin_api::{MetricReport, StepParams, Tensor, TensorMut, TensorRef, WeightSet};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use clshost_plugin_api::{MetricReport, StepParams, TensorRef};
 
 use super::checkpoint::{BestWeights, Checkpoint, CheckpointError, HostState};
 use super::early::{Direction, Verdict};
-use super::history::{self, Row, finite};
-use super::plots::{self, Confusion, PlotInput};
-use super::report::{self, Progress};
-use super::rundir::{RunDir, WriteError, atomic_write};
+use super::evaluate::{Evaluation, evaluate, loss_and_grad, monitor_column};
+use super::mixing::{mix, mixing_in, one_hot};
 use super::schedule::Schedule;
 use super::signal::StopFlag;
-use super::tensorboard::EventLog;
 use super::topk;
-use crate::data::{Batch, Loader, LoaderError, Seeds};
+use crate::data::{Loader, LoaderError};
 use crate::recipe::Recipe;
 use crate::registry::{Backbone, BatchAugment, ComponentError, Loss, Metric};
+use crate::report::console::{self, ClassLine, Progress};
+use crate::report::history::{self, Row};
+use crate::report::plots::{self, Confusion, PlotInput};
+use crate::report::tensorboard::EventLog;
+use crate::rundir::{RunDir, WriteError, atomic_write};
 
 /// Why training stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -136,29 +134,6 @@ pub struct Control {
     pub quiet: bool,
 }
 
-/// One evaluation pass.
-pub struct Evaluation {
-    /// `val_loss` and every metric scalar (then the `ema_` ones), in column order.
-    pub values: Vec<(String, Option<f64>)>,
-    /// The raw weights' metric reports.
-    pub reports: Vec<MetricReport>,
-    /// The EMA weights' metric reports, when EMA is on.
-    pub ema_reports: Vec<MetricReport>,
-    /// Validation images per class.
-    pub support: Vec<u64>,
-}
-
-impl Evaluation {
-    /// The per-class lines of the weights in `which`, over the model's `classes`.
-    pub fn class_lines(&self, classes: &[String], which: BestWeights) -> Vec<report::ClassLine> {
-        let reports = match which {
-            BestWeights::Raw => &self.reports,
-            BestWeights::Ema => &self.ema_reports,
-        };
-        report::class_lines(classes, reports, &self.support)
-    }
-}
-
 /// The training loop and its state.
 pub struct Trainer {
     parts: Parts,
@@ -169,78 +144,6 @@ pub struct Trainer {
     control: Control,
     printed_header: bool,
     events: EventLog,
-}
-
-/// One-hot targets of `labels` over `classes` classes.
-pub fn one_hot(labels: &[u32], classes: usize) -> Vec<f32> {
-    let mut t = vec![0.0; labels.len() * classes];
-    for (row, &label) in labels.iter().enumerate() {
-        if let Some(v) = t.get_mut(row * classes + label as usize) {
-            *v = 1.0;
-        }
-    }
-    t
-}
-
-/// Whether the recipe's batch augmentation is on in `epoch` (from 0).
-pub fn mixing_in(recipe: &Recipe, augments: &[BatchAugment], epoch: u32) -> bool {
-    !augments.is_empty() && recipe.batch_augment.stop_epoch.is_none_or(|s| epoch < s)
-}
-
-/// Applies the recipe's batch augmentation policy to one batch of epoch `epoch` and its
-/// `targets` (`[N, classes]`): whether to mix, and MixUp or CutMix, are drawn from
-/// (seed, epoch, batch index), so a batch is mixed the same way in any run of the recipe.
-pub fn mix(
-    recipe: &Recipe,
-    augments: &[BatchAugment],
-    classes: usize,
-    epoch: u32,
-    batch: &mut Batch,
-    targets: &mut [f32],
-) -> Result<(), ComponentError> {
-    let policy = &recipe.batch_augment;
-    let seed = Seeds(recipe.seed).batch(u64::from(epoch), batch.index as u64);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (apply, switch, entry_draw): (f64, f64, f64) = (rng.random(), rng.random(), rng.random());
-    let plugin_seed: u64 = rng.random();
-    if apply >= policy.prob {
-        return Ok(());
-    }
-    let which = usize::from(augments.len() > 1 && switch < policy.switch_prob);
-    let entry_prob = policy.entries.get(which).map_or(1.0, |e| e.prob);
-    if entry_draw >= entry_prob {
-        return Ok(());
-    }
-    let shape = [batch.len(), classes];
-    augments[which].apply(
-        batch.view_mut(),
-        TensorMut {
-            shape: shape.as_slice().into(),
-            data: targets.into(),
-        },
-        plugin_seed,
-    )
-}
-
-/// The loss of `logits` against `targets` (same shape) and its gradient.
-fn loss_and_grad(
-    loss: &Loss,
-    logits: &Tensor,
-    targets: &[f32],
-) -> Result<(f64, Vec<f32>), ComponentError> {
-    let mut grad = vec![0.0f32; logits.data.len()];
-    let value = loss.compute(
-        logits.view(),
-        TensorRef {
-            shape: logits.shape.as_slice().into(),
-            data: targets.into(),
-        },
-        TensorMut {
-            shape: logits.shape.as_slice().into(),
-            data: grad.as_mut_slice().into(),
-        },
-    )?;
-    Ok((value, grad))
 }
 
 impl Trainer {
@@ -510,11 +413,11 @@ impl Trainer {
             value,
         );
         if !self.printed_header {
-            crate::output::print(&report::table_header(&row))
+            crate::output::print(&console::table_header(&row))
                 .map_err(|e| write_err("stdout", e))?;
             self.printed_header = true;
         }
-        crate::output::print(&report::table_row(
+        crate::output::print(&console::table_row(
             &row,
             self.state.monitor.best,
             verdict.improved,
@@ -539,8 +442,8 @@ impl Trainer {
     /// reports; a failure is a warning.
     fn plot(&self, epoch: u32, reports: &[MetricReport], ema_reports: &[MetricReport]) {
         let classes = &self.parts.classes;
-        let raw = report::confusion_matrix(reports, classes.len());
-        let ema = report::confusion_matrix(ema_reports, classes.len());
+        let raw = console::confusion_matrix(reports, classes.len());
+        let ema = console::confusion_matrix(ema_reports, classes.len());
         let input = PlotInput {
             history: &self.state.history,
             schedule: &self.schedule,
@@ -568,102 +471,8 @@ impl Trainer {
     }
 
     /// The per-class lines of an evaluation of the weights in `which`.
-    pub fn class_lines(&self, eval: &Evaluation, which: BestWeights) -> Vec<report::ClassLine> {
+    pub fn class_lines(&self, eval: &Evaluation, which: BestWeights) -> Vec<ClassLine> {
         eval.class_lines(&self.parts.classes, which)
-    }
-}
-
-/// Runs `loader` through `backbone` and scores it: the raw weights with `loss` and `metrics`,
-/// and, when `ema_metrics` is given, the EMA weights with those (their columns prefixed `ema_`).
-/// Labels index the `classes` outputs. The trainer's validation and `clshost eval` both use it.
-pub fn evaluate(
-    backbone: &mut Backbone,
-    loss: &Loss,
-    loader: &Loader,
-    classes: usize,
-    metrics: &mut [Metric],
-    mut ema_metrics: Option<&mut [Metric]>,
-) -> Result<Evaluation, TrainError> {
-    let ema_on = ema_metrics.is_some();
-    for m in metrics.iter_mut() {
-        m.reset()?;
-    }
-    for m in ema_metrics.iter_mut().flat_map(|m| m.iter_mut()) {
-        m.reset()?;
-    }
-    let mut loss_sum = [0.0f64; 2];
-    let mut count = 0u64;
-    let mut support = vec![0u64; classes];
-    for batch in loader.epoch(0) {
-        let batch = batch?;
-        let targets = one_hot(&batch.labels, classes);
-        for &l in &batch.labels {
-            if let Some(s) = support.get_mut(l as usize) {
-                *s += 1;
-            }
-        }
-        let sets: &[WeightSet] = if ema_on {
-            &[WeightSet::Raw, WeightSet::Ema]
-        } else {
-            &[WeightSet::Raw]
-        };
-        for (k, &set) in sets.iter().enumerate() {
-            let logits = backbone.eval_forward(batch.view(), set)?;
-            let (value, _) = loss_and_grad(loss, &logits, &targets)?;
-            loss_sum[k] += value * batch.len() as f64;
-            let scored = match (set, ema_metrics.as_deref_mut()) {
-                (WeightSet::Ema, Some(ema)) => ema,
-                _ => &mut *metrics,
-            };
-            for m in scored.iter_mut() {
-                m.update(logits.view(), &batch.labels)?;
-            }
-        }
-        count += batch.len() as u64;
-    }
-    let mut values = Vec::new();
-    let mean_loss = |k: usize| loss_sum[k] / count.max(1) as f64;
-    let reports = scores(metrics, "", mean_loss(0), &mut values)?;
-    let ema_reports = match ema_metrics {
-        Some(ema) => scores(ema, "ema_", mean_loss(1), &mut values)?,
-        None => Vec::new(),
-    };
-    Ok(Evaluation {
-        values,
-        reports,
-        ema_reports,
-        support,
-    })
-}
-
-/// Appends `<prefix>val_loss` (`loss`) and every scalar of `metrics` (named with `prefix`) to
-/// `values`, and returns the metrics' reports.
-fn scores(
-    metrics: &[Metric],
-    prefix: &str,
-    loss: f64,
-    values: &mut Vec<(String, Option<f64>)>,
-) -> Result<Vec<MetricReport>, TrainError> {
-    values.push((format!("{prefix}val_loss"), finite(loss)));
-    let mut reports = Vec::new();
-    for m in metrics {
-        let report = m.compute()?;
-        values.extend(
-            report
-                .scalars
-                .iter()
-                .map(|s| (format!("{prefix}{}", s.name), finite(s.value))),
-        );
-        reports.push(report);
-    }
-    Ok(reports)
-}
-
-/// The history column of the monitored metric (`loss` is the validation loss).
-pub fn monitor_column(monitor: &str) -> String {
-    match monitor {
-        "loss" => "val_loss".into(),
-        other => other.into(),
     }
 }
 
@@ -684,19 +493,4 @@ fn write_err(what: &str, e: std::io::Error) -> TrainError {
         path: what.into(),
         source: e,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_hot_rows() {
-        assert_eq!(one_hot(&[1, 0], 3), [0.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
-    }
-
-    #[test]
-    fn the_loss_monitor_is_the_validation_loss() {
-        assert_eq!(monitor_column("loss"), "val_loss");
-    }
 }

@@ -5,7 +5,7 @@ pub mod model;
 
 use std::path::Path;
 
-use clshost_burn_kit::{BurnBackbone, read_state_dict, trainer::describe};
+use clshost_burn_kit::{BurnBackbone, describe, read_state_dict};
 use clshost_plugin_api::prelude::*;
 
 pub use model::{Architecture, ResNet as ResNetModel, ResNetFamily};

@@ -1,4 +1,4 @@
-//! The MODEL of `clshost predict`, in any of its three forms ([`crate::commands::trained`]), as
+//! The MODEL of `clshost predict`, in any of its three forms ([`crate::assemble::trained`]), as
 //! one [`Classifier`]: a run directory's or checkpoint's backbone runs the weights that scored
 //! best in the run (raw or EMA, as the checkpoint records); an `.onnx` export
 //! ([`super::onnx`]) has graph, class names and preprocessing all in the file.
@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use clshost_plugin_api::{TensorRef, WeightSet};
 
 use super::onnx::OnnxModel;
-use crate::commands::trained::{Located, Trained, locate};
+use crate::assemble::trained::{Located, Trained, locate};
 use crate::data::DataSettings;
 use crate::registry::{Backbone, SearchPath};
 

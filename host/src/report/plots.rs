@@ -27,8 +27,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use super::history::Row;
-use super::rundir::{WriteError, at, atomic_write};
-use super::schedule::Schedule;
+use crate::rundir::{WriteError, at, atomic_write};
+use crate::train::Schedule;
 
 /// Width and height of the curve plots, in pixels.
 pub const CURVE_SIZE: (u32, u32) = (800, 500);

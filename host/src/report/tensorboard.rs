@@ -25,7 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 
-use super::rundir::{WriteError, at};
+use crate::rundir::{WriteError, at};
 
 /// The file version TensorBoard expects in the first event.
 pub const FILE_VERSION: &str = "brain.Event:2";

@@ -1,4 +1,4 @@
-//! Support shared by the host's integration tests.
+//! Support shared by the data tests: the augmentation plugin, built once per test process.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

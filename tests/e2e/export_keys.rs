@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use clshost::commands::run::backbone_context;
+use crate::support::{clshost_binary, profile_dir};
+use clshost::assemble::components::backbone_context;
 use clshost::recipe::Recipe;
 use clshost::registry::{Registry, SearchPath};
-use clshost_e2e::{clshost_binary, profile_dir};
 use clshost_plugin_api::{ExportMeta, WeightSet};
 use safetensors::SafeTensors;
 use safetensors::tensor::Dtype;

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use clshost_e2e::{Clshost, profile_dir, repo_root, stdout_ok};
+use crate::support::{Clshost, profile_dir, repo_root, stdout_ok};
 
 #[test]
 fn bench_train_reports_every_field_and_the_loss_goes_down() {

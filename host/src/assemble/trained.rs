@@ -17,14 +17,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use clshost_plugin_api::WeightSet;
 
-use crate::commands::check::recipe_search_path;
-use crate::commands::run::backbone_context;
+use super::components::backbone_context;
+use super::recipe_search_path;
 use crate::data::DataSettings;
-use crate::recipe::validate::{class_folders, train_folder};
+use crate::data::imagefolder::class_folders;
+use crate::recipe::validate::train_folder;
 use crate::recipe::{Recipe, Resolved};
 use crate::registry::{Backbone, Registry, SearchPath};
 use crate::train::checkpoint::is_checkpoint;
-use crate::train::{BestWeights, Checkpoint, HostState};
+use crate::train::{Checkpoint, HostState};
 
 /// Where a MODEL argument's model is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,18 +182,10 @@ impl Trained {
             "{} from {} ({} weights of epoch {}, {} classes) on {}",
             self.recipe.model.name,
             self.checkpoint.display(),
-            weights_name(self.host.best_weights),
+            self.host.best_weights.name(),
             self.host.epoch,
             self.classes.len(),
             self.backbone.summary()?.device
         ))
-    }
-}
-
-/// `raw` or `EMA`, as the tables and descriptions name the weights.
-pub fn weights_name(which: BestWeights) -> &'static str {
-    match which {
-        BestWeights::Raw => "raw",
-        BestWeights::Ema => "EMA",
     }
 }

@@ -3,8 +3,6 @@
 //! index, position), bad files are skipped once or stop the run per `on_error`, and pipeline
 //! mistakes are clear errors.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -23,7 +21,7 @@ const STD: [f32; 3] = [0.229, 0.224, 0.225];
 fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| {
-        let profile = common::augment_plugin_dir();
+        let profile = crate::common::augment_plugin_dir();
         let file = format!(
             "{}clshost_plugin_augment{}",
             std::env::consts::DLL_PREFIX,

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use clshost_e2e::{Clshost, TINY_RECIPE, stdout_ok, tiny_scratch};
+use crate::support::{Clshost, TINY_RECIPE, stdout_ok, tiny_scratch};
 
 /// The tiny recipe with MixUp on every batch of the first epoch only.
 fn recipe() -> String {

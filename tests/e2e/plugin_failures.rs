@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::support::{Clshost, build_workspace, plugin_file, stdout_ok};
 use clshost::registry::{Registry, SearchPath};
-use clshost_e2e::{Clshost, build_workspace, plugin_file, stdout_ok};
 use clshost_plugin_api::{LossContext, Tensor};
 
 fn fixtures_dir() -> &'static Path {
@@ -153,7 +153,7 @@ fn panics_registry() -> Registry {
 
 /// The line of `needle` in the fixture's source, for the panic location in messages.
 fn source_line(needle: &str) -> usize {
-    let source = include_str!("fixtures/bad-plugins/panics/src/lib.rs");
+    let source = include_str!("../fixtures/bad-plugins/panics/src/lib.rs");
     source
         .lines()
         .position(|l| l.contains(needle))

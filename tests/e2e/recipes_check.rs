@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use clshost_e2e::{Clshost, repo_root, stdout_ok};
+use crate::support::{Clshost, repo_root, stdout_ok};
 
 /// A scratch directory with an ImageFolder root `data/` holding two classes.
 fn scratch() -> tempfile::TempDir {

@@ -7,10 +7,10 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
+use crate::support::{Clshost, TINY_RECIPE, stderr, stdout_ok, tiny_scratch};
+use clshost::report::plots::{CURVE_SIZE, MATRIX_SIZE};
+use clshost::report::tensorboard::{Scalar, What, read_events, scalars};
 use clshost::train::Checkpoint;
-use clshost::train::plots::{CURVE_SIZE, MATRIX_SIZE};
-use clshost::train::tensorboard::{Scalar, What, read_events, scalars};
-use clshost_e2e::{Clshost, TINY_RECIPE, stderr, stdout_ok, tiny_scratch};
 use safetensors::SafeTensors;
 
 /// A scratch directory with the tiny dataset and recipe.

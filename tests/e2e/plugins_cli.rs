@@ -1,7 +1,7 @@
 //! `clshost plugins` over the first-party plugins, as a user runs it right after a build: the
 //! plugins are found next to the binary.
 
-use clshost_e2e::{Clshost, stdout_ok};
+use crate::support::{Clshost, stdout_ok};
 
 const KINDS: [&str; 6] = [
     "backbone",

@@ -1,8 +1,6 @@
 //! The data commands through the `clshost` binary: `data stats` (class counts, sizes, and a
 //! mean/std known in closed form), `data preview` (the PNG sheet), and `bench data --json`.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -13,7 +11,7 @@ fn clshost(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clshost"))
         .args([
             "--plugin-dir",
-            common::augment_plugin_dir().to_str().unwrap(),
+            crate::common::augment_plugin_dir().to_str().unwrap(),
         ])
         .args(args)
         .env_remove("CLSHOST_PLUGIN_PATH")

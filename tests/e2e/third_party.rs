@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use clshost_e2e::{Clshost, build_workspace, plugin_file, stdout_ok, tiny_scratch};
+use crate::support::{Clshost, build_workspace, plugin_file, stdout_ok, tiny_scratch};
 
 fn example_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

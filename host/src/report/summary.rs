@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::checkpoint::BestWeights;
-use super::export::Exported;
-use super::report;
+use super::console;
+use crate::export::Exported;
+use crate::train::BestWeights;
 
 /// The run summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -60,7 +60,7 @@ impl Summary {
             "run {} after {} epochs: {best}; {} wall, {:.1} img/s",
             self.ending.replace('_', " "),
             self.epochs,
-            report::duration(Duration::from_secs_f64(self.wall_seconds.max(0.0))),
+            console::duration(Duration::from_secs_f64(self.wall_seconds.max(0.0))),
             self.images_per_s
         );
         if self.skipped_files > 0 {

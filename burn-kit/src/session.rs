@@ -1,4 +1,4 @@
-//! The whole backbone contract for one model on one Burn backend: training passes with gradient
+//! A training session: the whole backbone contract for one model on one Burn backend: training passes with gradient
 //! accumulation, optimizer steps, EMA, evaluation, named weights, checkpoints and the graph.
 
 use std::collections::{HashMap, HashSet};
@@ -12,63 +12,14 @@ use clshost_plugin_api::{
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::convert::{fnv1a, to_device, to_host, to_named};
 use crate::graph::GraphBuilder;
-use crate::model::{ClassifierModel, ForwardContext, ModelFamily};
+use crate::model::{ClassifierModel, ModelFamily};
+use crate::nn::ForwardContext;
 use crate::optim::{Optimizer, clip_global_norm};
 use crate::params::{Entry, assign, assign_inner, collect, collect_inner, gradients};
 use crate::state::{self, SavedState};
-
-/// A 64-bit FNV-1a hash, used to derive per-name and per-pass seeds.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// Copies a host tensor of rank `D` onto `device`.
-pub fn to_device<B: Backend, const D: usize>(
-    t: TensorRef<'_>,
-    device: &B::Device,
-) -> Result<Tensor<B, D>, PluginError> {
-    let expected: usize = t.shape.iter().product();
-    if t.shape.len() != D || expected != t.data.len() {
-        return Err(PluginError::input(format!(
-            "expected a rank-{D} tensor, got shape {:?} with {} elements",
-            t.shape.as_slice(),
-            t.data.len()
-        )));
-    }
-    let data = TensorData::new(t.data.to_vec(), t.shape.to_vec());
-    Ok(Tensor::from_data(data, device))
-}
-
-/// Copies a Burn tensor into host memory.
-pub fn to_host<B: Backend, const D: usize>(
-    t: Tensor<B, D>,
-) -> Result<clshost_plugin_api::Tensor, PluginError> {
-    let shape = t.dims().to_vec();
-    let data = t
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .map_err(|e| PluginError::device(format!("cannot read a tensor back: {e:?}")))?;
-    clshost_plugin_api::Tensor::new(shape, data)
-}
-
-/// Named host tensors from flattened entries.
-fn to_named<B: Backend>(entries: Vec<Entry<B>>) -> Result<Vec<NamedTensor>, PluginError> {
-    entries
-        .into_iter()
-        .map(|e| {
-            let mut tensor = to_host(e.value)?;
-            tensor.shape = e.shape.into();
-            Ok(NamedTensor {
-                name: e.name.into(),
-                tensor,
-            })
-        })
-        .collect()
-}
+use crate::weights::{describe, is_ignored_key};
 
 /// The exponential moving average of the weights.
 struct Ema<M> {
@@ -80,7 +31,7 @@ struct Ema<M> {
 type InnerModel<AB, F> = <F as ModelFamily>::Model<<AB as AutodiffBackend>::InnerBackend>;
 
 /// One model on one autodiff backend `AB`, with its optimizer, EMA and pending graph.
-pub struct Trainer<AB: AutodiffBackend, F: ModelFamily> {
+pub struct Session<AB: AutodiffBackend, F: ModelFamily> {
     device: AB::Device,
     num_classes: usize,
     seed: u64,
@@ -97,7 +48,7 @@ pub struct Trainer<AB: AutodiffBackend, F: ModelFamily> {
 
 type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
 
-impl<AB: AutodiffBackend, F: ModelFamily> Trainer<AB, F> {
+impl<AB: AutodiffBackend, F: ModelFamily> Session<AB, F> {
     /// Builds and initializes the model on `device`.
     pub fn new(
         family: &F,
@@ -115,7 +66,7 @@ impl<AB: AutodiffBackend, F: ModelFamily> Trainer<AB, F> {
             model: inner_copy::<AB, F>(family, num_classes, &model, &device),
             updates: 0,
         });
-        Ok(Trainer {
+        Ok(Session {
             device,
             num_classes,
             seed,
@@ -140,7 +91,7 @@ impl<AB: AutodiffBackend, F: ModelFamily> Trainer<AB, F> {
             .sum()
     }
 
-    /// Training forward pass; keeps the graph for [`Trainer::backward_step`].
+    /// Training forward pass; keeps the graph for [`Session::backward_step`].
     pub fn forward(
         &mut self,
         images: TensorRef<'_>,
@@ -438,7 +389,7 @@ impl<AB: AutodiffBackend, F: ModelFamily> Trainer<AB, F> {
         state::encode(&saved)
     }
 
-    /// Restores a state written by [`Trainer::save_state`].
+    /// Restores a state written by [`Session::save_state`].
     pub fn load_state(&mut self, family: &F, bytes: &[u8]) -> Result<(), PluginError> {
         let saved = state::decode(bytes)?;
         if saved.optimizer_kind != self.optim.spec().kind {
@@ -526,37 +477,6 @@ fn exact_values<B: Backend>(
         )));
     }
     Ok(values)
-}
-
-/// Keys of a PyTorch state dict that are accepted and ignored (BatchNorm's batch counter).
-fn is_ignored_key(name: &str) -> bool {
-    name == "num_batches_tracked" || name.ends_with(".num_batches_tracked")
-}
-
-/// A one-line account of what did not fit.
-pub fn describe(report: &LoadReport) -> String {
-    let mut parts = Vec::new();
-    if !report.missing.is_empty() {
-        let names: Vec<&str> = report.missing.iter().map(RString::as_str).collect();
-        parts.push(format!("missing {}", names.join(", ")));
-    }
-    if !report.unexpected.is_empty() {
-        let names: Vec<&str> = report.unexpected.iter().map(RString::as_str).collect();
-        parts.push(format!("unexpected {}", names.join(", ")));
-    }
-    for m in report.mismatched.iter() {
-        parts.push(format!(
-            "`{}` is {:?} in the file but {:?} in the model",
-            m.name,
-            m.found.as_slice(),
-            m.expected.as_slice()
-        ));
-    }
-    if parts.is_empty() {
-        "everything fits".to_string()
-    } else {
-        parts.join("; ")
-    }
 }
 
 fn no_ema() -> PluginError {

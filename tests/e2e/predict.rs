@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 use std::sync::OnceLock;
 
-use clshost_e2e::{Clshost, TrainedRun, stderr, stdout_ok};
+use crate::support::{Clshost, TrainedRun, stderr, stdout_ok};
 use serde_json::Value;
 
 /// The tiny recipe of the run tests, for two epochs, with an EMA of the weights and two ONNX

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use clshost_e2e::{Clshost, FIRST_PARTY_PLUGINS, plugin_file, profile_dir, stdout_ok};
+use crate::support::{Clshost, FIRST_PARTY_PLUGINS, plugin_file, profile_dir, stdout_ok};
 use serde_json::Value;
 
 /// Whether Mesa's software Vulkan (lavapipe) is installed, so wgpu has an adapter without a GPU.

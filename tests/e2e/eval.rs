@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use clshost_e2e::{TrainedRun, stderr, stdout_ok};
+use crate::support::{TrainedRun, stderr, stdout_ok};
 use serde_json::Value;
 
 /// Two epochs with an EMA of the weights, monitoring the loss (the EMA weights win, as in the

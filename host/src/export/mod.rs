@@ -1,0 +1,125 @@
+//! The export stage, at the end of a finished run: it takes the trained backbone and the
+//! weights that scored best, and gives the files of every exporter of the recipe in
+//! `RUN_DIR/export/`. Each exporter writes its files from the chosen weights, then checks them
+//! against the backbone's own eval logits on a sample validation batch. A failed check is an
+//! error: the run fails loudly (its checkpoints are already on disk).
+
+use std::path::{Path, PathBuf};
+
+use abi_stable::std_types::Tuple2;
+use anyhow::Context;
+use clshost_plugin_api::{ExportMeta, WeightSet};
+use serde::Serialize;
+
+use crate::recipe::{Recipe, Resolved};
+use crate::registry::{Backbone, ComponentError, Exporter, Registry};
+use crate::train::{Monitor, Trainer};
+
+/// What one exporter wrote and how its check went.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exported {
+    /// The exporter component.
+    pub exporter: String,
+    /// The files written.
+    pub files: Vec<PathBuf>,
+    /// Largest absolute logit difference of the check, when the format can be run.
+    pub max_abs_diff: Option<f64>,
+    /// What the check did, in the exporter's words.
+    pub detail: String,
+}
+
+/// Exports `backbone`'s `weights` with every exporter into `out_dir`, verifying each against
+/// the logits of `sample` (an `[N, 3, H, W]` batch).
+pub fn export_all(
+    exporters: &[Exporter],
+    backbone: &mut Backbone,
+    weights: WeightSet,
+    meta: &ExportMeta,
+    out_dir: &Path,
+    sample: (&[usize], &[f32]),
+) -> Result<Vec<Exported>, ComponentError> {
+    let graph = backbone.graph(weights)?;
+    let inputs = clshost_plugin_api::TensorRef {
+        shape: sample.0.into(),
+        data: sample.1.into(),
+    };
+    let expected = backbone.eval_forward(inputs, weights)?;
+    let mut out = Vec::new();
+    for exporter in exporters {
+        let files = exporter.export(&graph, meta, out_dir)?;
+        let report = exporter.verify(&files, &graph, inputs, expected.view())?;
+        out.push(Exported {
+            exporter: exporter.origin().name.clone(),
+            files,
+            max_abs_diff: report.max_abs_diff.into_option(),
+            detail: report.detail.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// Exports the weights `weights` of `trainer`'s backbone with every exporter of the recipe
+/// (`resolved`, whose plugins `registry` holds), checked on the first validation batch. A
+/// recipe without exporters writes nothing.
+pub fn export_run(
+    trainer: &mut Trainer,
+    registry: &Registry,
+    resolved: &Resolved,
+    weights: WeightSet,
+) -> anyhow::Result<Vec<Exported>> {
+    let recipe = &resolved.recipe;
+    let exporters = recipe
+        .export
+        .iter()
+        .map(|c| registry.new_exporter(&c.name, &c.params))
+        .collect::<Result<Vec<_>, _>>()?;
+    if exporters.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sample = trainer
+        .parts()
+        .val
+        .epoch(0)
+        .next()
+        .context("no validation image could be read for the export check")??;
+    let out_dir = trainer.run_dir().subdir("export")?;
+    let meta = export_meta(resolved, &trainer.parts().classes, &trainer.state.monitor);
+    export_all(
+        &exporters,
+        trainer.backbone(),
+        weights,
+        &meta,
+        &out_dir,
+        (&sample.shape, &sample.images),
+    )
+    .context("export failed (the checkpoints are saved)")
+}
+
+/// What the exporters record beside the model: the recipe, the classes, the eval
+/// preprocessing, and the best value of the monitored metric.
+fn export_meta(resolved: &Resolved, classes: &[String], monitor: &Monitor) -> ExportMeta {
+    let recipe: &Recipe = &resolved.recipe;
+    let d = &recipe.data;
+    let mut extra = vec![
+        Tuple2("clshost_version".into(), env!("CARGO_PKG_VERSION").into()),
+        Tuple2("eval_resize".into(), d.eval_resize.to_string().into()),
+    ];
+    if let (Some(v), Some(e)) = (monitor.best, monitor.best_epoch) {
+        extra.push(Tuple2(
+            format!("best_{}", recipe.trainer.monitor).into(),
+            v.to_string().into(),
+        ));
+        extra.push(Tuple2("best_epoch".into(), e.to_string().into()));
+    }
+    ExportMeta {
+        recipe_name: recipe.name.as_str().into(),
+        recipe: resolved.to_ron().into(),
+        backbone: recipe.model.name.as_str().into(),
+        class_names: classes.iter().map(|c| c.as_str().into()).collect(),
+        input_height: d.eval_crop.0,
+        input_width: d.eval_crop.1,
+        mean: [d.mean.0, d.mean.1, d.mean.2],
+        std: [d.std.0, d.std.1, d.std.2],
+        extra: extra.into(),
+    }
+}

@@ -1,0 +1,17 @@
+//! The report stage: everything a run shows and writes about itself besides checkpoints and
+//! exports. It takes the trainer's rows, metric reports and final state, and gives the console
+//! output and the run directory's derived files.
+//!
+//! - [`console`]: progress bar, the epoch table and the per-class table;
+//! - [`history`]: `metrics.csv` and `metrics.jsonl`;
+//! - [`plots`]: the PNG plots;
+//! - [`tensorboard`]: TensorBoard event files;
+//! - [`provenance`]: `plugins.json`, which plugin files a run used;
+//! - [`summary`]: `summary.json` and the closing lines.
+
+pub mod console;
+pub mod history;
+pub mod plots;
+pub mod provenance;
+pub mod summary;
+pub mod tensorboard;

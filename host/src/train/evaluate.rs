@@ -1,0 +1,161 @@
+//! Evaluation: a loader's images through the backbone's raw (and EMA) weights, scored with the
+//! loss and the metric plugins. The trainer's validation after an epoch and `clshost eval` both
+//! use [`evaluate`], so the two always agree.
+
+use clshost_plugin_api::{MetricReport, Tensor, TensorMut, TensorRef, WeightSet};
+
+use super::checkpoint::BestWeights;
+use super::mixing::one_hot;
+use super::trainer::TrainError;
+use crate::data::Loader;
+use crate::registry::{Backbone, ComponentError, Loss, Metric};
+use crate::report::console::{self, ClassLine};
+use crate::report::history::finite;
+
+/// One evaluation pass.
+pub struct Evaluation {
+    /// `val_loss` and every metric scalar (then the `ema_` ones), in column order.
+    pub values: Vec<(String, Option<f64>)>,
+    /// The raw weights' metric reports.
+    pub reports: Vec<MetricReport>,
+    /// The EMA weights' metric reports, when EMA is on.
+    pub ema_reports: Vec<MetricReport>,
+    /// Validation images per class.
+    pub support: Vec<u64>,
+}
+
+impl Evaluation {
+    /// The per-class lines of the weights in `which`, over the model's `classes`.
+    pub fn class_lines(&self, classes: &[String], which: BestWeights) -> Vec<ClassLine> {
+        let reports = match which {
+            BestWeights::Raw => &self.reports,
+            BestWeights::Ema => &self.ema_reports,
+        };
+        console::class_lines(classes, reports, &self.support)
+    }
+}
+
+/// The loss of `logits` against `targets` (same shape) and its gradient.
+pub(super) fn loss_and_grad(
+    loss: &Loss,
+    logits: &Tensor,
+    targets: &[f32],
+) -> Result<(f64, Vec<f32>), ComponentError> {
+    let mut grad = vec![0.0f32; logits.data.len()];
+    let value = loss.compute(
+        logits.view(),
+        TensorRef {
+            shape: logits.shape.as_slice().into(),
+            data: targets.into(),
+        },
+        TensorMut {
+            shape: logits.shape.as_slice().into(),
+            data: grad.as_mut_slice().into(),
+        },
+    )?;
+    Ok((value, grad))
+}
+
+/// Runs `loader` through `backbone` and scores it: the raw weights with `loss` and `metrics`,
+/// and, when `ema_metrics` is given, the EMA weights with those (their columns prefixed `ema_`).
+/// Labels index the `classes` outputs. The trainer's validation and `clshost eval` both use it.
+pub fn evaluate(
+    backbone: &mut Backbone,
+    loss: &Loss,
+    loader: &Loader,
+    classes: usize,
+    metrics: &mut [Metric],
+    mut ema_metrics: Option<&mut [Metric]>,
+) -> Result<Evaluation, TrainError> {
+    let ema_on = ema_metrics.is_some();
+    for m in metrics.iter_mut() {
+        m.reset()?;
+    }
+    for m in ema_metrics.iter_mut().flat_map(|m| m.iter_mut()) {
+        m.reset()?;
+    }
+    let mut loss_sum = [0.0f64; 2];
+    let mut count = 0u64;
+    let mut support = vec![0u64; classes];
+    for batch in loader.epoch(0) {
+        let batch = batch?;
+        let targets = one_hot(&batch.labels, classes);
+        for &l in &batch.labels {
+            if let Some(s) = support.get_mut(l as usize) {
+                *s += 1;
+            }
+        }
+        let sets: &[WeightSet] = if ema_on {
+            &[WeightSet::Raw, WeightSet::Ema]
+        } else {
+            &[WeightSet::Raw]
+        };
+        for (k, &set) in sets.iter().enumerate() {
+            let logits = backbone.eval_forward(batch.view(), set)?;
+            let (value, _) = loss_and_grad(loss, &logits, &targets)?;
+            loss_sum[k] += value * batch.len() as f64;
+            let scored = match (set, ema_metrics.as_deref_mut()) {
+                (WeightSet::Ema, Some(ema)) => ema,
+                _ => &mut *metrics,
+            };
+            for m in scored.iter_mut() {
+                m.update(logits.view(), &batch.labels)?;
+            }
+        }
+        count += batch.len() as u64;
+    }
+    let mut values = Vec::new();
+    let mean_loss = |k: usize| loss_sum[k] / count.max(1) as f64;
+    let reports = scores(metrics, "", mean_loss(0), &mut values)?;
+    let ema_reports = match ema_metrics {
+        Some(ema) => scores(ema, "ema_", mean_loss(1), &mut values)?,
+        None => Vec::new(),
+    };
+    Ok(Evaluation {
+        values,
+        reports,
+        ema_reports,
+        support,
+    })
+}
+
+/// Appends `<prefix>val_loss` (`loss`) and every scalar of `metrics` (named with `prefix`) to
+/// `values`, and returns the metrics' reports.
+fn scores(
+    metrics: &[Metric],
+    prefix: &str,
+    loss: f64,
+    values: &mut Vec<(String, Option<f64>)>,
+) -> Result<Vec<MetricReport>, TrainError> {
+    values.push((format!("{prefix}val_loss"), finite(loss)));
+    let mut reports = Vec::new();
+    for m in metrics {
+        let report = m.compute()?;
+        values.extend(
+            report
+                .scalars
+                .iter()
+                .map(|s| (format!("{prefix}{}", s.name), finite(s.value))),
+        );
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// The history column of the monitored metric (`loss` is the validation loss).
+pub fn monitor_column(monitor: &str) -> String {
+    match monitor {
+        "loss" => "val_loss".into(),
+        other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loss_monitor_is_the_validation_loss() {
+        assert_eq!(monitor_column("loss"), "val_loss");
+    }
+}
