@@ -18,19 +18,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Once, OnceLock};
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    AbiBackbone, AbiBackbone_TO, AbiBatchAugment, AbiBatchAugment_TO, AbiExporter, AbiExporter_TO,
-    AbiLoss, AbiLoss_TO, AbiMetric, AbiMetric_TO, AbiSampleAugment, AbiSampleAugment_TO,
-    AugmentContext, AugmentStage, BackboneBox, BackboneContext, BackboneSummary, BackendReport,
-    BatchAugmentBox, ComponentInfo, ComponentKind, ErrorKind, ExportMeta, ExporterBox, ImageU8,
-    LoadReport, LoadWeightsOptions, LossBox, LossContext, MetricBox, MetricContext, MetricOutput,
-    MetricReport, ModelGraph, NamedTensor, ParamDoc, PluginError, PluginInfo, PluginRoot,
-    PluginRootRef, StepParams, StepReport, Tensor, TensorMut, TensorRef, VerifyReport, WeightSet,
-    parse_config,
+    AbiBackbone, AbiBackbone_TO, AbiBatchAugment, AbiBatchAugment_TO, AbiExportedModel,
+    AbiExportedModel_TO, AbiExporter, AbiExporter_TO, AbiLoss, AbiLoss_TO, AbiMetric, AbiMetric_TO,
+    AbiSampleAugment, AbiSampleAugment_TO, AugmentContext, AugmentStage, BackboneBox,
+    BackboneContext, BackboneSummary, BackendReport, BatchAugmentBox, ComponentInfo, ComponentKind,
+    ErrorKind, ExportMeta, ExportedModelBox, ExporterBox, ImageU8, LoadReport, LoadWeightsOptions,
+    LossBox, LossContext, MetricBox, MetricContext, MetricOutput, MetricReport, ModelGraph,
+    NamedTensor, ParamDoc, PluginError, PluginInfo, PluginRoot, PluginRootRef, StepParams,
+    StepReport, Tensor, TensorMut, TensorRef, VerifyReport, WeightSet, parse_config,
 };
 
 /// Documentation of one field of a [`Component::Config`]: its name as written in a recipe, and
@@ -263,6 +263,24 @@ pub trait Exporter: Component + Sync {
         inputs: TensorRef<'_>,
         expected: TensorRef<'_>,
     ) -> Result<VerifyReport, PluginError>;
+    /// Opens the file at `path` to run it, when it is of the format this exporter writes and
+    /// that format can run (ABI 1.2; `clshost predict` runs exports this way). `Ok(None)` says
+    /// "not mine": the default, for formats that hold no runnable model. An error says the file
+    /// is of this format but unusable.
+    fn open(_path: &Path) -> Result<Option<Box<dyn ExportedModel>>, PluginError> {
+        Ok(None)
+    }
+}
+
+/// An exported file opened to run, as [`Exporter::open`] returns it.
+pub trait ExportedModel: Send + 'static {
+    /// What the file records besides the graph: class names, input size, normalization, and
+    /// every other entry in `extra` (for clshost's exports: `eval_resize`, `recipe`, ...).
+    fn meta(&self) -> ExportMeta;
+    /// The logits `[N, classes]` of the `[N, 3, H, W]` preprocessed `images`, for any N.
+    fn run(&mut self, images: TensorRef<'_>) -> Result<Tensor, PluginError>;
+    /// What runs the file, in a few words (`tract`).
+    fn runner(&self) -> String;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -478,6 +496,21 @@ impl<T: Exporter> AbiExporter for Adapter<T> {
     }
 }
 
+/// An [`ExportedModel`] behind the ABI trait.
+struct Opened(Box<dyn ExportedModel>);
+
+impl AbiExportedModel for Opened {
+    fn meta(&self) -> ExportMeta {
+        self.0.meta()
+    }
+    fn run(&mut self, images: TensorRef<'_>) -> RResult<Tensor, PluginError> {
+        guard(|| self.0.run(images))
+    }
+    fn runner(&self) -> RString {
+        self.0.runner().into()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Registration.
 
@@ -552,6 +585,13 @@ fn new_exporter<T: Exporter>(config: &str) -> Result<ExporterBox, PluginError> {
     Ok(AbiExporter_TO::from_value(Adapter(value), TD_Opaque))
 }
 
+fn open_exported<T: Exporter>(path: &Path) -> Result<Option<ExportedModelBox>, PluginError> {
+    Ok(T::open(path)?.map(|model| AbiExportedModel_TO::from_value(Opened(model), TD_Opaque)))
+}
+
+/// An exporter's [`Exporter::open`], behind the ABI trait.
+type Opener = fn(&Path) -> Result<Option<ExportedModelBox>, PluginError>;
+
 /// One registered component: what [`crate::register!`] submits to the plugin's inventory.
 pub struct Registration {
     kind: ComponentKind,
@@ -559,6 +599,8 @@ pub struct Registration {
     info: fn(ComponentKind) -> Result<ComponentInfo, PluginError>,
     validate: fn(&str) -> Result<(), PluginError>,
     constructor: Constructor,
+    /// An exporter's [`Exporter::open`].
+    open: Option<Opener>,
 }
 
 inventory::collect!(Registration);
@@ -571,6 +613,7 @@ impl Registration {
             info: component_info::<T>,
             validate: validate::<T>,
             constructor,
+            open: None,
         }
     }
 
@@ -618,10 +661,12 @@ impl Registration {
 
     /// Registers an exporter.
     pub const fn exporter<T: Exporter>() -> Self {
-        Self::of::<T>(
+        let mut registration = Self::of::<T>(
             ComponentKind::Exporter,
             Constructor::Exporter(new_exporter::<T>),
-        )
+        );
+        registration.open = Some(open_exported::<T>);
+        registration
     }
 }
 
@@ -850,6 +895,21 @@ extern "C" fn root_new_exporter(
     construct!(Exporter, name, config.as_str())
 }
 
+extern "C" fn root_open_model(path: RStr<'_>) -> RResult<ROption<ExportedModelBox>, PluginError> {
+    guard(|| {
+        let path = Path::new(path.as_str());
+        for open in inventory::iter::<Registration>
+            .into_iter()
+            .filter_map(|r| r.open)
+        {
+            if let Some(model) = open(path)? {
+                return Ok(ROption::RSome(model));
+            }
+        }
+        Ok(ROption::RNone)
+    })
+}
+
 /// Builds the root module of the plugin that calls it. Used by [`crate::export_plugin!`].
 #[doc(hidden)]
 pub fn root_module(
@@ -874,6 +934,7 @@ pub fn root_module(
         new_metric: root_new_metric,
         new_exporter: root_new_exporter,
         devices: root_devices,
+        open_model: root_open_model,
     }
     .leak_into_prefix()
 }

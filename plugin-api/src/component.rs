@@ -94,3 +94,20 @@ pub struct PluginInfo {
     /// Every component the plugin offers.
     pub components: RVec<ComponentInfo>,
 }
+
+impl PluginInfo {
+    /// Every parameter, as `component.parameter`, whose default is missing from the component
+    /// list: a plugin's tests assert there is none, which shows that the documented names are
+    /// the ones the config's serde implementation writes.
+    pub fn params_without_default(&self) -> Vec<String> {
+        self.components
+            .iter()
+            .flat_map(|c| {
+                c.params
+                    .iter()
+                    .filter(|p| p.default.is_empty())
+                    .map(move |p| format!("{}.{}", c.name, p.name))
+            })
+            .collect()
+    }
+}

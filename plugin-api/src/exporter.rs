@@ -1,4 +1,5 @@
-//! The exporter contract: turn a backbone's graph into files, and check them.
+//! The exporter contract: turn a backbone's graph into files, check them, and (ABI 1.2) open
+//! them again to run.
 
 // abi_stable 0.11's `#[sabi_trait]` expands to impls inside a generated const.
 #![allow(non_local_definitions)]
@@ -7,7 +8,7 @@ use abi_stable::StableAbi;
 use abi_stable::sabi_trait;
 use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec, Tuple2};
 
-use crate::{ModelGraph, PluginError, TensorRef};
+use crate::{ModelGraph, PluginError, Tensor, TensorRef};
 
 /// What an exporter knows about the run besides the graph, so a consumer of the exported file
 /// needs nothing else.
@@ -72,3 +73,23 @@ pub trait AbiExporter: Send + Sync {
 
 /// An owned exporter object.
 pub type ExporterBox = AbiExporter_TO<'static, RBox<()>>;
+
+/// A file an exporter wrote, opened to run (ABI 1.2): `clshost predict` runs an export through
+/// the plugin that reads its format. Plugin authors implement
+/// [`crate::authoring::ExportedModel`] instead.
+#[sabi_trait]
+pub trait AbiExportedModel: Send {
+    /// What the file records besides the graph: class names, input size, normalization, and
+    /// every other entry in `extra` (`eval_resize`, `recipe`, ...).
+    fn meta(&self) -> ExportMeta;
+
+    /// The logits `[N, classes]` of the `[N, 3, H, W]` preprocessed `images`, for any N.
+    fn run(&mut self, images: TensorRef<'_>) -> RResult<Tensor, PluginError>;
+
+    /// What runs the file, in a few words (`tract`).
+    #[sabi(last_prefix_field)]
+    fn runner(&self) -> RString;
+}
+
+/// An owned exported model.
+pub type ExportedModelBox = AbiExportedModel_TO<'static, RBox<()>>;

@@ -116,7 +116,10 @@ pub use component::{ComponentInfo, ComponentKind, ParamDoc, PluginInfo};
 pub use config::{check_file_name, parse_config};
 pub use device::{BackendReport, DeviceEntry};
 pub use error::{ErrorKind, PluginError, TextPosition, panic_message};
-pub use exporter::{AbiExporter, AbiExporter_TO, ExportMeta, ExporterBox, VerifyReport};
+pub use exporter::{
+    AbiExportedModel, AbiExportedModel_TO, AbiExporter, AbiExporter_TO, ExportMeta,
+    ExportedModelBox, ExporterBox, VerifyReport,
+};
 pub use graph::{Attribute, AttributeValue, GraphNode, ModelGraph, NamedTensor, ValueInfo};
 pub use loss::{AbiLoss, AbiLoss_TO, LossBox, LossContext};
 pub use metric::{
@@ -125,7 +128,7 @@ pub use metric::{
 };
 pub use root::{
     ABI_MAJOR, ABI_MINOR, ABI_VERSION_STRING, AbiVersion, HANDSHAKE_SYMBOL, PluginRoot,
-    PluginRootRef, v1_0,
+    PluginRootRef, v1_0, v1_1,
 };
 pub use sample::{
     AbiBatchAugment, AbiBatchAugment_TO, AbiSampleAugment, AbiSampleAugment_TO, AugmentContext,
@@ -138,8 +141,8 @@ pub use abi_stable::std_types::{ROption, RResult, RSlice, RSliceMut, RStr, RStri
 /// Everything a plugin author needs, in one import: `use clshost_plugin_api::prelude::*;`.
 pub mod prelude {
     pub use crate::authoring::{
-        Backbone, BatchAugment, Component, Exporter, ImageAugment, Loss, Metric, Param,
-        TensorAugment,
+        Backbone, BatchAugment, Component, ExportedModel, Exporter, ImageAugment, Loss, Metric,
+        Param, TensorAugment,
     };
     pub use crate::{
         AugmentContext, BackboneContext, BackboneSummary, BackendReport, ConfigDoc, DeviceEntry,

@@ -8,7 +8,7 @@
 //!    append fields to prefix types (this root module);
 //! 3. abi_stable's layout check of the root module and every type reachable from it, against
 //!    the layout of the plugin's own minor version: [`PluginRoot`] for the current one,
-//!    [`v1_0::PluginRoot`] for 1.0.
+//!    [`v1_1::PluginRoot`] for 1.1, [`v1_0::PluginRoot`] for 1.0.
 //!
 //! abi_stable (0.11) accepts a library whose prefix type has *more* fields than the loader's,
 //! but rejects one with *fewer* ("too many fields"): an older host reads a newer plugin as is,
@@ -32,20 +32,24 @@
 //!   devices each one sees. A 1.1 host loads a 1.0 plugin with [`v1_0::PluginRoot`]'s layout;
 //!   [`PluginRootRef::devices`] then returns `None`, which hosts read as "this plugin does not
 //!   report devices".
+//! - **1.2**: appends [`PluginRoot::open_model`], which opens a file one of the plugin's
+//!   exporters wrote so the host can run it (`clshost predict model.onnx`). A 1.2 host loads a
+//!   1.1 plugin with [`v1_1::PluginRoot`]'s layout; [`PluginRootRef::open_model`] then returns
+//!   `None`, and the host asks the other plugins.
 
 use abi_stable::StableAbi;
 use abi_stable::library::RootModule;
 use abi_stable::sabi_types::VersionStrings;
-use abi_stable::std_types::{RResult, RStr, RVec};
+use abi_stable::std_types::{ROption, RResult, RStr, RVec};
 
-use crate::{BackendReport, PluginError};
+use crate::{BackendReport, ExportedModelBox, PluginError};
 
 /// The ABI major version: plugins and hosts must agree on it exactly.
 pub const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: raised when fields or methods are appended.
-pub const ABI_MINOR: u32 = 1;
+pub const ABI_MINOR: u32 = 2;
 /// `ABI_MAJOR.ABI_MINOR.0`, the version abi_stable's own check sees.
-pub const ABI_VERSION_STRING: &str = "1.1.0";
+pub const ABI_VERSION_STRING: &str = "1.2.0";
 
 /// The NUL-terminated name of the handshake function every plugin exports.
 pub const HANDSHAKE_SYMBOL: &[u8] = b"clshost_plugin_abi\0";
@@ -137,8 +141,8 @@ macro_rules! plugin_root {
 }
 
 plugin_root! {
-    /// The root module: the plugin's description, one constructor per component kind, and (ABI
-    /// 1.1) its device report.
+    /// The root module: the plugin's description, one constructor per component kind, (ABI
+    /// 1.1) its device report and (ABI 1.2) the reader of its exporters' files.
     ///
     /// Every constructor takes the component name and its config as RON text, parses the
     /// config, and returns the component or a [`PluginError`]. Plugins built with
@@ -149,6 +153,11 @@ plugin_root! {
         /// empty list. Absent from 1.0 plugins: the accessor [`PluginRootRef::devices`] returns
         /// `None`.
         pub devices: extern "C" fn() -> RResult<RVec<BackendReport>, PluginError>,
+        /// ABI 1.2: opens the file at `path` to run it, when one of this plugin's exporters
+        /// writes that format (`RNone` otherwise); an error when the file is of its format but
+        /// unusable. Absent from older plugins: [`PluginRootRef::open_model`] returns `None`.
+        pub open_model:
+            extern "C" fn(path: RStr<'_>) -> RResult<ROption<ExportedModelBox>, PluginError>,
     }
 }
 
@@ -159,34 +168,70 @@ impl RootModule for PluginRootRef {
     const VERSION_STRINGS: VersionStrings = VersionStrings::new(ABI_VERSION_STRING);
 }
 
-/// The root module exactly as ABI 1.0 defined it, for loading 1.0 plugins: abi_stable rejects a
-/// library whose prefix type has fewer fields than the loader's, so a 1.1 host checks a 1.0
-/// plugin against this layout and then reads it as a [`PluginRootRef`] whose `devices` is absent.
+/// Defines a past minor's frozen `PluginRoot` (its fields after the 1.0 ones are `$appended`),
+/// loadable as the root module of a plugin of that minor (`$version`), and its `upgrade` to
+/// the current type.
+macro_rules! past_minor {
+    ($version:literal, $(#[$doc:meta])* appended: { $($appended:tt)* }) => {
+        plugin_root! {
+            $(#[$doc])*
+            appended: { $($appended)* }
+        }
+
+        impl RootModule for PluginRootRef {
+            abi_stable::declare_root_module_statics! {PluginRootRef}
+            const BASE_NAME: &'static str = super::PluginRootRef::BASE_NAME;
+            const NAME: &'static str = super::PluginRootRef::NAME;
+            const VERSION_STRINGS: VersionStrings = VersionStrings::new($version);
+        }
+
+        impl PluginRootRef {
+            /// The same module seen through the current type; the fields later minors
+            /// appended read as absent.
+            pub fn upgrade(self) -> super::PluginRootRef {
+                // SAFETY: a past minor's layout is a prefix of the current one (a test checks
+                // it with abi_stable), and prefix-type accessors read the instance's own field
+                // count.
+                super::PluginRootRef(unsafe { self.0.cast() })
+            }
+        }
+    };
+}
+
+/// The root module exactly as ABI 1.1 defined it, for loading 1.1 plugins: abi_stable rejects a
+/// library whose prefix type has fewer fields than the loader's, so a newer host checks a 1.1
+/// plugin against this layout and then reads it as a [`PluginRootRef`] whose `open_model` is
+/// absent.
+#[doc(hidden)]
+pub mod v1_1 {
+    use abi_stable::library::RootModule;
+    use abi_stable::sabi_types::VersionStrings;
+    use abi_stable::std_types::{RResult, RStr, RVec};
+
+    use crate::{BackendReport, PluginError};
+
+    past_minor! {
+        "1.1.0",
+        /// [`super::PluginRoot`] without the fields ABI 1.2 appended.
+        appended: {
+            /// The device report, as in [`super::PluginRoot::devices`].
+            pub devices: extern "C" fn() -> RResult<RVec<BackendReport>, PluginError>,
+        }
+    }
+}
+
+/// The root module exactly as ABI 1.0 defined it, for loading 1.0 plugins, whose `devices` (and
+/// later fields) read as absent.
 #[doc(hidden)]
 pub mod v1_0 {
     use abi_stable::library::RootModule;
     use abi_stable::sabi_types::VersionStrings;
     use abi_stable::std_types::{RResult, RStr};
 
-    plugin_root! {
-        /// [`super::PluginRoot`] without the fields ABI 1.1 appended.
+    past_minor! {
+        "1.0.0",
+        /// [`super::PluginRoot`] without the fields ABI 1.1 and later appended.
         appended: {}
-    }
-
-    impl RootModule for PluginRootRef {
-        abi_stable::declare_root_module_statics! {PluginRootRef}
-        const BASE_NAME: &'static str = super::PluginRootRef::BASE_NAME;
-        const NAME: &'static str = super::PluginRootRef::NAME;
-        const VERSION_STRINGS: VersionStrings = VersionStrings::new("1.0.0");
-    }
-
-    impl PluginRootRef {
-        /// The same module seen through the current type; its 1.1 fields read as absent.
-        pub fn upgrade(self) -> super::PluginRootRef {
-            // SAFETY: the 1.0 layout is a prefix of the current one (a test checks it with
-            // abi_stable), and prefix-type accessors read the instance's own field count.
-            super::PluginRootRef(unsafe { self.0.cast() })
-        }
     }
 }
 
@@ -237,29 +282,38 @@ mod tests {
         );
     }
 
-    /// What abi_stable 0.11.3 does with the appended field (see `check_fields` in
-    /// abi_stable's `abi_checking.rs`: an interface with more prefix-type fields than the
-    /// implementation is a `FieldCountMismatch`): a 1.0 host accepts a 1.1 plugin, a 1.1 host
-    /// rejects a 1.0 plugin, and only past the check would `devices()` read as `None`.
+    /// What abi_stable 0.11.3 does with appended fields (see `check_fields` in abi_stable's
+    /// `abi_checking.rs`: an interface with more prefix-type fields than the implementation is a
+    /// `FieldCountMismatch`): an older host accepts a newer plugin, a newer host rejects an older
+    /// plugin's layout, and only past the check, through the frozen layout, would the appended
+    /// fields read as `None`. Checked for each past minor against the current layout.
     #[test]
     fn appending_a_field_is_compatible_in_one_direction_only() {
         use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
+        use abi_stable::type_layout::TypeLayout;
+
+        let past: [(&str, &'static TypeLayout); 2] = [
+            ("1.0", <v1_0::PluginRootRef as StableAbi>::LAYOUT),
+            ("1.1", <v1_1::PluginRootRef as StableAbi>::LAYOUT),
+        ];
+        let current = <PluginRootRef as StableAbi>::LAYOUT;
+        for (minor, layout) in past {
+            check_layout_compatibility(layout, current)
+                .unwrap_or_else(|e| panic!("a {minor} host accepts a 1.2 root module: {e}"));
+            let rejected = check_layout_compatibility(current, layout)
+                .expect_err("a 1.2 host rejects an older root module's layout");
+            assert!(rejected.to_string().contains("too many fields"), "{minor}");
+        }
+    }
+
+    /// An older plugin, read through its frozen layout and upgraded, has none of the fields
+    /// appended after its minor; the current authored root module has them all.
+    #[test]
+    fn older_root_modules_read_their_appended_fields_as_absent() {
         use abi_stable::prefix_type::PrefixTypeTrait;
 
-        check_layout_compatibility(
-            <v1_0::PluginRootRef as StableAbi>::LAYOUT,
-            <PluginRootRef as StableAbi>::LAYOUT,
-        )
-        .expect("a 1.0 host accepts a 1.1 root module");
-        let rejected = check_layout_compatibility(
-            <PluginRootRef as StableAbi>::LAYOUT,
-            <v1_0::PluginRootRef as StableAbi>::LAYOUT,
-        )
-        .expect_err("a 1.1 host rejects a 1.0 root module");
-        assert!(rejected.to_string().contains("too many fields"));
-
         let authored = crate::authoring::root_module("new", "1", "", None);
-        let old = v1_0::PluginRoot {
+        let v10 = v1_0::PluginRoot {
             info: authored.info(),
             validate: authored.validate(),
             new_backbone: authored.new_backbone(),
@@ -269,10 +323,28 @@ mod tests {
             new_metric: authored.new_metric(),
             new_exporter: authored.new_exporter(),
         }
-        .leak_into_prefix();
-        let seen_by_host = old.upgrade();
-        assert!(seen_by_host.devices().is_none());
-        assert!(authored.devices().is_some());
+        .leak_into_prefix()
+        .upgrade();
+        assert!(v10.devices().is_none());
+        assert!(v10.open_model().is_none());
+        let v11 = v1_1::PluginRoot {
+            info: authored.info(),
+            validate: authored.validate(),
+            new_backbone: authored.new_backbone(),
+            new_sample_augment: authored.new_sample_augment(),
+            new_batch_augment: authored.new_batch_augment(),
+            new_loss: authored.new_loss(),
+            new_metric: authored.new_metric(),
+            new_exporter: authored.new_exporter(),
+            devices: authored
+                .devices()
+                .expect("the current root module has `devices`"),
+        }
+        .leak_into_prefix()
+        .upgrade();
+        assert!(v11.devices().is_some());
+        assert!(v11.open_model().is_none());
+        assert!(authored.open_model().is_some());
     }
 
     #[test]

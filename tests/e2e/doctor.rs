@@ -69,13 +69,13 @@ fn text_lists_versions_search_path_plugins_backends_and_a_verdict() {
     assert!(text.contains("(user directory): does not exist"), "{text}");
     assert!(
         text.contains(
-            "  clshost-plugin-resnet 0.1.0 (ABI 1.1): 3 backbones; devices reported: cpu, wgpu\n"
+            "  clshost-plugin-resnet 0.1.0 (ABI 1.2): 3 backbones; devices reported: cpu, wgpu\n"
         ),
         "{text}"
     );
     assert!(
         text.contains(
-            "  clshost-plugin-losses 0.1.0 (ABI 1.1): 3 losses; devices reported: no backends\n"
+            "  clshost-plugin-losses 0.1.0 (ABI 1.2): 3 losses; devices reported: no backends\n"
         ),
         "{text}"
     );
@@ -126,7 +126,7 @@ fn json_has_plugins_cpu_and_the_backends_with_their_devices() {
         .find(|p| p["name"] == "clshost-plugin-resnet")
         .unwrap();
     assert_eq!(resnet["components"]["backbone"], 3);
-    assert_eq!(resnet["abi_minor"], 1);
+    assert_eq!(resnet["abi_minor"], clshost_plugin_api::ABI_MINOR);
     assert_eq!(json["failures"], Value::Array(vec![]));
     assert_eq!(json["registry_error"], Value::Null);
 

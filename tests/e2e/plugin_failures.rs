@@ -50,7 +50,7 @@ fn a_plugin_built_for_a_newer_abi_major() {
     assert_eq!(
         stderr,
         format!(
-            "error: plugin {}: built for plugin ABI 2.3, but this clshost uses ABI 1.1: rebuild \
+            "error: plugin {}: built for plugin ABI 2.3, but this clshost uses ABI 1.2: rebuild \
              it against clshost-plugin-api 1.x\n",
             path.display()
         )
@@ -64,7 +64,7 @@ fn a_plugin_built_for_an_older_abi_major() {
     assert_eq!(
         stderr,
         format!(
-            "error: plugin {}: built for plugin ABI 0.4, but this clshost uses ABI 1.1: rebuild \
+            "error: plugin {}: built for plugin ABI 0.4, but this clshost uses ABI 1.2: rebuild \
              it against clshost-plugin-api 1.x\n",
             path.display()
         )
@@ -78,9 +78,9 @@ fn a_plugin_whose_abi_layout_differs() {
     assert_eq!(
         stderr,
         format!(
-            "error: plugin {}: ABI layout mismatch: it says ABI 1.1 but its types differ from \
+            "error: plugin {}: ABI layout mismatch: it says ABI 1.2 but its types differ from \
              this clshost's (built against a modified clshost-plugin-api?); rebuild it against \
-             clshost-plugin-api 1.1 (run with -vv for the layout report)\n",
+             clshost-plugin-api 1.2 (run with -vv for the layout report)\n",
             path.display()
         )
     );

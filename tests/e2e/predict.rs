@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use crate::support::{Clshost, TrainedRun, stderr, stdout_ok};
+use crate::support::{Clshost, TrainedRun, clshost_binary, stderr, stdout_ok};
 use serde_json::Value;
 
 /// The tiny recipe of the run tests, for two epochs, with an EMA of the weights and two ONNX
@@ -224,4 +224,34 @@ fn bad_model_paths_are_clear_errors() {
         assert_eq!(out.status.code(), Some(1), "{model}");
         assert_eq!(stderr(&out).trim_end(), message);
     }
+}
+
+#[test]
+fn an_onnx_file_without_a_plugin_that_opens_it_is_a_clear_error() {
+    let t = trained();
+    // A clshost with no plugins beside it and an empty data directory: nothing opens `.onnx`.
+    let lone = t.dir.join("lone");
+    fs::create_dir_all(&lone).unwrap();
+    let exe = lone.join(format!("clshost{}", std::env::consts::EXE_SUFFIX));
+    fs::copy(clshost_binary(), &exe).unwrap();
+    let model = t.run.join("export/model.onnx");
+    let out = Command::new(&exe)
+        .args(["predict", model.to_str().unwrap(), &val_images(t)[0]])
+        .current_dir(&t.dir)
+        .env_remove("CLSHOST_PLUGIN_PATH")
+        .env("HOME", &lone)
+        .env("XDG_DATA_HOME", &lone)
+        .env("XDG_RUNTIME_DIR", &lone)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        format!(
+            "error: no loaded plugin opens {}: the `onnx` exporter's plugin \
+             (clshost-plugin-export, plugin ABI 1.2 or later) runs .onnx files; put it on the \
+             plugin search path (`clshost plugins` lists what is loaded)",
+            model.display()
+        )
+    );
 }

@@ -36,12 +36,17 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("cargo runs");
+    run_cargo(dir, cargo_command().args(args));
+}
+
+/// A `cargo` command, the one running the tests.
+fn cargo_command() -> Command {
+    Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Runs `command` in `dir`, panicking with its output if it fails.
+fn run_cargo(dir: &Path, command: &mut Command) {
+    let output = command.current_dir(dir).output().expect("cargo runs");
     assert!(
         output.status.success(),
         "cargo failed in {}:\n{}",
@@ -79,14 +84,15 @@ pub fn build_workspace(manifest_dir: &str, target_name: &str) -> PathBuf {
         .parent()
         .expect("target dir")
         .join(target_name);
-    cargo(
+    // `.ci/run` lints this workspace while building it, through clippy-driver as the workspace
+    // wrapper; a separate workspace builds as a third party's would, without it.
+    run_cargo(
         &repo_root().join(manifest_dir),
-        [
-            OsStr::new("build"),
-            OsStr::new("--quiet"),
-            OsStr::new("--target-dir"),
-            target.as_os_str(),
-        ],
+        cargo_command()
+            .args(["build", "--quiet", "--target-dir"])
+            .arg(&target)
+            .env_remove("RUSTC_WORKSPACE_WRAPPER")
+            .env_remove("CLIPPY_ARGS"),
     );
     target.join("debug")
 }

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use abi_stable::std_types::{RResult, RStr, RString, RVec};
 use clshost_plugin_api::{
     AugmentContext, AugmentStage, BackboneBox, BackboneContext, BackboneSummary, BatchAugmentBox,
-    ComponentKind, ExportMeta, ExporterBox, ImageU8, LoadReport, LoadWeightsOptions, LossBox,
-    LossContext, MetricBox, MetricContext, MetricOutput, MetricReport, ModelGraph, NamedTensor,
-    PluginError, SampleAugmentBox, StepParams, StepReport, Tensor, TensorMut, TensorRef,
-    VerifyReport, WeightSet,
+    ComponentKind, ExportMeta, ExportedModelBox, ExporterBox, ImageU8, LoadReport,
+    LoadWeightsOptions, LossBox, LossContext, MetricBox, MetricContext, MetricOutput, MetricReport,
+    ModelGraph, NamedTensor, PluginError, SampleAugmentBox, StepParams, StepReport, Tensor,
+    TensorMut, TensorRef, VerifyReport, WeightSet,
 };
 
 use super::{Entry, Registry, ResolveError};
@@ -470,5 +470,85 @@ impl Exporter {
             &self.origin,
             "verify",
         )
+    }
+}
+
+/// An exported file opened by the plugin that reads its format (ABI 1.2), ready to run.
+pub struct ExportedModel {
+    inner: ExportedModelBox,
+    /// The plugin that opened it, for errors.
+    plugin: String,
+    /// The exported file.
+    file: PathBuf,
+}
+
+/// A plugin failed to open or run an exported file.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[error("{} (plugin {plugin}): {operation}: {error}", file.display())]
+pub struct ModelFileError {
+    /// The exported file.
+    pub file: PathBuf,
+    /// The plugin's name.
+    pub plugin: String,
+    /// What the host asked (`open`, `run`).
+    pub operation: &'static str,
+    /// The plugin's error.
+    pub error: Box<PluginError>,
+}
+
+impl ExportedModel {
+    /// What the file records besides the graph: class names, input size, normalization, extra
+    /// entries.
+    pub fn meta(&self) -> ExportMeta {
+        self.inner.meta()
+    }
+
+    /// What runs it, in the plugin's words (`tract`).
+    pub fn runner(&self) -> String {
+        self.inner.runner().into_string()
+    }
+
+    /// The logits `[N, classes]` of the `[N, 3, H, W]` preprocessed `images`.
+    pub fn run(&mut self, images: TensorRef<'_>) -> Result<Tensor, ModelFileError> {
+        let result = self.inner.run(images).into_result();
+        result.map_err(|error| ModelFileError {
+            file: self.file.clone(),
+            plugin: self.plugin.clone(),
+            operation: "run",
+            error: Box::new(error),
+        })
+    }
+}
+
+impl Registry {
+    /// Opens the exported file `file` with the first plugin (in search order) that reads its
+    /// format; `None` when no loaded plugin does. Plugins older than ABI 1.2 are not asked.
+    pub fn open_model(
+        &self,
+        file: &std::path::Path,
+    ) -> Result<Option<ExportedModel>, ModelFileError> {
+        let text = file.to_string_lossy();
+        for plugin in self.plugins() {
+            let Some(open) = plugin.library.root.open_model() else {
+                continue;
+            };
+            let name = plugin.library.info.name.to_string();
+            let opened = open(RStr::from(text.as_ref()))
+                .into_result()
+                .map_err(|error| ModelFileError {
+                    file: file.to_path_buf(),
+                    plugin: name.clone(),
+                    operation: "open",
+                    error: Box::new(error),
+                })?;
+            if let Some(inner) = opened.into_option() {
+                return Ok(Some(ExportedModel {
+                    inner,
+                    plugin: name,
+                    file: file.to_path_buf(),
+                }));
+            }
+        }
+        Ok(None)
     }
 }

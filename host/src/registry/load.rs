@@ -7,8 +7,8 @@
 //! 2. it exports the `clshost_plugin_abi` handshake with the right magic number;
 //! 3. its ABI major version equals the host's;
 //! 4. abi_stable's own header, version and layout checks of the root module pass, against the
-//!    layout of the plugin's minor version (a 1.0 plugin is checked against the frozen 1.0 root
-//!    module and read without the fields 1.1 appended);
+//!    layout of the plugin's minor version (a 1.0 or 1.1 plugin is checked against that minor's
+//!    frozen root module and read without the fields later minors appended);
 //! 5. its `info()` answers.
 //!
 //! Libraries are never unloaded: component objects and error messages may point into them.
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use abi_stable::library::{LibraryError, RawLibrary, lib_header_from_raw_library};
 use clshost_plugin_api::{
     ABI_MAJOR, ABI_MINOR, AbiVersion, BackendReport, HANDSHAKE_SYMBOL, PluginError, PluginInfo,
-    PluginRootRef, v1_0,
+    PluginRootRef, v1_0, v1_1,
 };
 
 /// Why a library could not be loaded as a plugin.
@@ -143,12 +143,14 @@ pub fn load(path: &Path) -> Result<Library, LoadError> {
         }
         other => LoadError::AbiStable(first_line(&other.to_string())),
     })?;
-    let root = if abi.minor == 0 {
-        header
+    let root = match abi.minor {
+        0 => header
             .init_root_module::<v1_0::PluginRootRef>()
-            .map(v1_0::PluginRootRef::upgrade)
-    } else {
-        header.init_root_module::<PluginRootRef>()
+            .map(v1_0::PluginRootRef::upgrade),
+        1 => header
+            .init_root_module::<v1_1::PluginRootRef>()
+            .map(v1_1::PluginRootRef::upgrade),
+        _ => header.init_root_module::<PluginRootRef>(),
     };
     let root = root.map_err(|e| match e {
         LibraryError::AbiInstability(report) => {

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use clshost_plugin_api::{ComponentInfo, ComponentKind};
 
 pub use components::{
-    Backbone, BatchAugment, ComponentError, CreateError, Exporter, Loss, Metric, Origin,
-    SampleAugment,
+    Backbone, BatchAugment, ComponentError, CreateError, ExportedModel, Exporter, Loss, Metric,
+    ModelFileError, Origin, SampleAugment,
 };
 pub use load::{DeviceSupport, Library, LoadError};
 pub use search::{Candidate, Found, Location, SearchPath, Source};

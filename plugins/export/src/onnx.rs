@@ -7,11 +7,15 @@
 //! [`OnnxExporter::verify`] reads the file back, repeats the structural check, runs it with
 //! `tract-onnx` on the sample batch and compares its logits with the backbone's own: the largest
 //! absolute difference goes into the report, and beyond the tolerance verification fails.
+//! [`OnnxExporter::open`] opens an `.onnx` file again to run it (`onnx_open.rs`), which is how
+//! `clshost predict` runs exports.
 
 #[path = "onnx_build.rs"]
 mod build;
 #[path = "onnx_check.rs"]
 mod check;
+#[path = "onnx_open.rs"]
+mod open;
 #[path = "onnx_run.rs"]
 mod run;
 
@@ -131,7 +135,7 @@ impl Component for OnnxExporter {
 }
 
 /// Reads and decodes an `.onnx` file.
-fn read_model(path: &Path) -> Result<pb::ModelProto, PluginError> {
+pub(crate) fn read_model(path: &Path) -> Result<pb::ModelProto, PluginError> {
     let bytes = fs::read(path).map_err(|e| PluginError::io_at(path, e))?;
     pb::ModelProto::decode(bytes.as_slice())
         .map_err(|e| PluginError::input(format!("{} is not an ONNX model: {e}", path.display())))
@@ -292,6 +296,10 @@ impl Exporter for OnnxExporter {
             )
             .into(),
         })
+    }
+
+    fn open(path: &Path) -> Result<Option<Box<dyn ExportedModel>>, PluginError> {
+        open::open(path)
     }
 }
 

@@ -734,6 +734,75 @@ fn a_fixed_batch_is_declared_and_enforced() {
     );
 }
 
+/// The largest absolute difference between two float slices of the same length.
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn an_export_opens_again_with_its_metadata_and_runs_any_batch_size() {
+    let config = OnnxConfig {
+        dynamic_batch: false,
+        batch_size: 7,
+        ..OnnxConfig::default()
+    };
+    let (files, _) = tiny_round_trip("tiny_open", "tiny", config, Pool::Global, "logits");
+    let mut model = OnnxExporter::open(&files[0])
+        .unwrap()
+        .expect("the onnx exporter opens its own file");
+    assert_eq!(model.runner(), "tract");
+    let written = meta("tiny", "tiny", 4, 32);
+    let opened = model.meta();
+    assert_eq!(opened.class_names, written.class_names);
+    assert_eq!((opened.input_height, opened.input_width), (32, 32));
+    assert_eq!((opened.mean, opened.std), (written.mean, written.std));
+    assert_eq!(
+        (opened.recipe_name, opened.recipe, opened.backbone),
+        (written.recipe_name, written.recipe, written.backbone)
+    );
+    let extra: Vec<(&str, &str)> = opened
+        .extra
+        .iter()
+        .map(|e| (e.0.as_str(), e.1.as_str()))
+        .collect();
+    assert!(extra.contains(&("best_top1", "0.75")), "{extra:?}");
+    assert!(extra.contains(&("fp16_weights", "false")), "{extra:?}");
+
+    // The file declares a batch of 7: 3 images run padded, 10 in two chunks.
+    let fx = fixture();
+    let x = images(&usizes(&fx["tiny"]["input_shape"]));
+    let expected = floats(&fx["tiny"]["logits"]);
+    let three = model.run(first(&x, 3).view()).unwrap();
+    assert_eq!(three.shape.as_slice(), [3, 4]);
+    assert!(max_diff(&three.data, &expected[..12]) <= 1e-4);
+    let mut ten = x.data.to_vec();
+    ten.extend_from_slice(&x.data[..3 * 3 * 32 * 32]);
+    let ten = Tensor::new(vec![10, 3, 32, 32], ten).unwrap();
+    let logits = model.run(ten.view()).unwrap();
+    assert_eq!(logits.shape.as_slice(), [10, 4]);
+    let mut want = expected.clone();
+    want.extend_from_slice(&expected[..12]);
+    assert!(max_diff(&logits.data, &want) <= 1e-4);
+}
+
+#[test]
+fn only_onnx_files_open_and_a_broken_one_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("model.safetensors");
+    fs::write(&other, b"not read").unwrap();
+    assert!(OnnxExporter::open(&other).unwrap().is_none());
+    let broken = dir.path().join("model.onnx");
+    fs::write(&broken, b"\xff\xff not protobuf").unwrap();
+    let err = OnnxExporter::open(&broken)
+        .err()
+        .expect("a broken .onnx file");
+    assert!(err.message.contains("is not an ONNX model"), "{err}");
+}
+
 #[test]
 fn verification_fails_loudly_beyond_the_tolerance() {
     let fx = fixture();
@@ -783,8 +852,9 @@ fn corrupted_graphs_and_files_are_rejected_with_clear_errors() {
     let err = exporter.export(&graph, &meta, dir.path()).unwrap_err();
     assert_eq!(
         err.message.as_str(),
-        "invalid ONNX model: node `layer2.0.conv2` (Conv): input channels vs weight channels x \
-         group: 16 differs from 8"
+        "invalid ONNX model: tract's type and shape analysis fails: Failed analyse for node #48 \
+         \"layer2.0.conv2\" ConvHir: Infering facts: Applying rule inputs[0].shape[1] == \
+         1*{inputs[1].shape[1]}: Impossible to unify Val(16) with Val(8)."
     );
 
     // Residual branches of different shapes.
@@ -796,7 +866,17 @@ fn corrupted_graphs_and_files_are_rejected_with_clear_errors() {
         .unwrap();
     add.inputs[1] = "layer1.0.relu2".into();
     let err = exporter.export(&graph, &meta, dir.path()).unwrap_err();
-    assert!(err.message.contains("do not broadcast"), "{err}");
+    assert!(
+        err.message
+            .starts_with("invalid ONNX model: tract's type and shape analysis fails: "),
+        "{err}"
+    );
+    // tract's analysis resolves a broadcast lazily: it fails at the first node that needs the sum's
+    // shape (`fc`), naming the two sizes that do not broadcast.
+    assert!(
+        err.message.contains("Broadcast([Val(16), Val(8)])"),
+        "{err}"
+    );
 
     // An operator the exporter does not know.
     let mut graph = tiny(Pool::Global);

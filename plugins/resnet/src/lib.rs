@@ -220,15 +220,8 @@ mod tests {
             let params: Vec<&str> = component.params.iter().map(|p| p.name.as_str()).collect();
             let fields: Vec<&str> = ResNetConfig::PARAMS.iter().map(|p| p.name).collect();
             assert_eq!(params, fields, "{}", component.name);
-            for param in &component.params {
-                assert!(
-                    !param.default.is_empty(),
-                    "{}.{}",
-                    component.name,
-                    param.name
-                );
-            }
         }
+        assert_eq!(info.params_without_default(), Vec::<String>::new());
     }
 
     #[test]

@@ -10,7 +10,6 @@
 //! the command fails only when no image at all could be classified.
 
 pub mod model;
-pub mod onnx;
 
 use std::path::PathBuf;
 

@@ -1,17 +1,22 @@
 //! The MODEL of `clshost predict`, in any of its three forms ([`crate::assemble::trained`]), as
 //! one [`Classifier`]: a run directory's or checkpoint's backbone runs the weights that scored
-//! best in the run (raw or EMA, as the checkpoint records); an `.onnx` export
-//! ([`super::onnx`]) has graph, class names and preprocessing all in the file.
+//! best in the run (raw or EMA, as the checkpoint records); an `.onnx` export has graph, class
+//! names and preprocessing all in the file, and runs in the plugin that reads its format (the
+//! `onnx` exporter's, with tract; ABI 1.2).
+//!
+//! An export's preprocessing is its `ExportMeta`: the input size is the center crop, `mean`
+//! and `std` normalize, and the `eval_resize` entry of `extra` is the shorter side before the
+//! crop (files without it take `data.eval_resize` from the recipe they record).
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
-use clshost_plugin_api::{TensorRef, WeightSet};
+use anyhow::{Context, Result, anyhow, bail};
+use clshost_plugin_api::{ExportMeta, TensorRef, WeightSet};
 
-use super::onnx::OnnxModel;
 use crate::assemble::trained::{Located, Trained, locate};
 use crate::data::DataSettings;
-use crate::registry::{Backbone, SearchPath};
+use crate::recipe::{doc, typed};
+use crate::registry::{Backbone, ExportedModel, Registry, SearchPath};
 
 /// What computes the logits.
 enum Engine {
@@ -22,8 +27,8 @@ enum Engine {
         /// Which copy of the weights to run.
         weights: WeightSet,
     },
-    /// An ONNX file run by tract.
-    Onnx(OnnxModel),
+    /// An exported file, run by the plugin that opened it.
+    Exported(ExportedModel),
 }
 
 /// A model ready to classify preprocessed batches.
@@ -45,7 +50,10 @@ impl Classifier {
                 let t = backbone.eval_forward(images, *weights)?;
                 (t.shape.into_vec(), t.data.into_vec())
             }
-            Engine::Onnx(model) => model.run(images)?,
+            Engine::Exported(model) => {
+                let t = model.run(images)?;
+                (t.shape.into_vec(), t.data.into_vec())
+            }
         };
         let want = [images.shape[0], self.classes.len()];
         if shape != want {
@@ -65,11 +73,27 @@ pub fn load(search: &SearchPath, model: &Path, device: &str) -> Result<Classifie
                      directories and checkpoints"
                 );
             }
-            OnnxModel::load(&path).map(|(onnx, classes, settings)| Classifier {
-                description: format!("{} ({} classes) with tract", path.display(), classes.len()),
+            let registry = Registry::load(search)?;
+            let model = registry.open_model(&path)?.ok_or_else(|| {
+                anyhow!(
+                    "no loaded plugin opens {}: the `onnx` exporter's plugin \
+                     (clshost-plugin-export, plugin ABI 1.2 or later) runs .onnx files; put it \
+                     on the plugin search path (`clshost plugins` lists what is loaded)",
+                    path.display()
+                )
+            })?;
+            let meta = model.meta();
+            let classes: Vec<String> = meta.class_names.iter().map(|c| c.to_string()).collect();
+            Ok(Classifier {
+                description: format!(
+                    "{} ({} classes) with {}",
+                    path.display(),
+                    classes.len(),
+                    model.runner()
+                ),
+                settings: export_settings(&meta, &path)?,
                 classes,
-                settings,
-                engine: Engine::Onnx(onnx),
+                engine: Engine::Exported(model),
             })
         }
         Located::Checkpoint { recipe, checkpoint } => {
@@ -86,4 +110,48 @@ pub fn load(search: &SearchPath, model: &Path, device: &str) -> Result<Classifie
             })
         }
     }
+}
+
+/// The eval preprocessing an export records (see the module documentation).
+fn export_settings(meta: &ExportMeta, path: &Path) -> Result<DataSettings> {
+    let (height, width) = (meta.input_height, meta.input_width);
+    if height != width {
+        bail!(
+            "{}: input size {height}x{width} is not square; the eval pipeline crops squares",
+            path.display()
+        );
+    }
+    let settings = DataSettings {
+        eval_resize: eval_resize(meta, path)?,
+        eval_crop: height,
+        mean: meta.mean,
+        std: meta.std,
+        ..DataSettings::default()
+    };
+    settings.check()?;
+    Ok(settings)
+}
+
+/// The shorter side before the crop: the `eval_resize` entry, else the recorded recipe's.
+fn eval_resize(meta: &ExportMeta, path: &Path) -> Result<u32> {
+    if let Some(entry) = meta.extra.iter().find(|e| e.0.as_str() == "eval_resize") {
+        return entry.1.as_str().parse().with_context(|| {
+            format!(
+                "{}: metadata `eval_resize` is {:?}",
+                path.display(),
+                entry.1.as_str()
+            )
+        });
+    }
+    if meta.recipe.is_empty() {
+        bail!(
+            "{} records neither `eval_resize` nor `recipe` in its metadata",
+            path.display()
+        );
+    }
+    let recipe = doc::parse(&meta.recipe, "the `recipe` metadata")
+        .map_err(|e| anyhow!("{e}"))
+        .and_then(|node| typed::recipe(&node).map_err(|e| anyhow!("{e}")))
+        .with_context(|| format!("{}: reading `eval_resize` from the recipe", path.display()))?;
+    Ok(recipe.data.eval_resize)
 }
