@@ -1,0 +1,179 @@
+//! Registration: what [`crate::register!`] submits to the plugin's inventory for each
+//! component (its kind, name, docs, config check and constructor), and the constructors that
+//! parse a config and wrap the new component in its ABI trait object.
+
+use std::path::Path;
+
+use abi_stable::sabi_trait::TD_Opaque;
+
+use super::adapters::{Adapter, ImageStage, Opened, TensorStage};
+use super::params::component_info;
+use super::{
+    Backbone, BatchAugment, Component, Exporter, ImageAugment, Loss, Metric, TensorAugment,
+};
+use crate::{
+    AbiBackbone_TO, AbiBatchAugment_TO, AbiExportedModel_TO, AbiExporter_TO, AbiLoss_TO,
+    AbiMetric_TO, AbiSampleAugment_TO, AugmentContext, BackboneBox, BackboneContext,
+    BatchAugmentBox, ComponentInfo, ComponentKind, ExportedModelBox, ExporterBox, LossBox,
+    LossContext, MetricBox, MetricContext, PluginError, parse_config,
+};
+
+/// Parses and checks a component's config.
+fn parse_checked<T: Component>(config: &str) -> Result<T::Config, PluginError> {
+    let parsed = parse_config::<T::Config>(config)?;
+    T::check(&parsed)?;
+    Ok(parsed)
+}
+
+/// The constructor of a registered component, by kind.
+#[derive(Clone, Copy)]
+pub(super) enum Constructor {
+    Backbone(fn(&str, &BackboneContext) -> Result<BackboneBox, PluginError>),
+    SampleAugment(fn(&str, &AugmentContext) -> Result<crate::SampleAugmentBox, PluginError>),
+    BatchAugment(fn(&str, &AugmentContext) -> Result<BatchAugmentBox, PluginError>),
+    Loss(fn(&str, &LossContext) -> Result<LossBox, PluginError>),
+    Metric(fn(&str, &MetricContext) -> Result<MetricBox, PluginError>),
+    Exporter(fn(&str) -> Result<ExporterBox, PluginError>),
+}
+
+fn new_backbone<T: Backbone>(
+    config: &str,
+    ctx: &BackboneContext,
+) -> Result<BackboneBox, PluginError> {
+    let value = T::new(parse_checked::<T>(config)?, ctx)?;
+    Ok(AbiBackbone_TO::from_value(Adapter(value), TD_Opaque))
+}
+
+fn new_image_augment<T: ImageAugment>(
+    config: &str,
+    ctx: &AugmentContext,
+) -> Result<crate::SampleAugmentBox, PluginError> {
+    let value = T::new(parse_checked::<T>(config)?, ctx)?;
+    Ok(AbiSampleAugment_TO::from_value(
+        ImageStage(value),
+        TD_Opaque,
+    ))
+}
+
+fn new_tensor_augment<T: TensorAugment>(
+    config: &str,
+    ctx: &AugmentContext,
+) -> Result<crate::SampleAugmentBox, PluginError> {
+    let value = T::new(parse_checked::<T>(config)?, ctx)?;
+    Ok(AbiSampleAugment_TO::from_value(
+        TensorStage(value),
+        TD_Opaque,
+    ))
+}
+
+fn new_batch_augment<T: BatchAugment>(
+    config: &str,
+    ctx: &AugmentContext,
+) -> Result<BatchAugmentBox, PluginError> {
+    let value = T::new(parse_checked::<T>(config)?, ctx)?;
+    Ok(AbiBatchAugment_TO::from_value(Adapter(value), TD_Opaque))
+}
+
+fn new_loss<T: Loss>(config: &str, ctx: &LossContext) -> Result<LossBox, PluginError> {
+    let value = T::new(parse_checked::<T>(config)?, ctx)?;
+    Ok(AbiLoss_TO::from_value(Adapter(value), TD_Opaque))
+}
+
+fn new_metric<T: Metric>(config: &str, ctx: &MetricContext) -> Result<MetricBox, PluginError> {
+    let value = T::new(parse_checked::<T>(config)?, ctx)?;
+    Ok(AbiMetric_TO::from_value(Adapter(value), TD_Opaque))
+}
+
+fn new_exporter<T: Exporter>(config: &str) -> Result<ExporterBox, PluginError> {
+    let value = T::new(parse_checked::<T>(config)?)?;
+    Ok(AbiExporter_TO::from_value(Adapter(value), TD_Opaque))
+}
+
+fn open_exported<T: Exporter>(path: &Path) -> Result<Option<ExportedModelBox>, PluginError> {
+    Ok(T::open(path)?.map(|model| AbiExportedModel_TO::from_value(Opened(model), TD_Opaque)))
+}
+
+/// An exporter's [`Exporter::open`], behind the ABI trait.
+pub(super) type Opener = fn(&Path) -> Result<Option<ExportedModelBox>, PluginError>;
+
+/// One registered component: what [`crate::register!`] submits to the plugin's inventory.
+pub struct Registration {
+    pub(super) kind: ComponentKind,
+    pub(super) name: &'static str,
+    pub(super) info: fn(ComponentKind) -> Result<ComponentInfo, PluginError>,
+    pub(super) validate: fn(&str) -> Result<(), PluginError>,
+    pub(super) constructor: Constructor,
+    /// An exporter's [`Exporter::open`].
+    pub(super) open: Option<Opener>,
+}
+
+inventory::collect!(Registration);
+
+impl Registration {
+    const fn of<T: Component>(kind: ComponentKind, constructor: Constructor) -> Self {
+        Registration {
+            kind,
+            name: T::NAME,
+            info: component_info::<T>,
+            validate: validate::<T>,
+            constructor,
+            open: None,
+        }
+    }
+
+    /// Registers a backbone.
+    pub const fn backbone<T: Backbone>() -> Self {
+        Self::of::<T>(
+            ComponentKind::Backbone,
+            Constructor::Backbone(new_backbone::<T>),
+        )
+    }
+
+    /// Registers an image-stage sample augmentation.
+    pub const fn image_augment<T: ImageAugment>() -> Self {
+        Self::of::<T>(
+            ComponentKind::SampleAugment,
+            Constructor::SampleAugment(new_image_augment::<T>),
+        )
+    }
+
+    /// Registers a tensor-stage sample augmentation.
+    pub const fn tensor_augment<T: TensorAugment>() -> Self {
+        Self::of::<T>(
+            ComponentKind::SampleAugment,
+            Constructor::SampleAugment(new_tensor_augment::<T>),
+        )
+    }
+
+    /// Registers a batch augmentation.
+    pub const fn batch_augment<T: BatchAugment>() -> Self {
+        Self::of::<T>(
+            ComponentKind::BatchAugment,
+            Constructor::BatchAugment(new_batch_augment::<T>),
+        )
+    }
+
+    /// Registers a loss.
+    pub const fn loss<T: Loss>() -> Self {
+        Self::of::<T>(ComponentKind::Loss, Constructor::Loss(new_loss::<T>))
+    }
+
+    /// Registers a metric.
+    pub const fn metric<T: Metric>() -> Self {
+        Self::of::<T>(ComponentKind::Metric, Constructor::Metric(new_metric::<T>))
+    }
+
+    /// Registers an exporter.
+    pub const fn exporter<T: Exporter>() -> Self {
+        let mut registration = Self::of::<T>(
+            ComponentKind::Exporter,
+            Constructor::Exporter(new_exporter::<T>),
+        );
+        registration.open = Some(open_exported::<T>);
+        registration
+    }
+}
+
+fn validate<T: Component>(config: &str) -> Result<(), PluginError> {
+    parse_checked::<T>(config).map(drop)
+}
