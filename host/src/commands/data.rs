@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use clshost_plugin_api::AugmentContext;
 use serde::Serialize;
 
 use crate::assemble::components::{augment_context, batch_augments};
@@ -128,10 +127,6 @@ pub struct PreviewArgs {
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 }
-
-/// ImageNet normalization, used by the preview pipeline.
-const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// Runs `clshost data`.
 pub fn run(search: &SearchPath, args: &DataArgs) -> Result<()> {
@@ -427,13 +422,12 @@ fn folder_samples(
 ) -> Result<(Vec<Tile>, String)> {
     let folder = ImageFolder::scan(root)?;
     let registry = Registry::load(search)?;
-    let ctx = AugmentContext {
-        input_height: args.size,
-        input_width: args.size,
-        mean: MEAN,
-        std: STD,
-        num_classes: folder.classes.len() as u32,
+    // The data settings' defaults (ImageNet normalization) at the preview size.
+    let settings = DataSettings {
+        train_size: args.size,
+        ..DataSettings::default()
     };
+    let ctx = augment_context(&settings, folder.classes.len() as u32);
     let specs: Vec<&str> = if args.augments.is_empty() {
         vec!["random_resized_crop", "horizontal_flip"]
     } else {
@@ -448,7 +442,7 @@ fn folder_samples(
                 .with_context(|| format!("--augment {spec}"))
         })
         .collect::<Result<Vec<SampleAugment>>>()?;
-    let pipeline = Pipeline::new(augments, args.size, args.size, MEAN, STD)?;
+    let pipeline = Pipeline::train(augments, &settings)?;
     let options = LoaderOptions {
         batch_size: args.count,
         workers: cores(),
@@ -474,8 +468,8 @@ fn folder_samples(
                 &batch.images[k * plane..(k + 1) * plane],
                 args.size,
                 args.size,
-                MEAN,
-                STD,
+                settings.mean,
+                settings.std,
             ),
             label: classes[label as usize].clone(),
         })

@@ -155,35 +155,27 @@ pub fn apply_override(root: &mut Node, spec: &str, defaults: &Node) -> Result<()
         };
     }
     let node = unwrap_some_mut(node);
-    match last {
-        Segment::Field(name) => {
-            let slot = field_or_insert(node, name, &origin).ok_or_else(|| {
-                problem(format!(
-                    "`{walked}` is not a struct, so it has no field `{name}`"
-                ))
-            })?;
-            *slot = shell_friendly(
-                parsed,
-                value_text,
-                origin,
-                default_is_string || is_string(slot),
-            )?;
-        }
+    let slot = match last {
+        Segment::Field(name) => field_or_insert(node, name, &origin).ok_or_else(|| {
+            problem(format!(
+                "`{walked}` is not a struct, so it has no field `{name}`"
+            ))
+        })?,
         Segment::Index(i) => {
             let len = list_len(node);
-            let slot = list_item(node, *i).ok_or_else(|| {
+            list_item(node, *i).ok_or_else(|| {
                 problem(format!(
                     "`{walked}` has {len} entries; there is no `{walked}[{i}]`"
                 ))
-            })?;
-            *slot = shell_friendly(
-                parsed,
-                value_text,
-                origin,
-                default_is_string || is_string(slot),
-            )?;
+            })?
         }
-    }
+    };
+    *slot = shell_friendly(
+        parsed,
+        value_text,
+        origin,
+        default_is_string || is_string(slot),
+    )?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use clshost_plugin_api::prelude::*;
 use rand::Rng;
 use rand_distr::{Distribution, Gamma};
 
+use crate::checks;
 use crate::color;
 use crate::geometry::{self, Sampling, linspace_f32};
 use crate::rng::{int_inclusive, rng};
@@ -278,13 +279,7 @@ impl Component for TrivialAugmentWide {
     type Config = TrivialAugmentWideConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {
-        if config.num_magnitude_bins < 2 {
-            return Err(PluginError::config(
-                "num_magnitude_bins",
-                "must be at least 2",
-            ));
-        }
-        Ok(())
+        checks::at_least("num_magnitude_bins", config.num_magnitude_bins, 2)
     }
 }
 
@@ -341,12 +336,7 @@ impl Component for RandAugment {
     type Config = RandAugmentConfig;
 
     fn check(config: &Self::Config) -> Result<(), PluginError> {
-        if config.num_magnitude_bins < 2 {
-            return Err(PluginError::config(
-                "num_magnitude_bins",
-                "must be at least 2",
-            ));
-        }
+        checks::at_least("num_magnitude_bins", config.num_magnitude_bins, 2)?;
         if config.magnitude >= config.num_magnitude_bins {
             return Err(PluginError::config(
                 "magnitude",
@@ -651,9 +641,7 @@ impl Component for AugMix {
                 format!("must be in 1..=10, got {}", config.severity),
             ));
         }
-        if config.mixture_width == 0 {
-            return Err(PluginError::config("mixture_width", "must be at least 1"));
-        }
+        checks::at_least("mixture_width", config.mixture_width, 1)?;
         if !(config.alpha.is_finite() && config.alpha > 0.0) {
             return Err(PluginError::config(
                 "alpha",

@@ -1,4 +1,4 @@
-//! Config checks shared by the components: probabilities, ranges and sizes.
+//! Config checks shared by the components: probabilities, ranges, counts and sizes.
 
 use clshost_plugin_api::PluginError;
 
@@ -10,6 +10,18 @@ pub fn probability(field: &str, p: f64) -> Result<(), PluginError> {
         Err(PluginError::config(
             field,
             format!("must be in [0, 1], got {p}"),
+        ))
+    }
+}
+
+/// A count must be at least `min`.
+pub fn at_least(field: &str, value: u32, min: u32) -> Result<(), PluginError> {
+    if value >= min {
+        Ok(())
+    } else {
+        Err(PluginError::config(
+            field,
+            format!("must be at least {min}"),
         ))
     }
 }

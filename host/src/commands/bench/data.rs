@@ -11,11 +11,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use clshost_plugin_api::AugmentContext;
 use serde::Serialize;
 
+use crate::assemble::components::augment_context;
 use crate::data::settings::cores;
-use crate::data::{ImageFolder, Loader, LoaderOptions, OnError, Pipeline, StageTimes};
+use crate::data::{
+    DataSettings, ImageFolder, Loader, LoaderOptions, OnError, Pipeline, StageTimes,
+};
 use crate::output;
 use crate::registry::{Registry, SearchPath};
 
@@ -44,10 +46,6 @@ pub struct BenchDataArgs {
     #[arg(long)]
     pub json: bool,
 }
-
-/// ImageNet normalization, as in torchvision's reference recipe.
-const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// The augmentations of the measured pipeline, in order.
 const AUGMENTS: [&str; 2] = ["random_resized_crop", "horizontal_flip"];
@@ -93,19 +91,19 @@ impl StageMs {
 pub fn run(search: &SearchPath, args: &BenchDataArgs) -> Result<()> {
     let folder = ImageFolder::scan(&args.root)?;
     let registry = Registry::load(search)?;
-    let ctx = AugmentContext {
-        input_height: args.size,
-        input_width: args.size,
-        mean: MEAN,
-        std: STD,
-        num_classes: folder.classes.len() as u32,
+    // The data settings' defaults (ImageNet normalization, as in torchvision's reference
+    // recipe) at the measured size.
+    let settings = DataSettings {
+        train_size: args.size,
+        ..DataSettings::default()
     };
+    let ctx = augment_context(&settings, folder.classes.len() as u32);
     let augments = AUGMENTS
         .iter()
         .map(|name| Ok(registry.new_sample_augment(name, "()", &ctx)?))
         .collect::<Result<Vec<_>>>()
         .context("the data benchmark needs the augmentation plugin (clshost-plugin-augment)")?;
-    let pipeline = Pipeline::new(augments, args.size, args.size, MEAN, STD)?;
+    let pipeline = Pipeline::train(augments, &settings)?;
     let workers = args.workers.unwrap_or_else(cores);
     let options = LoaderOptions {
         batch_size: args.batch,
