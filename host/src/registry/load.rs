@@ -3,13 +3,15 @@
 //! The checks run in an order where each one can only be reached when the previous one passed,
 //! so every failure is reported as one line that names the cause:
 //!
-//! 1. the file opens as a shared library;
-//! 2. it exports the `clshost_plugin_abi` handshake with the right magic number;
-//! 3. its ABI major version equals the host's;
-//! 4. abi_stable's own header, version and layout checks of the root module pass, against the
+//! 1. the file is a complete library: everything its headers name lies inside it
+//!    ([`file_check`]), so the loader cannot crash on a half-finished copy;
+//! 2. the file opens as a shared library;
+//! 3. it exports the `clshost_plugin_abi` handshake with the right magic number;
+//! 4. its ABI major version equals the host's;
+//! 5. abi_stable's own header, version and layout checks of the root module pass, against the
 //!    layout of the plugin's minor version (a 1.0 or 1.1 plugin is checked against that minor's
 //!    frozen root module and read without the fields later minors appended);
-//! 5. its `info()` answers.
+//! 6. its `info()` answers.
 //!
 //! Libraries are never unloaded: component objects and error messages may point into them.
 
@@ -21,9 +23,14 @@ use clshost_plugin_api::{
     PluginRootRef, v1_0, v1_1,
 };
 
+use super::file_check::{self, FileError};
+
 /// Why a library could not be loaded as a plugin.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum LoadError {
+    /// The file is empty, truncated, damaged or not a library at all.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The dynamic loader refused the file.
     #[error("cannot be opened: {0}")]
     Open(String),
@@ -117,6 +124,7 @@ type Handshake = extern "C" fn() -> AbiVersion;
 
 /// Loads the library at `path` and runs every check of this module on it.
 pub fn load(path: &Path) -> Result<Library, LoadError> {
+    file_check::check(path)?;
     let raw = RawLibrary::load_at(path).map_err(|e| LoadError::Open(open_reason(&e)))?;
     // Never unloaded: objects and strings from the plugin may outlive any handle we keep.
     let raw: &'static RawLibrary = Box::leak(Box::new(raw));

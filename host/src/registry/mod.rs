@@ -1,15 +1,16 @@
 //! The plugin registry: discovers plugin files, loads them, and resolves components by name.
 //!
-//! [`Registry::load`] walks the search path ([`search`]), loads each file ([`load`]), and indexes
-//! every component the plugins offer. Component names are unique across all loaded plugins: two
-//! files offering the same name is an error naming both. A discovered file that fails to load is
-//! recorded in [`Registry::failures`] and skipped; a file named with `--plugin` that fails stops
-//! the load.
+//! [`Registry::load`] walks the search path ([`search`]), loads each file ([`load`], once
+//! [`file_check`] found it complete), and indexes every component the plugins offer. Component
+//! names are unique across all loaded plugins: two files offering the same name is an error naming
+//! both. A discovered file that fails to load is recorded in [`Registry::failures`] and skipped; a
+//! file named with `--plugin` that fails stops the load.
 //!
 //! Components are created through the registry and come back as the wrappers of [`components`],
 //! which name the plugin and component in every error they return.
 
 pub mod components;
+pub mod file_check;
 pub mod load;
 pub mod search;
 
