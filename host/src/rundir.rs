@@ -2,30 +2,58 @@
 //!
 //! A run writes into `<output>/<recipe name>/<YYYYmmdd-HHMMSS>/` (UTC; `-2`, `-3`, ... appended
 //! when two runs start in the same second). Every file in it is written with [`atomic_write`]:
-//! a temporary file next to the target, flushed to disk, then renamed over it, so a crash or a
-//! full disk mid-write leaves the previous version intact, never a torn one.
+//! a temporary file next to the target (named after the writing process), flushed to disk, then
+//! renamed over it, so a crash or a full disk mid-write leaves the previous version intact,
+//! never a torn one.
+//!
+//! A [`RunDir`] holds an advisory lock on the directory's `.lock` file for as long as it lives
+//! (the whole `clshost run` process), so a second process training into the same directory (a
+//! `--resume` of a live run, or two resumes at once) is refused with the holder's PID instead of
+//! both writing the same files.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs::{self, File, TryLockError};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A file or folder of the run directory could not be written.
+///
+/// Its message names the cause, which is therefore not also its `source()`: `error: {err:#}`
+/// would print it twice.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write {}: {source}", path.display())]
+#[error("cannot write {}: {cause}", path.display())]
 pub struct WriteError {
     /// The file or folder.
     pub path: PathBuf,
     /// The operating system's reason.
-    #[source]
-    pub source: io::Error,
+    pub cause: io::Error,
+}
+
+/// A run directory that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    /// A file or folder of it could not be written.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// Another process holds the directory's lock.
+    #[error(
+        "{} is in use by {holder}: wait for that run to end (or stop it with Ctrl-C / `kill -INT`) \
+         before resuming it",
+        path.display()
+    )]
+    Locked {
+        /// The run directory.
+        path: PathBuf,
+        /// Who holds it, as its lock file says (`process 4242 on host gpu1`).
+        holder: String,
+    },
 }
 
 /// Turns an I/O error about `path` into a [`WriteError`].
 pub(crate) fn at(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
-    move |source| WriteError {
+    move |cause| WriteError {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 
@@ -36,22 +64,82 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.tmp"));
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = File::create(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        fs::rename(&temp, path)?;
-        if let Ok(d) = File::open(dir) {
-            // Persist the rename; not every platform can sync a directory.
-            let _ = d.sync_all();
-        }
-        Ok(())
+        rename_synced(&temp, path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);
     }
     result.map_err(at(path))
+}
+
+/// Moves the finished file `from` to `to` for good: syncs its data, renames it (replacing
+/// `to` atomically), then syncs the folder so the rename survives a crash. `to`'s folder is
+/// created if needed.
+pub fn publish(from: &Path, to: &Path) -> Result<(), WriteError> {
+    if let Some(dir) = to.parent() {
+        fs::create_dir_all(dir).map_err(at(dir))?;
+    }
+    File::open(from)
+        .and_then(|f| f.sync_all())
+        .map_err(at(from))?;
+    rename_synced(from, to).map_err(at(to))
+}
+
+/// Renames `from` over `to` and syncs `to`'s folder.
+fn rename_synced(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)?;
+    if let Ok(d) = File::open(to.parent().unwrap_or(Path::new("."))) {
+        // Persist the rename; not every platform can sync a directory.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Takes the advisory lock of the run directory `dir` (its `.lock` file) and records this
+/// process as the holder; refuses when another process holds it.
+fn lock(dir: &Path) -> Result<File, RunDirError> {
+    let path = dir.join(".lock");
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(at(&path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "another process".to_string(),
+                h => h.to_string(),
+            };
+            return Err(RunDirError::Locked {
+                path: dir.to_path_buf(),
+                holder,
+            });
+        }
+        Err(TryLockError::Error(e)) => return Err(at(&path)(e).into()),
+    }
+    let holder = format!(
+        "process {} on host {}\n",
+        std::process::id(),
+        gethostname::gethostname().to_string_lossy()
+    );
+    (|| {
+        file.set_len(0)?;
+        file.rewind()?;
+        file.write_all(holder.as_bytes())?;
+        file.sync_all()
+    })()
+    .map_err(at(&path))?;
+    Ok(file)
 }
 
 /// `secs` since the Unix epoch as `YYYYmmdd-HHMMSS` (UTC).
@@ -76,15 +164,17 @@ pub fn timestamp(secs: u64) -> String {
     )
 }
 
-/// A run's directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A run's directory, locked for the life of this value.
+#[derive(Debug)]
 pub struct RunDir {
     path: PathBuf,
+    /// The locked `.lock` file; the lock goes with it.
+    _lock: File,
 }
 
 impl RunDir {
-    /// Creates `output/name/<timestamp>` and checks that files can be written in it.
-    pub fn create(output: &Path, name: &str) -> Result<RunDir, WriteError> {
+    /// Creates `output/name/<timestamp>`, locks it and checks that files can be written in it.
+    pub fn create(output: &Path, name: &str) -> Result<RunDir, RunDirError> {
         let parent = output.join(name);
         fs::create_dir_all(&parent).map_err(at(&parent))?;
         let secs = SystemTime::now()
@@ -98,21 +188,18 @@ impl RunDir {
                 _ => parent.join(format!("{stamp}-{n}")),
             };
             match fs::create_dir(&path) {
-                Ok(()) => {
-                    let dir = RunDir { path };
-                    dir.probe()?;
-                    return Ok(dir);
-                }
+                Ok(()) => return RunDir::open(&path),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
-                Err(e) => return Err(at(&path)(e)),
+                Err(e) => return Err(at(&path)(e).into()),
             }
         }
     }
 
-    /// An existing run directory (to resume), checked to be writable.
-    pub fn open(path: &Path) -> Result<RunDir, WriteError> {
+    /// An existing run directory (to resume), locked and checked to be writable.
+    pub fn open(path: &Path) -> Result<RunDir, RunDirError> {
         let dir = RunDir {
             path: path.to_path_buf(),
+            _lock: lock(path)?,
         };
         dir.probe()?;
         Ok(dir)
@@ -165,10 +252,14 @@ mod tests {
         let path = dir.path().join("a");
         atomic_write(&path, b"good").unwrap();
         // A directory where the temp file would go makes the write fail before the rename.
-        fs::create_dir(dir.path().join(".a.tmp")).unwrap();
+        fs::create_dir(dir.path().join(format!(".a.{}.tmp", std::process::id()))).unwrap();
         let err = atomic_write(&path, b"bad").unwrap_err();
         assert_eq!(err.path, path);
         assert_eq!(fs::read(&path).unwrap(), b"good");
+        // The cause is in the message once, also as the binary prints errors (`{:#}`).
+        let cause = err.cause.to_string();
+        let printed = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(printed.matches(&cause).count(), 1, "{printed}");
     }
 
     #[test]
@@ -185,5 +276,20 @@ mod tests {
         let b = RunDir::create(dir.path(), "r").unwrap();
         assert_ne!(a.path(), b.path());
         assert!(a.path().starts_with(dir.path().join("r")));
+    }
+
+    #[test]
+    fn a_locked_run_directory_is_refused_with_its_holder_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RunDir::create(dir.path(), "r").unwrap();
+        let err = RunDir::open(first.path()).unwrap_err().to_string();
+        let holder = format!("process {} on host ", std::process::id());
+        assert!(
+            err.starts_with(&format!("{} is in use by {holder}", first.path().display())),
+            "{err}"
+        );
+        let path = first.path().to_path_buf();
+        drop(first);
+        assert_eq!(RunDir::open(&path).unwrap().path(), path);
     }
 }

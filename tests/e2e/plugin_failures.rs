@@ -15,7 +15,8 @@ fn fixtures_dir() -> &'static Path {
     DIR.get_or_init(|| build_workspace("tests/fixtures/bad-plugins", "fixtures"))
 }
 
-fn fixture(id: &str) -> PathBuf {
+/// The built fixture plugin `id` (`panics`, `not_a_plugin`, ...).
+pub(crate) fn fixture(id: &str) -> PathBuf {
     fixtures_dir().join(plugin_file(id))
 }
 

@@ -11,7 +11,11 @@ fn scratch() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for split in ["train", "val"] {
         for class in ["cat", "dog"] {
-            fs::create_dir_all(dir.path().join("data").join(split).join(class)).unwrap();
+            let folder = dir.path().join("data").join(split).join(class);
+            fs::create_dir_all(&folder).unwrap();
+            image::RgbImage::new(8, 8)
+                .save(folder.join("0.png"))
+                .unwrap();
         }
     }
     dir

@@ -32,12 +32,21 @@ pub fn load_valid(
     overrides: &[String],
 ) -> Result<(Resolved, Registry)> {
     let name = path.display().to_string();
-    let resolved = Resolved::load(path, overrides).map_err(|e| report(&name, &e.problems()))?;
+    let (resolved, schema) =
+        Resolved::load_partial(path, overrides).map_err(|e| report(&name, &e.problems()))?;
     let registry = Registry::load(&recipe_search_path(search, &resolved))?;
-    let problems: Vec<String> = validate::validate(&resolved, &registry)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let problems: Vec<String> = if schema.is_empty() {
+        validate::validate(&resolved, &registry)
+    } else {
+        // Schema errors leave their sections at defaults, so only what the other sections
+        // name is checked, lest the defaults raise problems of their own.
+        let broken = |section: &str| schema.iter().any(|p| p.in_section(section));
+        let components = validate::component_problems(&resolved, &registry, |s| !broken(s));
+        schema.into_iter().chain(components).collect()
+    }
+    .iter()
+    .map(ToString::to_string)
+    .collect();
     if !problems.is_empty() {
         return Err(report(&name, &problems));
     }

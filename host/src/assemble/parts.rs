@@ -32,13 +32,6 @@ pub fn run_parts(recipe: &Recipe, registry: &Registry) -> Result<Parts> {
     let augment_ctx = augment_context(&settings, num_classes);
     let train = train_loader(recipe, registry, &settings, train_set.samples, &augment_ctx)?;
     let val = eval_loader(recipe, &settings, val_set.samples, None)?;
-    if train.is_empty() || val.is_empty() {
-        bail!(
-            "the training and validation sets need at least one image each (found {} and {})",
-            train.len(),
-            val.len()
-        );
-    }
     let ctx = backbone_context(recipe, num_classes);
     let backbone = registry.new_backbone(&recipe.model.name, &recipe.model.params, &ctx)?;
     let loss = new_loss(recipe, registry, num_classes)?;
@@ -130,6 +123,8 @@ pub fn fresh_state(recipe: &Recipe, direction: Direction, classes: &[String]) ->
         epoch_loss_sum: 0.0,
         epoch_images: 0,
         epoch_seconds: 0.0,
+        epoch_wall_seconds: 0.0,
+        wall_seconds: 0.0,
         total_images: 0,
         train_seconds: 0.0,
         monitor: Monitor::new(

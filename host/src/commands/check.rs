@@ -2,7 +2,10 @@
 //!
 //! Loads the recipe (composition and overrides), loads the plugins (including those the recipe
 //! names), and runs every check of [`crate::recipe::validate`]. Each problem is printed on its
-//! own line on stderr; the exit status is 0 only when there are none. `--print` writes the
+//! own line on stderr; the exit status is 0 only when there are none. Then it scans the data
+//! with the checks `run` makes before training ([`DataSettings::datasets`]: a class without
+//! images, validation classes that differ from the training ones, ...), printing the same
+//! warnings and failing with the same message. No image is decoded. `--print` writes the
 //! resolved recipe, valid RON with every default filled in, to stdout.
 
 use std::path::PathBuf;
@@ -11,6 +14,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::assemble::load_valid;
+use crate::data::DataSettings;
 use crate::output;
 use crate::registry::SearchPath;
 
@@ -33,17 +37,22 @@ pub struct CheckArgs {
 /// Runs `clshost check`.
 pub fn run(search: &SearchPath, args: &CheckArgs) -> Result<()> {
     let (resolved, registry) = load_valid(search, &args.recipe, &args.overrides)?;
+    let r = &resolved.recipe;
+    let (train, val) = DataSettings::from_recipe(&r.data, r.seed)?.datasets()?;
     if args.print {
         output::print(&resolved.to_ron())?;
     } else {
-        let r = &resolved.recipe;
         output::print(&format!(
-            "{}: ok ({} on {}, {} epochs; {} plugins loaded)\n",
+            "{}: ok ({} on {}, {} epochs; {} plugins loaded; {} train / {} val images in {} \
+             classes)\n",
             args.recipe.display(),
             r.model.name,
             r.trainer.device,
             r.trainer.epochs,
-            registry.plugins().len()
+            registry.plugins().len(),
+            train.samples.len(),
+            val.samples.len(),
+            train.classes.len()
         ))?;
     }
     Ok(())

@@ -5,7 +5,7 @@
 //! ([`crate::assemble::trained`]). DIR (`DIR/<class>/<image>`) goes through the trainer's
 //! validation path unchanged: [`eval_loader`] with
 //! [`Pipeline::eval`](crate::data::Pipeline::eval) (resize the shorter side, center crop,
-//! normalize), then [`trainer::evaluate`] with the recipe's loss (`val_loss`) and
+//! normalize), then [`train::evaluate`](crate::train::evaluate()) with the recipe's loss (`val_loss`) and
 //! metrics plugins, for the raw weights and, when the recipe keeps an EMA, the EMA weights (the
 //! `ema_` columns), exactly as the trainer evaluates after an epoch. So on the run's own
 //! validation folder it reproduces the run's `metrics.jsonl` row of the checkpoint's epoch.
@@ -156,7 +156,7 @@ pub fn run(search: &SearchPath, args: &EvalArgs) -> Result<()> {
     let mut settings = trained.settings.clone();
     settings.on_error = OnError::Skip;
     settings.cache_mb = 0;
-    let loader = eval_loader(recipe, &settings, samples, args.batch)?;
+    let loader = eval_loader(recipe, &settings, samples, args.batch)?.require_images("evaluation");
     let loss = new_loss(recipe, &trained.registry, trained.classes.len() as u32)?;
     let mut metrics = new_metrics(recipe, &trained.registry, &trained.classes)?;
     let mut ema_metrics = recipe
@@ -175,12 +175,6 @@ pub fn run(search: &SearchPath, args: &EvalArgs) -> Result<()> {
     )?;
     let skipped = loader.skipped().len();
     let images: u64 = eval.support.iter().sum();
-    if images == 0 {
-        bail!(
-            "none of the {total} images in {} could be read",
-            args.data.display()
-        );
-    }
     if skipped > 0 {
         tracing::warn!("{skipped} of {total} images could not be read and were skipped");
     }

@@ -2,9 +2,9 @@
 //! `clshost run --resume RUN_DIR`: train a recipe end to end.
 //!
 //! The recipe is loaded and validated exactly as `clshost check` does; any problem fails the
-//! run before data is read or a model is built. Then the run directory is created (and probed
-//! for writability), the loaders, the backbone and every other component are built, and the
-//! [`Trainer`] runs the epochs. At the end the best weights are loaded back, evaluated for the
+//! run before data is read or a model is built. Then the loaders, the backbone and every other
+//! component are built, the run directory is created (locked, and probed for writability; a
+//! resumed run's is locked first), and the [`Trainer`] runs the epochs. At the end the best weights are loaded back, evaluated for the
 //! per-class table, exported and verified, and `summary.json` is written.
 //!
 //! Exit status: 0 when the run finished (all epochs, early stopping or time limit), 130 when it
@@ -68,19 +68,15 @@ pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
     let (mut resolved, registry) = assemble::load_valid(search, &recipe_path, &overrides)?;
     assemble::anchor_paths(&mut resolved)?;
     let recipe = resolved.recipe.clone();
-    let run = match &args.resume {
-        Some(dir) => RunDir::open(dir)?,
-        None => RunDir::create(
-            args.output.as_deref().unwrap_or(&recipe.output),
-            &recipe.name,
-        )?,
-    };
+    // A resumed run's directory is locked before anything else; a new run's is created only
+    // once its data and components are built, so a refused run leaves no empty directory.
+    let resumed = args.resume.as_deref().map(RunDir::open).transpose()?;
     let mut run_parts = parts::run_parts(&recipe, &registry)?;
-    let state = match &args.resume {
-        Some(_) => {
+    let (run, state) = match resumed {
+        Some(run) => {
             let ckpt = Checkpoint::load(&run.file("checkpoints/last.ckpt"))?;
             run_parts.backbone.load_state(&ckpt.backbone)?;
-            ckpt.host
+            (run, ckpt.host)
         }
         None => {
             let sources = [
@@ -88,8 +84,13 @@ pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
                 (args.init_from.as_deref(), "--init-from"),
             ];
             parts::load_initial_weights(&registry, &recipe, &mut run_parts, &sources)?;
+            let run = RunDir::create(
+                args.output.as_deref().unwrap_or(&recipe.output),
+                &recipe.name,
+            )?;
             rundir::atomic_write(&run.file("recipe.ron"), resolved.to_ron().as_bytes())?;
-            parts::fresh_state(&recipe, run_parts.direction, &run_parts.classes)
+            let state = parts::fresh_state(&recipe, run_parts.direction, &run_parts.classes);
+            (run, state)
         }
     };
     let used = provenance::plugins_used(&recipe, &registry)?;
@@ -120,6 +121,7 @@ pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
         stop,
         stop_after_epoch: args.stop_after_epoch,
         quiet,
+        started: wall,
     };
     let fresh = args.resume.is_none();
     let mut trainer = Trainer::new(run_parts, run, state, control);
@@ -143,7 +145,7 @@ pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
         }
         .into());
     }
-    finish(trainer, &recipe, &registry, &resolved, ending, wall)
+    finish(trainer, &recipe, &registry, &resolved, ending)
 }
 
 /// The end of a finished run: best weights back, per-class table, exports, summary.
@@ -153,7 +155,6 @@ fn finish(
     registry: &Registry,
     resolved: &Resolved,
     ending: Ending,
-    wall: Instant,
 ) -> Result<()> {
     let best_path = trainer.run_dir().file("checkpoints/best.ckpt");
     let which = if best_path.is_file() {
@@ -179,6 +180,7 @@ fn finish(
         console::class_table(&trainer.class_lines(&eval, which))
     ))?;
     let exports = export::export_run(&mut trainer, registry, resolved, weights)?;
+    let wall_seconds = trainer.wall_seconds();
     let parts = trainer.parts();
     let summary = Summary {
         recipe: recipe.name.clone(),
@@ -189,7 +191,7 @@ fn finish(
         best_value: trainer.state.monitor.best,
         best_epoch: trainer.state.monitor.best_epoch,
         best_weights: which,
-        wall_seconds: wall.elapsed().as_secs_f64(),
+        wall_seconds,
         images_per_s: trainer.state.total_images as f64 / trainer.state.train_seconds.max(1e-9),
         skipped_files: parts.train.skipped().len() + parts.val.skipped().len(),
         exports,

@@ -1,8 +1,10 @@
 //! Decoding image files into 8-bit RGB.
 //!
 //! Decoding goes through the `image` crate (JPEG by its zune-jpeg decoder, PNG, BMP, WebP, GIF
-//! (first frame), TIFF, PPM/PGM). The format is recognised from the file's contents, falling
-//! back to its extension. Every input ends as [`ImageU8`]: grayscale is replicated to three
+//! (first frame), TIFF, PPM/PGM). The format is recognised from the file's contents (every
+//! supported format starts with a signature), whatever its extension says; a file whose
+//! contents match no format is not an image, and the error says which format its extension
+//! promised and how the file starts. Every input ends as [`ImageU8`]: grayscale is replicated to three
 //! channels, alpha is dropped (as PIL's `convert("RGB")` does), 16-bit channels are scaled to
 //! 8 bits, CMYK JPEGs are converted to RGB, and the EXIF orientation is applied.
 //!
@@ -11,7 +13,8 @@
 //!   decompression bomb (a small file declaring a huge image) is rejected, never allocated;
 //! - a JPEG whose entropy-coded data ends before its end-of-image marker is reported as
 //!   truncated (zune-jpeg would silently fill the missing part with gray, unlike PIL);
-//! - zero-byte files, unknown formats and decoder errors are errors naming the file.
+//! - zero-byte files, files that are not images (a text file named `x.jpg`) and decoder errors
+//!   are errors naming the file.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -52,11 +55,19 @@ pub enum DecodeError {
         /// The file.
         path: PathBuf,
     },
-    /// Neither the contents nor the extension name a supported format.
-    #[error("{} is not in a supported image format", path.display())]
-    UnknownFormat {
+    /// The contents start with no supported format's signature.
+    #[error(
+        "{} is not {} (it starts with `{start}`)",
+        path.display(),
+        expected.map_or_else(|| "an image in a supported format".to_string(), |f| format!("a {f} image"))
+    )]
+    NotAnImage {
         /// The file.
         path: PathBuf,
+        /// The format its extension names, when it names a supported one.
+        expected: Option<&'static str>,
+        /// Its first bytes, ASCII with the rest escaped.
+        start: String,
     },
     /// The declared size exceeds the limit.
     #[error(
@@ -96,7 +107,7 @@ impl DecodeError {
         match self {
             DecodeError::Io { path, .. }
             | DecodeError::Empty { path }
-            | DecodeError::UnknownFormat { path }
+            | DecodeError::NotAnImage { path, .. }
             | DecodeError::TooLarge { path, .. }
             | DecodeError::Truncated { path }
             | DecodeError::Corrupt { path, .. } => path,
@@ -113,8 +124,8 @@ pub fn decode_file(path: &Path, limits: &DecodeLimits) -> Result<ImageU8, Decode
     decode_bytes(&bytes, path, limits)
 }
 
-/// Decodes the contents of an image file; `path` names it in errors and gives the fallback
-/// format by extension.
+/// Decodes the contents of an image file; `path` names it in errors, and its extension the
+/// format a file that is not an image was expected to be in.
 pub fn decode_bytes(
     bytes: &[u8],
     path: &Path,
@@ -136,14 +147,11 @@ pub fn decode_bytes(
             error,
         })?;
     if reader.format().is_none() {
-        match ImageFormat::from_path(path) {
-            Ok(format) => reader.set_format(format),
-            Err(_) => {
-                return Err(DecodeError::UnknownFormat {
-                    path: path.to_path_buf(),
-                });
-            }
-        }
+        return Err(DecodeError::NotAnImage {
+            path: path.to_path_buf(),
+            expected: ImageFormat::from_path(path).ok().and_then(format_name),
+            start: bytes[..bytes.len().min(8)].escape_ascii().to_string(),
+        });
     }
     if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_complete(bytes) {
         return Err(DecodeError::Truncated {
@@ -177,6 +185,20 @@ pub fn decode_bytes(
     ImageU8::new(width, height, rgb.into_raw()).map_err(|e| DecodeError::Corrupt {
         path: path.to_path_buf(),
         message: e.to_string(),
+    })
+}
+
+/// The name of a supported format, as users know it; `None` for the formats not decoded here.
+fn format_name(format: ImageFormat) -> Option<&'static str> {
+    Some(match format {
+        ImageFormat::Jpeg => "JPEG",
+        ImageFormat::Png => "PNG",
+        ImageFormat::Bmp => "BMP",
+        ImageFormat::WebP => "WebP",
+        ImageFormat::Gif => "GIF",
+        ImageFormat::Tiff => "TIFF",
+        ImageFormat::Pnm => "PNM",
+        _ => return None,
     })
 }
 
@@ -241,5 +263,25 @@ mod tests {
         assert!(jpeg_complete(&complete));
         assert!(!jpeg_complete(&complete[..complete.len() - 2]));
         assert!(!jpeg_complete(&complete[..8]));
+    }
+
+    #[test]
+    fn a_text_file_named_like_an_image_is_not_an_image() {
+        let err = decode_bytes(
+            b"hello world\n",
+            Path::new("d/x.jpg"),
+            &DecodeLimits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "d/x.jpg is not a JPEG image (it starts with `hello wo`)"
+        );
+        let err =
+            decode_bytes(b"\0\x01ab", Path::new("y.dat"), &DecodeLimits::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "y.dat is not an image in a supported format (it starts with `\\x00\\x01ab`)"
+        );
     }
 }

@@ -15,8 +15,11 @@
 //!
 //! A file that cannot be decoded is, with [`OnError::Skip`], left out of its batch (which is then
 //! smaller), logged once with its path, and remembered so later epochs skip it without retrying;
-//! with [`OnError::Fail`] the epoch stops with an error naming it. Errors from augmentations are
-//! always fatal: they mean a broken plugin or config, not a bad file.
+//! with [`OnError::Fail`] the epoch stops with an error naming it. A loader made with
+//! [`Loader::require_images`] (training and validation do) ends an epoch in which no file at all
+//! could be read with [`LoaderError::NoneReadable`] instead of ending it empty, so that nothing
+//! is trained or scored on no data. Errors from augmentations are always fatal: they mean a
+//! broken plugin or config, not a bad file.
 
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -93,6 +96,19 @@ pub enum LoaderError {
     /// Invalid loader settings.
     #[error("{0}")]
     Settings(String),
+    /// No file of the epoch could be read (with `on_error: skip`) and the loader requires images.
+    #[error(
+        "every one of the {total} {set} images was unreadable (on_error: skip); the first: {}",
+        first.reason
+    )]
+    NoneReadable {
+        /// What the images are for (`training`, `validation`).
+        set: String,
+        /// The number of images.
+        total: usize,
+        /// The first of them, in dataset order, and why it could not be read.
+        first: SkippedFile,
+    },
     /// A worker thread panicked while building a batch.
     #[error("data worker panicked while building batch {batch}: {message}")]
     Panic {
@@ -285,6 +301,29 @@ impl Inner {
         Ok(Prepared::Image(image))
     }
 
+    /// The error for an epoch of `set` in which no file could be read, naming the first file in
+    /// dataset order.
+    fn none_readable(&self, set: String) -> LoaderError {
+        let skipped = lock(&self.skipped);
+        // Workers find bad files in any order; the flags are in dataset order.
+        let first = self
+            .bad
+            .iter()
+            .position(|b| b.load(Ordering::Relaxed))
+            .and_then(|i| skipped.iter().find(|f| f.path == self.samples[i].path))
+            .or(skipped.first())
+            .cloned()
+            .unwrap_or_else(|| SkippedFile {
+                path: PathBuf::new(),
+                reason: "no file could be read".into(),
+            });
+        LoaderError::NoneReadable {
+            set,
+            total: self.samples.len(),
+            first,
+        }
+    }
+
     /// Runs sample `i` through the pipeline into `out` (`3 * H * W` floats). Returns false when
     /// the sample was skipped.
     fn sample_into(&self, epoch: u64, i: usize, out: &mut [f32]) -> Result<bool, LoaderError> {
@@ -374,6 +413,8 @@ impl Inner {
 /// Runs a [`Pipeline`] over a list of samples, epoch by epoch.
 pub struct Loader {
     inner: Arc<Inner>,
+    /// The set named in [`LoaderError::NoneReadable`], when an epoch must yield an image.
+    required: Option<String>,
 }
 
 impl Loader {
@@ -401,7 +442,15 @@ impl Loader {
                 skipped: Mutex::new(Vec::new()),
                 counters: Counters::default(),
             }),
+            required: None,
         })
+    }
+
+    /// Makes an epoch in which no file could be read end with [`LoaderError::NoneReadable`]
+    /// naming `set` (`training`, `validation`), instead of ending without a batch.
+    pub fn require_images(mut self, set: impl Into<String>) -> Self {
+        self.required = Some(set.into());
+        self
     }
 
     /// Number of samples.
@@ -478,6 +527,8 @@ impl Loader {
             shared,
             workers,
             finished: false,
+            required: self.required.clone(),
+            delivered: false,
         }
     }
 }
@@ -542,6 +593,10 @@ pub struct Epoch {
     shared: Arc<EpochShared>,
     workers: Vec<JoinHandle<()>>,
     finished: bool,
+    /// The set to name when the epoch must yield an image and none could be read.
+    required: Option<String>,
+    /// Whether a batch has been handed out.
+    delivered: bool,
 }
 
 impl Epoch {
@@ -561,7 +616,8 @@ impl Iterator for Epoch {
     type Item = Result<Batch, LoaderError>;
 
     /// The next batch, waiting for it if needed. Batches whose every file was skipped are
-    /// passed over. After an error the epoch ends.
+    /// passed over; when that was every batch and the loader requires images, the epoch ends
+    /// with [`LoaderError::NoneReadable`]. After an error the epoch ends.
     fn next(&mut self) -> Option<Self::Item> {
         if self.finished {
             return None;
@@ -572,7 +628,11 @@ impl Iterator for Epoch {
             if st.next_out >= shared.batches {
                 drop(st);
                 self.finished = true;
-                return None;
+                return self
+                    .required
+                    .take()
+                    .filter(|_| !self.delivered && shared.batches > 0)
+                    .map(|set| Err(shared.inner.none_readable(set)));
             }
             let next = st.next_out;
             let Some(result) = st.done.remove(&next) else {
@@ -586,7 +646,10 @@ impl Iterator for Epoch {
             shared.work.notify_all();
             match result {
                 Ok(batch) if batch.is_empty() => continue,
-                Ok(batch) => return Some(Ok(batch)),
+                Ok(batch) => {
+                    self.delivered = true;
+                    return Some(Ok(batch));
+                }
                 Err(e) => {
                     drop(st);
                     self.stop();

@@ -1,8 +1,8 @@
 //! The data stage: finds the images, decodes them, and feeds the trainer batches.
 //!
 //! - [`settings`]: [`DataSettings`], what a run asks of the data stage;
-//! - [`imagefolder`]: `root/<class>/<image>` datasets with torchvision's class order and a
-//!   seeded stratified split;
+//! - [`imagefolder`]: `root/<class>/<image>` datasets with torchvision's class order, symbolic
+//!   links followed except back into the dataset, and a seeded stratified split;
 //! - [`decode`]: files to 8-bit RGB, with EXIF orientation and a decompression-bomb guard;
 //! - [`geometry`]: the eval path's resize-then-center-crop;
 //! - [`seed`]: every seed of the data stage, from (seed, epoch, sample, augmentation);

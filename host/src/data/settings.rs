@@ -192,7 +192,9 @@ impl DataSettings {
     }
 
     /// Scans the training and validation sets: `root/train_dir` and `root/val_dir`, or `root`
-    /// split by `val_split`. Fails before any image is decoded when a folder is unusable.
+    /// split by `val_split`. These are the data checks of both `run` and `check`: they fail,
+    /// before any image is decoded, on an unusable folder, a class without images, validation
+    /// classes that differ from the training ones, or a split that leaves validation empty.
     pub fn datasets(&self) -> Result<(ImageFolder, ImageFolder), ScanError> {
         match self.val_split {
             Some(fraction) => ImageFolder::scan(&self.root)?.split(fraction, self.split_seed),

@@ -1,19 +1,50 @@
 //! The export stage, at the end of a finished run: it takes the trained backbone and the
 //! weights that scored best, and gives the files of every exporter of the recipe in
-//! `RUN_DIR/export/`. Each exporter writes its files from the chosen weights, then checks them
-//! against the backbone's own eval logits on a sample validation batch. A failed check is an
-//! error: the run fails loudly (its checkpoints are already on disk).
+//! `RUN_DIR/export/`. Each exporter writes its files from the chosen weights into a staging
+//! folder, `RUN_DIR/.export-staging/`, where they are checked against the backbone's own eval
+//! logits on a sample validation batch; only checked files are moved into `export/`, each
+//! synced and renamed into place ([`rundir::publish`]). So a kill or a full disk during an
+//! export never leaves a truncated file in `export/` (a previous export's file stays whole),
+//! and what a killed export left in the staging folder is cleared by the next one. A failed
+//! check is an error: the run fails loudly (its checkpoints are already on disk).
 
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use abi_stable::std_types::Tuple2;
 use anyhow::Context;
-use clshost_plugin_api::{ExportMeta, WeightSet};
+use clshost_plugin_api::{ExportMeta, ModelGraph, TensorRef, WeightSet};
 use serde::Serialize;
 
 use crate::recipe::{Recipe, Resolved};
 use crate::registry::{Backbone, ComponentError, Exporter, Registry};
+use crate::rundir::{self, WriteError};
 use crate::train::{Monitor, Trainer};
+
+/// Why the export stage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// An exporter or the backbone failed; the error names the component.
+    #[error(transparent)]
+    Component(#[from] ComponentError),
+    /// A file could not be moved into place, or the staging folder prepared.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// An exporter named a file outside the folder it was given.
+    #[error(
+        "exporter `{exporter}` wrote {} outside the folder it was given ({})",
+        file.display(),
+        dir.display()
+    )]
+    Outside {
+        /// The exporter component.
+        exporter: String,
+        /// The file it reported.
+        file: PathBuf,
+        /// The folder it was given.
+        dir: PathBuf,
+    },
+}
 
 /// What one exporter wrote and how its check went.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -29,33 +60,69 @@ pub struct Exported {
 }
 
 /// Exports `backbone`'s `weights` with every exporter into `out_dir`, verifying each against
-/// the logits of `sample` (an `[N, 3, H, W]` batch).
+/// the logits of `sample` (an `[N, 3, H, W]` batch). Exporters write into `staging` (emptied
+/// first, removed at the end); each exporter's files move into `out_dir` once verified.
 pub fn export_all(
     exporters: &[Exporter],
     backbone: &mut Backbone,
     weights: WeightSet,
     meta: &ExportMeta,
-    out_dir: &Path,
+    (staging, out_dir): (&Path, &Path),
     sample: (&[usize], &[f32]),
-) -> Result<Vec<Exported>, ComponentError> {
+) -> Result<Vec<Exported>, ExportError> {
     let graph = backbone.graph(weights)?;
-    let inputs = clshost_plugin_api::TensorRef {
+    let inputs = TensorRef {
         shape: sample.0.into(),
         data: sample.1.into(),
     };
     let expected = backbone.eval_forward(inputs, weights)?;
-    let mut out = Vec::new();
-    for exporter in exporters {
-        let files = exporter.export(&graph, meta, out_dir)?;
-        let report = exporter.verify(&files, &graph, inputs, expected.view())?;
-        out.push(Exported {
-            exporter: exporter.origin().name.clone(),
-            files,
-            max_abs_diff: report.max_abs_diff.into_option(),
-            detail: report.detail.to_string(),
-        });
+    let _ = fs::remove_dir_all(staging);
+    fs::create_dir_all(staging).map_err(rundir::at(staging))?;
+    let result = exporters
+        .iter()
+        .map(|exporter| {
+            export_one(
+                exporter,
+                (&graph, meta),
+                (inputs, expected.view()),
+                (staging, out_dir),
+            )
+        })
+        .collect();
+    let _ = fs::remove_dir_all(staging);
+    result
+}
+
+/// Runs `exporter` into `staging`, verifies its files against `expected` and moves them into
+/// `out_dir`.
+fn export_one(
+    exporter: &Exporter,
+    (graph, meta): (&ModelGraph, &ExportMeta),
+    (inputs, expected): (TensorRef<'_>, TensorRef<'_>),
+    (staging, out_dir): (&Path, &Path),
+) -> Result<Exported, ExportError> {
+    let name = exporter.origin().name.clone();
+    let staged = exporter.export(graph, meta, staging)?;
+    let report = exporter.verify(&staged, graph, inputs, expected)?;
+    let mut files = Vec::with_capacity(staged.len());
+    for file in staged {
+        let Ok(relative) = file.strip_prefix(staging) else {
+            return Err(ExportError::Outside {
+                exporter: name,
+                file,
+                dir: staging.to_path_buf(),
+            });
+        };
+        let target = out_dir.join(relative);
+        rundir::publish(&file, &target)?;
+        files.push(target);
     }
-    Ok(out)
+    Ok(Exported {
+        exporter: name,
+        files,
+        max_abs_diff: report.max_abs_diff.into_option(),
+        detail: report.detail.to_string(),
+    })
 }
 
 /// Exports the weights `weights` of `trainer`'s backbone with every exporter of the recipe
@@ -83,13 +150,14 @@ pub fn export_run(
         .next()
         .context("no validation image could be read for the export check")??;
     let out_dir = trainer.run_dir().subdir("export")?;
+    let staging = trainer.run_dir().file(".export-staging");
     let meta = export_meta(resolved, &trainer.parts().classes, &trainer.state.monitor);
     export_all(
         &exporters,
         trainer.backbone(),
         weights,
         &meta,
-        &out_dir,
+        (&staging, &out_dir),
         (&sample.shape, &sample.images),
     )
     .context("export failed (the checkpoints are saved)")

@@ -316,4 +316,16 @@ mod tests {
         let err = set("(data: (size: (1, 1)))", "data.size=(1, ").unwrap_err();
         assert!(err.to_string().contains("syntax error"), "{err}");
     }
+
+    #[test]
+    fn a_path_with_an_empty_step_is_refused() {
+        for spec in ["trainer..epochs=3", "trainer.epochs.=3", ".trainer=3"] {
+            let err = set("(trainer: (epochs: 3))", spec).unwrap_err().to_string();
+            let path = spec.split_once('=').unwrap().0;
+            assert!(
+                err.contains(&format!("`{path}` is not a path like `data.root`")),
+                "{spec}: {err}"
+            );
+        }
+    }
 }

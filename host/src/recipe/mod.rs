@@ -48,6 +48,11 @@ impl Problem {
             message: message.into(),
         }
     }
+
+    /// Whether the problem is about the top-level field `section` (or the whole recipe).
+    pub fn in_section(&self, section: &str) -> bool {
+        self.path.is_empty() || self.path.split(['.', '[']).next() == Some(section)
+    }
 }
 
 impl fmt::Display for Problem {
@@ -117,23 +122,37 @@ impl Resolved {
     /// Loads `path`, composes its `base:` chain, applies `overrides` (`path=value`) and
     /// deserializes it. Problems with plugins and data are found by [`validate::validate`].
     pub fn load(path: &Path, overrides: &[String]) -> Result<Resolved, RecipeError> {
+        match Resolved::load_partial(path, overrides)? {
+            (resolved, problems) if problems.is_empty() => Ok(resolved),
+            (_, problems) => Err(RecipeError::Invalid(problems)),
+        }
+    }
+
+    /// [`Resolved::load`], except that sections that cannot be typed are left at their
+    /// defaults and their problems returned beside the recipe, so that what the other sections
+    /// name can still be checked.
+    pub fn load_partial(
+        path: &Path,
+        overrides: &[String],
+    ) -> Result<(Resolved, Vec<Problem>), RecipeError> {
         let mut doc = compose::load(path)?;
         let defaults = typed::to_doc(&Recipe::default());
         for spec in overrides {
             compose::apply_override(&mut doc, spec, &defaults)?;
         }
-        let mut recipe = typed::recipe(&doc)?;
+        let (mut recipe, problems) = typed::partial(&doc);
         if recipe.name.is_empty() {
             recipe.name = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
         }
-        Ok(Resolved {
+        let resolved = Resolved {
             path: path.to_path_buf(),
             doc,
             recipe,
-        })
+        };
+        Ok((resolved, problems))
     }
 
     /// The resolved recipe as RON, every default written out: what a run records and what

@@ -33,12 +33,25 @@ const SECTIONS: [&str; 14] = [
 
 /// Deserializes the composed document, reporting every section's problem.
 pub fn recipe(root: &Node) -> Result<Recipe, RecipeError> {
+    let (recipe, problems) = partial(root);
+    if problems.is_empty() {
+        Ok(recipe)
+    } else {
+        Err(RecipeError::Invalid(problems))
+    }
+}
+
+/// Deserializes every section of the composed document that can be: the recipe with those
+/// sections filled in (defaults elsewhere), and the problems of the others. A problem's path
+/// starts with the section it is in.
+pub fn partial(root: &Node) -> (Recipe, Vec<Problem>) {
     let Value::Struct { fields, .. } = &root.value else {
-        return Err(RecipeError::Invalid(vec![Problem::new(
+        let problem = Problem::new(
             Some(root.origin.clone()),
             "",
             "a recipe is a struct: `( name: \"...\", data: (...), ... )`",
-        )]));
+        );
+        return (Recipe::default(), vec![problem]);
     };
     let mut recipe = Recipe::default();
     let mut problems = Vec::new();
@@ -64,11 +77,7 @@ pub fn recipe(root: &Node) -> Result<Recipe, RecipeError> {
             problems.append(&mut found);
         }
     }
-    if problems.is_empty() {
-        Ok(recipe)
-    } else {
-        Err(RecipeError::Invalid(problems))
-    }
+    (recipe, problems)
 }
 
 fn unknown_section(name: &str, value: &Node) -> Problem {

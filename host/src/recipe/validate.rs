@@ -1,6 +1,7 @@
 //! Validation: everything that can be checked before any data is read or any model is built.
 //!
-//! - value rules (positive sizes, probabilities in `[0, 1]`);
+//! - value rules (positive sizes, probabilities in `[0, 1]`, every number of the recipe's own
+//!   fields finite, a `name` that is one plain folder name);
 //! - the device: when the backbone's plugin reports its backends (ABI 1.1), `trainer.device`
 //!   must be one of the devices it sees now, or a bare backend name with at least one device;
 //!   otherwise (older plugins) only its syntax is checked;
@@ -14,7 +15,9 @@ use std::path::PathBuf;
 
 use clshost_plugin_api::{BackendReport, ComponentKind, LossContext, MetricContext};
 
-use super::{Problem, Resolved};
+use super::doc::{Node, Value};
+use super::schema::{Component, Recipe};
+use super::{Problem, Resolved, typed};
 use crate::data::imagefolder::class_folders;
 use crate::registry::{CreateError, DeviceSupport, Registry};
 
@@ -27,6 +30,76 @@ pub fn train_folder(resolved: &Resolved) -> PathBuf {
         .join(&resolved.recipe.data.train_dir)
 }
 
+/// The problems of the components named by the sections of a recipe that could be typed
+/// (`typed(section)` says which): unknown names and params their plugins refuse. For a recipe
+/// with schema errors elsewhere, so that those do not hide these.
+pub fn component_problems(
+    resolved: &Resolved,
+    registry: &Registry,
+    typed: impl Fn(&str) -> bool,
+) -> Vec<Problem> {
+    let mut v = Validator {
+        resolved,
+        problems: Vec::new(),
+    };
+    for (kind, path, c) in named_components(&resolved.recipe) {
+        let section = path.split(['.', '[']).next().unwrap_or_default();
+        if typed(section) {
+            v.check(registry, kind, &path, c.0, c.1);
+        }
+    }
+    v.problems
+}
+
+/// Every component the recipe names, in recipe order: its kind, its path, and its name and
+/// params.
+fn named_components(r: &Recipe) -> Vec<(ComponentKind, String, (&str, &str))> {
+    fn listed<'r>(
+        kind: ComponentKind,
+        section: &'static str,
+        items: impl Iterator<Item = (&'r str, &'r str)>,
+    ) -> impl Iterator<Item = (ComponentKind, String, (&'r str, &'r str))> {
+        items
+            .enumerate()
+            .map(move |(i, item)| (kind, format!("{section}[{i}]"), item))
+    }
+    fn pair(c: &Component) -> (&str, &str) {
+        (&c.name, &c.params)
+    }
+    let entries = r.batch_augment.entries.iter();
+    std::iter::once((
+        ComponentKind::Backbone,
+        "model".to_string(),
+        (r.model.name.as_str(), r.model.params.as_str()),
+    ))
+    .chain(listed(
+        ComponentKind::SampleAugment,
+        "augment",
+        r.augment.iter().map(pair),
+    ))
+    .chain(listed(
+        ComponentKind::BatchAugment,
+        "batch_augment.entries",
+        entries.map(|e| (e.name.as_str(), e.params.as_str())),
+    ))
+    .chain(listed(
+        ComponentKind::Exporter,
+        "export",
+        r.export.iter().map(pair),
+    ))
+    .chain(std::iter::once((
+        ComponentKind::Loss,
+        "loss".to_string(),
+        (r.loss.name.as_str(), r.loss.params.as_str()),
+    )))
+    .chain(listed(
+        ComponentKind::Metric,
+        "metrics",
+        r.metrics.iter().map(pair),
+    ))
+    .collect()
+}
+
 /// Runs every check; an empty list means the recipe is good to run.
 pub fn validate(resolved: &Resolved, registry: &Registry) -> Vec<Problem> {
     let mut v = Validator {
@@ -34,6 +107,7 @@ pub fn validate(resolved: &Resolved, registry: &Registry) -> Vec<Problem> {
         problems: Vec::new(),
     };
     v.values();
+    v.finite();
     v.device(registry);
     let classes = v.data();
     v.components(registry, classes);
@@ -57,9 +131,26 @@ impl Validator<'_> {
         }
     }
 
+    /// RON reads `inf` and `NaN`, which no field of the recipe means (components check their
+    /// own params).
+    fn finite(&mut self) {
+        let mut paths = Vec::new();
+        non_finite(&typed::to_doc(&self.resolved.recipe), "", &mut paths);
+        for path in paths {
+            self.problem(&path, "must be a finite number");
+        }
+    }
+
     fn values(&mut self) {
         let r = &self.resolved.recipe;
         let unit = |p: f64| (0.0..=1.0).contains(&p);
+        let name = r.name.as_str();
+        self.require(
+            !name.is_empty() && !matches!(name, "." | "..") && !name.contains(['/', '\\', '\0']),
+            "name",
+            "must be one plain folder name (no `/`, `\\`, `.` or `..`): the run directory is \
+             `<output>/<name>/<timestamp>`",
+        );
         self.require(
             r.data.batch_size > 0,
             "data.batch_size",
@@ -271,6 +362,18 @@ impl Validator<'_> {
             );
             return None;
         }
+        if let Some(n) = self.resolved.recipe.model.num_classes
+            && n as usize != classes.len()
+        {
+            self.problem(
+                "model.num_classes",
+                format!(
+                    "is {n} but {} has {} class folders",
+                    train.display(),
+                    classes.len()
+                ),
+            );
+        }
         if data.val_split.is_none() {
             let val = data.root.join(&data.val_dir);
             if !val.is_dir() {
@@ -326,6 +429,37 @@ impl Validator<'_> {
         }
     }
 
+    /// A batch augmentation needs a loss that accepts soft targets.
+    fn soft_targets(&mut self, registry: &Registry, num_classes: u32) {
+        let r = &self.resolved.recipe;
+        let soft = registry
+            .new_loss(&r.loss.name, &r.loss.params, &LossContext { num_classes })
+            .map_err(|e| e.to_string())
+            .and_then(|loss| loss.accepts_soft_targets().map_err(|e| e.to_string()));
+        match soft {
+            Ok(true) => {}
+            Ok(false) => {
+                let names: Vec<&str> = r
+                    .batch_augment
+                    .entries
+                    .iter()
+                    .map(|e| e.name.as_str())
+                    .collect();
+                self.problem(
+                    "loss.name",
+                    format!(
+                        "`{}` needs soft targets but loss `{}` accepts only hard labels: use a \
+                         loss that accepts soft targets (e.g. `cross_entropy`) or remove the \
+                         batch augmentation",
+                        names.join("` and `"),
+                        r.loss.name
+                    ),
+                );
+            }
+            Err(e) => self.problem("loss", e),
+        }
+    }
+
     fn components(&mut self, registry: &Registry, classes: Option<Vec<String>>) {
         let r = &self.resolved.recipe;
         let num_classes = r
@@ -335,91 +469,29 @@ impl Validator<'_> {
             .unwrap_or(2);
         let class_names: Vec<String> =
             classes.unwrap_or_else(|| (0..num_classes).map(|i| i.to_string()).collect());
-        self.check(
-            registry,
-            ComponentKind::Backbone,
-            "model",
-            &r.model.name,
-            &r.model.params,
-        );
-        for (i, c) in r.augment.iter().enumerate() {
-            self.check(
-                registry,
-                ComponentKind::SampleAugment,
-                &format!("augment[{i}]"),
-                &c.name,
-                &c.params,
-            );
-        }
-        for (i, c) in r.batch_augment.entries.iter().enumerate() {
-            self.check(
-                registry,
-                ComponentKind::BatchAugment,
-                &format!("batch_augment.entries[{i}]"),
-                &c.name,
-                &c.params,
-            );
-        }
-        for (i, c) in r.export.iter().enumerate() {
-            self.check(
-                registry,
-                ComponentKind::Exporter,
-                &format!("export[{i}]"),
-                &c.name,
-                &c.params,
-            );
-        }
-        if self.check(
-            registry,
-            ComponentKind::Loss,
-            "loss",
-            &r.loss.name,
-            &r.loss.params,
-        ) && !r.batch_augment.entries.is_empty()
-        {
-            let soft = registry
-                .new_loss(&r.loss.name, &r.loss.params, &LossContext { num_classes })
-                .map_err(|e| e.to_string())
-                .and_then(|loss| loss.accepts_soft_targets().map_err(|e| e.to_string()));
-            match soft {
-                Ok(true) => {}
-                Ok(false) => {
-                    let names: Vec<&str> = r
-                        .batch_augment
-                        .entries
-                        .iter()
-                        .map(|e| e.name.as_str())
-                        .collect();
-                    self.problem(
-                        "loss.name",
-                        format!(
-                            "`{}` needs soft targets but loss `{}` accepts only hard labels: use a \
-                             loss that accepts soft targets (e.g. `cross_entropy`) or remove the \
-                             batch augmentation",
-                            names.join("` and `"),
-                            r.loss.name
-                        ),
-                    );
-                }
-                Err(e) => self.problem("loss", e),
-            }
-        }
         let mut reported: Vec<String> = vec!["loss".to_string()];
         let ctx = MetricContext {
             num_classes,
             class_names: class_names.iter().map(|c| c.as_str().into()).collect(),
         };
-        for (i, c) in r.metrics.iter().enumerate() {
-            let path = format!("metrics[{i}]");
-            if !self.check(registry, ComponentKind::Metric, &path, &c.name, &c.params) {
+        for (kind, path, (name, params)) in named_components(r) {
+            if !self.check(registry, kind, &path, name, params) {
                 continue;
             }
-            match registry.new_metric(&c.name, &c.params, &ctx) {
-                Ok(metric) => match metric.outputs() {
-                    Ok(outputs) => reported.extend(outputs.into_iter().map(|o| o.name.to_string())),
-                    Err(e) => self.problem(&path, e.to_string()),
+            match kind {
+                ComponentKind::Loss if !r.batch_augment.entries.is_empty() => {
+                    self.soft_targets(registry, num_classes);
+                }
+                ComponentKind::Metric => match registry.new_metric(name, params, &ctx) {
+                    Ok(metric) => match metric.outputs() {
+                        Ok(outputs) => {
+                            reported.extend(outputs.into_iter().map(|o| o.name.to_string()));
+                        }
+                        Err(e) => self.problem(&path, e.to_string()),
+                    },
+                    Err(e) => self.component_problem(&path, e),
                 },
-                Err(e) => self.component_problem(&path, e),
+                _ => {}
             }
         }
         if !reported.contains(&r.trainer.monitor) {
@@ -438,6 +510,38 @@ impl Validator<'_> {
             }
             self.problem("trainer.monitor", message);
         }
+    }
+}
+
+/// Collects the paths under `node` (at `path`) of the numbers that are not finite, leaving out
+/// components' `params`.
+fn non_finite(node: &Node, path: &str, out: &mut Vec<String>) {
+    match &node.value {
+        Value::Atom(text) => {
+            if text.parse::<f64>().is_ok_and(|v| !v.is_finite()) {
+                out.push(path.to_string());
+            }
+        }
+        Value::Struct { fields, .. } => {
+            for f in fields.iter().filter(|f| f.name != "params") {
+                let inner = match path {
+                    "" => f.name.clone(),
+                    _ => format!("{path}.{}", f.name),
+                };
+                non_finite(&f.value, &inner, out);
+            }
+        }
+        Value::Tuple { name, items } if name.as_deref() == Some("Some") => {
+            for item in items {
+                non_finite(item, path, out);
+            }
+        }
+        Value::Tuple { items, .. } | Value::List(items) => {
+            for (i, item) in items.iter().enumerate() {
+                non_finite(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Map(_) => {}
     }
 }
 

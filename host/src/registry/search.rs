@@ -92,12 +92,12 @@ pub struct SearchPath {
 
 /// A directory named with `--plugin-dir` that cannot be listed.
 #[derive(Debug, thiserror::Error)]
-#[error("plugin directory {}: {source}", path.display())]
+#[error("plugin directory {}: {cause}", path.display())]
 pub struct DirError {
     /// The directory.
     pub path: PathBuf,
-    /// Why it cannot be listed.
-    pub source: std::io::Error,
+    /// Why it cannot be listed (in the message, so not also the error's `source()`).
+    pub cause: std::io::Error,
 }
 
 impl SearchPath {
@@ -194,7 +194,7 @@ impl SearchPath {
                 Err(source) if location.source == Source::FlagDir => {
                     return Err(DirError {
                         path: location.path,
-                        source,
+                        cause: source,
                     });
                 }
                 Err(e) => {

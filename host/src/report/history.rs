@@ -22,7 +22,8 @@ pub struct Row {
     pub lr: f64,
     /// Evaluation values by name, in column order.
     pub values: Vec<(String, Option<f64>)>,
-    /// Wall time of the epoch, training and evaluation, in seconds.
+    /// Wall time of the epoch, training and evaluation, in seconds (over every invocation when
+    /// the run was resumed within it).
     pub seconds: f64,
     /// Training images per second.
     pub images_per_s: f64,

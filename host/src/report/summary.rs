@@ -29,7 +29,8 @@ pub struct Summary {
     pub best_epoch: Option<u32>,
     /// Which weights scored it.
     pub best_weights: BestWeights,
-    /// Wall time of this invocation, in seconds.
+    /// Wall time of the run, in seconds: every invocation of a resumed run (each earlier one
+    /// up to its last checkpoint).
     pub wall_seconds: f64,
     /// Training images per second over the whole run.
     pub images_per_s: f64,

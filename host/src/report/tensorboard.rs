@@ -10,8 +10,10 @@
 //! [`EventLog`] is what the trainer uses: it opens a new file
 //! `tensorboard/events.out.tfevents.<unix seconds>.<host>.<pid>` in the run directory at
 //! the start of each invocation (a resumed run appends a file; TensorBoard merges the files of
-//! a directory by step) and, when resuming, writes a `SessionLog` START event at the step the
-//! run continues from, so TensorBoard discards events a crash left beyond the checkpoint.
+//! a directory by step) and, when the directory already holds event files (a resumed run, even
+//! one whose last checkpoint is from before its first step), writes a `SessionLog` START event
+//! at the step the run continues from, so TensorBoard discards events a crash left beyond the
+//! checkpoint.
 //! Event files are derived data: when one cannot be written, a warning names the file and
 //! the run goes on without TensorBoard output. Records are appended with one write each and
 //! not synced; a reader stops at a torn last record.
@@ -92,13 +94,12 @@ pub const SESSION_START: i32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// The file cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
+        /// The cause (in the message, so not also the error's `source()`).
+        cause: io::Error,
     },
     /// A record is damaged or not an event.
     #[error("{}: record {index}: {reason}", path.display())]
@@ -236,13 +237,22 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Opens a new event file in `dir`; when `resume_step` is given, records a session start
-    /// there (events from that step on in earlier files are superseded).
-    pub fn start(dir: &Path, resume_step: Option<u64>) -> EventLog {
+    /// Opens a new event file in `dir` for a run whose next step is `next_step`; when `dir`
+    /// already holds event files (earlier invocations), first records a session start at
+    /// `next_step`, so that their events from that step on are superseded.
+    pub fn start(dir: &Path, next_step: u64) -> EventLog {
+        let resumed = fs::read_dir(dir).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("events.out.tfevents.")
+            })
+        });
         let mut log = EventLog {
             writer: EventWriter::create(dir).map_err(warn).ok(),
         };
-        if let Some(step) = resume_step {
+        if resumed {
+            let step = next_step;
             log.with(|w| {
                 w.write(&Event {
                     wall_time: now(),
@@ -277,9 +287,9 @@ fn warn(e: WriteError) {
 
 /// Every event of the file at `path`, checking both checksums of every record.
 pub fn read_events(path: &Path) -> Result<Vec<Event>, ReadError> {
-    let bytes = fs::read(path).map_err(|source| ReadError::Io {
+    let bytes = fs::read(path).map_err(|cause| ReadError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let mut events = Vec::new();
     let mut rest = bytes.as_slice();
@@ -466,23 +476,31 @@ mod tests {
     #[test]
     fn a_resumed_log_marks_the_session_start_and_an_unwritable_one_is_quiet() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = EventLog::start(dir.path(), Some(7));
-        log.scalars(7, &[("train/loss".into(), 0.5)]);
-        let path = log.writer.as_ref().unwrap().path().to_path_buf();
-        let events = read_events(&path).unwrap();
-        assert_eq!(events.len(), 3);
-        assert_eq!(
-            (events[1].step, &events[1].what),
-            (
-                7,
-                &Some(What::SessionLog(SessionLog {
-                    status: SESSION_START
-                }))
-            )
-        );
+        let path_of = |log: &EventLog| log.writer.as_ref().unwrap().path().to_path_buf();
+        // The first invocation: no marker.
+        let mut first = EventLog::start(dir.path(), 1);
+        first.scalars(1, &[("train/loss".into(), 0.5)]);
+        assert_eq!(read_events(&path_of(&first)).unwrap().len(), 2);
+        // Any later one marks where it continues, even from before the first step (a run
+        // killed in its first epoch resumes from the step-0 checkpoint).
+        for next in [1, 7] {
+            let mut log = EventLog::start(dir.path(), next);
+            log.scalars(next, &[("train/loss".into(), 0.5)]);
+            let events = read_events(&path_of(&log)).unwrap();
+            assert_eq!(events.len(), 3);
+            assert_eq!(
+                (events[1].step, &events[1].what),
+                (
+                    next as i64,
+                    &Some(What::SessionLog(SessionLog {
+                        status: SESSION_START
+                    }))
+                )
+            );
+        }
         let file = dir.path().join("a-file");
         fs::write(&file, b"").unwrap();
-        let mut broken = EventLog::start(&file, None);
+        let mut broken = EventLog::start(&file, 1);
         assert!(broken.writer.is_none());
         broken.scalars(1, &[("x".into(), 1.0)]);
     }

@@ -6,7 +6,12 @@
 //! 1. the host state ([`HostState`]) as JSON: epoch and batch position, global step, seed,
 //!    early-stopping state, the metrics history, the class names, the top-k list (absent in
 //!    files written before top-k existed, which still load);
-//! 2. the backbone's `save_state` bytes (weights, optimizer, EMA, accumulated gradients).
+//! 2. the backbone's `save_state` bytes (weights, optimizer, EMA, accumulated gradients);
+//!
+//! and, from format version 2 on, the CRC-32C of every byte before it as a little-endian `u32`,
+//! checked before anything is read: a damaged file (a flipped bit, a bad sector) is refused
+//! with [`CheckpointError::Damaged`] instead of loading wrong weights. Version 1 files (no
+//! checksum) still load.
 //!
 //! `--init-from` takes the weights out of the backbone state (through a scratch backbone), so
 //! the file holds each weight once. Files are written with [`atomic_write`].
@@ -26,7 +31,10 @@ use crate::report::history::Row;
 use crate::rundir::{WriteError, atomic_write};
 
 const MAGIC: &[u8; 8] = b"CLSHCKPT";
-const VERSION: u32 = 1;
+/// The format written.
+const VERSION: u32 = 2;
+/// The oldest format read: version 1 has no checksum.
+const OLDEST_VERSION: u32 = 1;
 
 /// A checkpoint or weights file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +54,21 @@ pub enum CheckpointError {
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// The file's checksum does not match its bytes.
+    #[error(
+        "{} is damaged: its CRC-32C checksum is {stored:08x} but its contents give \
+         {computed:08x} (a disk or copy error changed it); use another checkpoint of the run \
+         (`last.ckpt`, `best.ckpt`, `epoch-*.ckpt`) or a backup",
+        path.display()
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// The checksum stored in the file.
+        stored: u32,
+        /// The checksum of its contents.
+        computed: u32,
     },
     /// The file could not be written.
     #[error(transparent)]
@@ -102,6 +125,14 @@ pub struct HostState {
     pub epoch_images: u64,
     /// Seconds spent training in `epoch` so far.
     pub epoch_seconds: f64,
+    /// Wall-clock seconds of `epoch` so far (evaluation included), over every invocation
+    /// (0 in files written before it was recorded).
+    #[serde(default)]
+    pub epoch_wall_seconds: f64,
+    /// Wall-clock seconds of the run so far, over every invocation, each earlier one up to its
+    /// last checkpoint (0 in files written before it was recorded).
+    #[serde(default)]
+    pub wall_seconds: f64,
     /// Training images over the whole run.
     pub total_images: u64,
     /// Seconds spent training over the whole run (evaluation excluded).
@@ -173,13 +204,15 @@ impl Checkpoint {
     /// The file's bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
         let host = serde_json::to_vec(&self.host).map_err(|e| e.to_string())?;
-        let mut out = Vec::with_capacity(28 + host.len() + self.backbone.len());
+        let mut out = Vec::with_capacity(32 + host.len() + self.backbone.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         for section in [&host, &self.backbone] {
             out.extend_from_slice(&(section.len() as u64).to_le_bytes());
             out.extend_from_slice(section);
         }
+        let checksum = crc32c::crc32c(&out);
+        out.extend_from_slice(&checksum.to_le_bytes());
         Ok(out)
     }
 
@@ -189,26 +222,47 @@ impl Checkpoint {
             return Err(format_error(path, "it does not start with `CLSHCKPT`"));
         }
         let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
             return Err(format_error(
                 path,
-                format!("format version {version}, this clshost reads {VERSION}"),
+                format!(
+                    "format version {version}, this clshost reads {OLDEST_VERSION} to {VERSION}"
+                ),
             ));
         }
+        let trailer = if version == 1 { 0 } else { 4 };
+        // The sections first, so a cut file is called truncated rather than damaged.
         let mut rest = &bytes[12..];
         let mut sections = Vec::new();
         for _ in 0..2 {
-            if rest.len() < 8 {
+            let len = rest
+                .split_first_chunk::<8>()
+                .map(|(len, tail)| (u64::from_le_bytes(*len), tail));
+            let Some((section, tail)) = len.and_then(|(len, tail)| {
+                usize::try_from(len)
+                    .ok()
+                    .filter(|&len| len <= tail.len())
+                    .map(|len| tail.split_at(len))
+            }) else {
                 return Err(format_error(path, "it is truncated"));
-            }
-            let (len, tail) = rest.split_at(8);
-            let len = u64::from_le_bytes(len.try_into().unwrap_or_default()) as usize;
-            if tail.len() < len {
-                return Err(format_error(path, "it is truncated"));
-            }
-            let (section, tail) = tail.split_at(len);
+            };
             sections.push(section);
             rest = tail;
+        }
+        if rest.len() < trailer {
+            return Err(format_error(path, "it is truncated"));
+        }
+        if version > 1 {
+            let (body, stored) = bytes.split_at(bytes.len() - 4);
+            let stored = u32::from_le_bytes(stored.try_into().unwrap_or_default());
+            let computed = crc32c::crc32c(body);
+            if stored != computed {
+                return Err(CheckpointError::Damaged {
+                    path: path.to_path_buf(),
+                    stored,
+                    computed,
+                });
+            }
         }
         let host = serde_json::from_slice(sections[0])
             .map_err(|e| format_error(path, format!("host state: {e}")))?;
@@ -289,6 +343,8 @@ mod tests {
                 epoch_loss_sum: 1.5,
                 epoch_images: 40,
                 epoch_seconds: 0.25,
+                epoch_wall_seconds: 0.5,
+                wall_seconds: 9.0,
                 total_images: 200,
                 train_seconds: 3.0,
                 monitor: Monitor::new(Direction::Max, 0.0, Some(3)),
@@ -321,7 +377,9 @@ mod tests {
         let mut host = serde_json::to_value(&ckpt.host).unwrap();
         host.as_object_mut().unwrap().remove("top_k");
         let host = serde_json::to_vec(&host).unwrap();
-        let mut bytes = ckpt.to_bytes().unwrap()[..12].to_vec();
+        // A version 1 file: no checksum.
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&1u32.to_le_bytes());
         for section in [&host, &ckpt.backbone] {
             bytes.extend_from_slice(&(section.len() as u64).to_le_bytes());
             bytes.extend_from_slice(section);
@@ -331,6 +389,30 @@ mod tests {
             Checkpoint::from_bytes(Path::new("old"), &bytes).unwrap(),
             ckpt
         );
+    }
+
+    #[test]
+    fn a_flipped_bit_anywhere_is_refused_as_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("best.ckpt");
+        let bytes = sample().to_bytes().unwrap();
+        for at in [30, bytes.len() - 6, bytes.len() - 1] {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x10;
+            fs::write(&path, &damaged).unwrap();
+            let err = Checkpoint::load(&path).unwrap_err();
+            assert!(
+                matches!(err, CheckpointError::Damaged { .. }),
+                "byte {at}: {err}"
+            );
+            assert!(
+                err.to_string().starts_with(&format!(
+                    "{} is damaged: its CRC-32C checksum is ",
+                    path.display()
+                )),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub(super) fn loss_and_grad(
 /// Runs `loader` through `backbone` and scores it: the raw weights with `loss` and `metrics`,
 /// and, when `ema_metrics` is given, the EMA weights with those (their columns prefixed `ema_`).
 /// Labels index the `classes` outputs. The trainer's validation and `clshost eval` both use it.
+///
+/// A pass in which no image could be read fails with the loader's error when the loader
+/// requires images (those of [`crate::assemble::loaders`] do); otherwise its `val_loss` is
+/// missing, never 0.
 pub fn evaluate(
     backbone: &mut Backbone,
     loss: &Loss,
@@ -92,6 +96,16 @@ pub fn evaluate(
         };
         for (k, &set) in sets.iter().enumerate() {
             let logits = backbone.eval_forward(batch.view(), set)?;
+            if let Some(&value) = logits.data.iter().find(|v| !v.is_finite()) {
+                let weights = match set {
+                    WeightSet::Ema => BestWeights::Ema,
+                    _ => BestWeights::Raw,
+                };
+                return Err(TrainError::NonFiniteLogits {
+                    weights: weights.name(),
+                    value,
+                });
+            }
             let (value, _) = loss_and_grad(loss, &logits, &targets)?;
             loss_sum[k] += value * batch.len() as f64;
             let scored = match (set, ema_metrics.as_deref_mut()) {
@@ -105,7 +119,8 @@ pub fn evaluate(
         count += batch.len() as u64;
     }
     let mut values = Vec::new();
-    let mean_loss = |k: usize| loss_sum[k] / count.max(1) as f64;
+    // No image gives NaN, which `finite` turns into a missing value.
+    let mean_loss = |k: usize| loss_sum[k] / count as f64;
     let reports = scores(metrics, "", mean_loss(0), &mut values)?;
     let ema_reports = match ema_metrics {
         Some(ema) => scores(ema, "ema_", mean_loss(1), &mut values)?,

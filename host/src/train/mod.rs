@@ -3,7 +3,7 @@
 //!
 //! - [`trainer`]: epochs, steps, checkpoints, early stopping, time limit, interrupts;
 //! - [`mixing`]: one-hot targets and the batch augmentation policy (MixUp, CutMix);
-//! - [`evaluate`]: the validation pass with the loss and the metric plugins;
+//! - [`evaluate`](mod@evaluate): the validation pass with the loss and the metric plugins;
 //! - [`schedule`]: the learning rate of every iteration;
 //! - [`early`]: the monitored metric, best-so-far and patience;
 //! - [`checkpoint`]: the checkpoint file (backbone state plus the host's own);

@@ -52,26 +52,34 @@ pub enum TrainError {
     /// A run-directory file could not be written.
     #[error(transparent)]
     Write(#[from] WriteError),
-    /// The loss is not a finite number.
+    /// The loss, or the validation logits, are not finite numbers.
     #[error(
-        "the loss is {loss} at epoch {epoch}, step {step}: training diverged (lower \
-         `optimizer.lr`, add warmup or `trainer.clip_grad_norm`); the checkpoint written \
-         before it is kept{}",
+        "{what} at epoch {epoch}, step {step}: training diverged (lower `optimizer.lr`, add \
+         warmup or `trainer.clip_grad_norm`); the checkpoint written before it is kept{}",
         kept.as_ref().map(|p| format!(" ({p})")).unwrap_or_default()
     )]
     NonFinite {
+        /// What is not finite: `the loss is NaN`, `the validation logits of the raw weights
+        /// hold inf`.
+        what: String,
         /// The epoch, from 1.
         epoch: u32,
         /// The step within the epoch, from 1.
         step: u64,
-        /// The loss value.
-        loss: f64,
         /// The checkpoint on disk, when there is one.
         kept: Option<String>,
     },
-    /// The training set produced no usable batch.
-    #[error("no training image could be read")]
-    NoData,
+    /// Evaluated weights give logits that are not finite numbers.
+    #[error(
+        "the {weights} weights give a logit of {value} on the evaluated images: the weights are \
+         broken (trained with a diverging learning rate?)"
+    )]
+    NonFiniteLogits {
+        /// Which weights: `raw` or `EMA`.
+        weights: &'static str,
+        /// The first logit that is not finite.
+        value: f32,
+    },
 }
 
 /// How training ended.
@@ -132,6 +140,8 @@ pub struct Control {
     pub stop_after_epoch: Option<u32>,
     /// No progress bar.
     pub quiet: bool,
+    /// When this invocation of the run started: its wall-clock time counts from here.
+    pub started: Instant,
 }
 
 /// The training loop and its state.
@@ -144,6 +154,8 @@ pub struct Trainer {
     control: Control,
     printed_header: bool,
     events: EventLog,
+    /// Up to when wall-clock time has been added to the state's counters.
+    counted_until: Instant,
 }
 
 impl Trainer {
@@ -162,10 +174,28 @@ impl Trainer {
             run,
             schedule,
             state,
+            counted_until: control.started,
             control,
             printed_header: false,
             events: EventLog::default(),
         }
+    }
+
+    /// Adds the wall-clock time since the last call to the epoch's and the run's counters, so
+    /// that both span every invocation of a resumed run (each earlier one up to its last
+    /// checkpoint).
+    fn count_wall_time(&mut self) {
+        let now = Instant::now();
+        let seconds = now.duration_since(self.counted_until).as_secs_f64();
+        self.counted_until = now;
+        self.state.epoch_wall_seconds += seconds;
+        self.state.wall_seconds += seconds;
+    }
+
+    /// The run's wall-clock seconds so far, over every invocation.
+    pub fn wall_seconds(&mut self) -> f64 {
+        self.count_wall_time();
+        self.state.wall_seconds
     }
 
     /// The backbone.
@@ -194,7 +224,8 @@ impl Trainer {
     /// Writes the current state as `checkpoints/last.ckpt` (when the recipe keeps it), as
     /// `checkpoints/best.ckpt` when `best`, and as the top-k file of the epoch just finished
     /// when `top`; then deletes the top-k files that fell out of the list.
-    fn save(&self, best: bool, top: bool) -> Result<(), TrainError> {
+    fn save(&mut self, best: bool, top: bool) -> Result<(), TrainError> {
+        self.count_wall_time();
         let keep = &self.parts.recipe.trainer.checkpoints;
         let (last, best) = (keep.last, best && keep.best);
         if !last && !best && keep.top_k == 0 {
@@ -215,7 +246,7 @@ impl Trainer {
     }
 
     /// Writes `checkpoints/last.ckpt` (when the recipe keeps it).
-    pub fn save_last(&self) -> Result<(), TrainError> {
+    pub fn save_last(&mut self) -> Result<(), TrainError> {
         self.save(false, false)
     }
 
@@ -229,10 +260,11 @@ impl Trainer {
             .max_time_minutes
             .map(|m| Duration::from_secs_f64(m.max(0.0) * 60.0));
         let epochs = self.parts.recipe.trainer.epochs;
-        let resumed_at = (self.state.global_step > 0).then_some(self.state.global_step + 1);
-        self.events = EventLog::start(&self.run.path().join("tensorboard"), resumed_at);
+        self.events = EventLog::start(
+            &self.run.path().join("tensorboard"),
+            self.state.global_step + 1,
+        );
         while self.state.epoch < epochs {
-            let epoch_start = Instant::now();
             if !self.train_epoch()? {
                 self.save_last()?;
                 return Ok(Ending::Interrupted);
@@ -241,7 +273,7 @@ impl Trainer {
             let eval_interval = self.parts.recipe.trainer.eval_interval.max(1);
             let (verdict, top) = if (epoch + 1).is_multiple_of(eval_interval) || epoch + 1 == epochs
             {
-                self.evaluate_epoch(epoch_start)?
+                self.evaluate_epoch()?
             } else {
                 let verdict = Verdict {
                     improved: false,
@@ -249,7 +281,9 @@ impl Trainer {
                 };
                 (verdict, false)
             };
+            self.count_wall_time();
             self.state.epoch += 1;
+            self.state.epoch_wall_seconds = 0.0;
             self.state.batches_done = 0;
             self.state.epoch_loss_sum = 0.0;
             self.state.epoch_images = 0;
@@ -317,13 +351,7 @@ impl Trainer {
             };
             if !loss.is_finite() {
                 progress.finish();
-                let last = self.run.path().join("checkpoints").join("last.ckpt");
-                return Err(TrainError::NonFinite {
-                    epoch: epoch + 1,
-                    step,
-                    loss,
-                    kept: last.is_file().then(|| last.display().to_string()),
-                });
+                return Err(self.diverged(format!("the loss is {loss}"), step));
             }
             if accumulate > 1 {
                 let scale = 1.0 / accumulate as f32;
@@ -371,19 +399,23 @@ impl Trainer {
             }
         }
         progress.finish();
-        if self.state.epoch_images == 0 {
-            return Err(TrainError::NoData);
-        }
         Ok(true)
     }
 
     /// Evaluates the epoch just trained, records its row, writes the metrics files, the
     /// TensorBoard scalars and the plots, and prints the table line. Also says whether the
     /// epoch entered the top-k list.
-    fn evaluate_epoch(&mut self, epoch_start: Instant) -> Result<(Verdict, bool), TrainError> {
-        let eval = self.evaluate()?;
+    fn evaluate_epoch(&mut self) -> Result<(Verdict, bool), TrainError> {
         let epoch = self.state.epoch;
         let steps = self.parts.train.batches_per_epoch() as u64;
+        let eval = self.evaluate().map_err(|e| match e {
+            TrainError::NonFiniteLogits { weights, value } => self.diverged(
+                format!("the validation logits of the {weights} weights hold {value}"),
+                steps,
+            ),
+            e => e,
+        })?;
+        self.count_wall_time();
         let row = Row {
             epoch: epoch + 1,
             train_loss: self.state.epoch_loss_sum / self.state.epoch_images.max(1) as f64,
@@ -391,7 +423,7 @@ impl Trainer {
                 .schedule
                 .lr((u64::from(epoch) * steps + steps).saturating_sub(1)),
             values: eval.values,
-            seconds: epoch_start.elapsed().as_secs_f64(),
+            seconds: self.state.epoch_wall_seconds,
             images_per_s: self.state.epoch_images as f64 / self.state.epoch_seconds.max(1e-9),
         };
         let monitor = monitor_column(&self.parts.recipe.trainer.monitor);
@@ -436,6 +468,18 @@ impl Trainer {
         )?;
         self.plot(epoch + 1, &eval.reports, &eval.ema_reports);
         Ok((verdict, top))
+    }
+
+    /// The divergence error for `what` at `step` (from 1) of the current epoch, naming the
+    /// checkpoint that is kept.
+    fn diverged(&self, what: String, step: u64) -> TrainError {
+        let last = self.run.path().join("checkpoints").join("last.ckpt");
+        TrainError::NonFinite {
+            what,
+            epoch: self.state.epoch + 1,
+            step,
+            kept: last.is_file().then(|| last.display().to_string()),
+        }
     }
 
     /// Redraws the plots after the evaluation of `epoch` (from 1), with its raw and EMA metric
@@ -491,6 +535,6 @@ fn epoch_scalars(row: &Row) -> Vec<(String, f64)> {
 fn write_err(what: &str, e: std::io::Error) -> TrainError {
     TrainError::Write(WriteError {
         path: what.into(),
-        source: e,
+        cause: e,
     })
 }

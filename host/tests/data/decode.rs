@@ -149,7 +149,7 @@ fn zero_byte_truncated_and_corrupt_files_are_errors_naming_the_file() {
     fs::write(&text, b"this is not an image at all").unwrap();
     assert!(matches!(
         decode_file(&text, &limits()).unwrap_err(),
-        DecodeError::UnknownFormat { .. }
+        DecodeError::NotAnImage { .. }
     ));
 
     let missing = dir.path().join("missing.png");

@@ -1,11 +1,11 @@
 //! ImageFolder scanning: class order and sample order against torchvision (committed fixture
-//! from `scripts/fixtures/data.py`), skipped entries, the errors raised before training, and
-//! the seeded stratified split.
+//! from `scripts/fixtures/data.py`), skipped entries, symbolic links (followed, except back
+//! into the dataset), the errors raised before training, and the seeded stratified split.
 
 use std::fs;
 use std::path::Path;
 
-use clshost::data::imagefolder::{ImageFolder, ScanError, Skipped};
+use clshost::data::imagefolder::{ImageFolder, ScanError, Skipped, SkippedLink, class_folders};
 use clshost::data::settings::DataSettings;
 use serde_json::Value;
 
@@ -76,7 +76,8 @@ fn classes_and_samples_follow_torchvision() {
         ds.skipped,
         Skipped {
             hidden: 0,
-            not_image: 1
+            not_image: 1,
+            links: Vec::new(),
         }
     );
 }
@@ -97,7 +98,8 @@ fn hidden_entries_and_non_images_are_counted_and_skipped() {
         ds.skipped,
         Skipped {
             hidden: 3,
-            not_image: 2
+            not_image: 2,
+            links: Vec::new(),
         }
     );
     assert_eq!(ds.class_counts(), [2, 2]);
@@ -201,4 +203,154 @@ fn settings_reject_bad_values() {
         ..DataSettings::default()
     };
     assert_eq!(bad.check().unwrap_err().field, "val_split");
+}
+
+#[test]
+fn a_split_that_holds_out_nothing_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    folder(dir.path(), &["a", "b"], 1);
+    let err = ImageFolder::scan(dir.path())
+        .unwrap()
+        .split(0.2, 0)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "val_split 0.2 holds out no image of {}: every class has a single image, and a \
+             class needs two to give one to validation",
+            dir.path().display()
+        )
+    );
+}
+
+/// The paths of `ds`'s samples relative to `root`, with their labels.
+fn relative(ds: &ImageFolder, root: &Path) -> Vec<(String, u32)> {
+    ds.samples
+        .iter()
+        .map(|s| {
+            let rel = s.path.strip_prefix(root).unwrap();
+            (rel.to_str().unwrap().to_string(), s.label)
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_loops_are_skipped_and_reported() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("train");
+    folder(&root, &["circle", "square"], 2);
+    // Up to the root, to the class itself, to `/`: each leads back to a directory holding it.
+    symlink("..", root.join("square/up")).unwrap();
+    symlink(".", root.join("circle/self")).unwrap();
+    symlink("/", root.join("circle/rootfs")).unwrap();
+    let ds = ImageFolder::scan(&root).unwrap();
+    assert_eq!(ds.classes, ["circle", "square"]);
+    assert_eq!(
+        relative(&ds, &root),
+        [
+            ("circle/000.png".to_string(), 0),
+            ("circle/001.png".to_string(), 0),
+            ("square/000.png".to_string(), 1),
+            ("square/001.png".to_string(), 1),
+        ]
+    );
+    let canonical = fs::canonicalize(&root).unwrap();
+    let link = |path: &str, target: &str, leads_to: &Path| SkippedLink {
+        path: root.join(path),
+        target: Some(target.into()),
+        leads_to: leads_to.to_path_buf(),
+        loops: true,
+    };
+    assert_eq!(
+        ds.skipped.links,
+        [
+            link("circle/rootfs", "/", Path::new("/")),
+            link("circle/self", ".", &canonical.join("circle")),
+            link("square/up", "..", &canonical),
+        ]
+    );
+    assert_eq!(
+        ds.skipped.links[2].to_string(),
+        format!(
+            "skipping symbolic link {} -> ..: it leads back to {}, which contains it (a loop)",
+            root.join("square/up").display(),
+            canonical.display()
+        )
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn links_into_another_class_or_to_a_directory_already_scanned_are_skipped() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("train");
+    folder(&root, &["circle", "square"], 1);
+    folder(dir.path(), &["extra"], 2);
+    symlink("../circle", root.join("square/more")).unwrap();
+    symlink("../../extra", root.join("square/a")).unwrap();
+    symlink("../../extra", root.join("square/b")).unwrap();
+    let ds = ImageFolder::scan(&root).unwrap();
+    assert_eq!(
+        relative(&ds, &root),
+        [
+            ("circle/000.png".to_string(), 0),
+            ("square/000.png".to_string(), 1),
+            ("square/a/000.png".to_string(), 1),
+            ("square/a/001.png".to_string(), 1),
+        ]
+    );
+    let canonical = fs::canonicalize(dir.path()).unwrap();
+    let messages: Vec<String> = ds.skipped.links.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        messages,
+        [
+            format!(
+                "skipping symbolic link {} -> ../../extra: it leads to {}, which is already part \
+                 of this dataset",
+                root.join("square/b").display(),
+                canonical.join("extra").display()
+            ),
+            format!(
+                "skipping symbolic link {} -> ../circle: it leads to {}, which is already part \
+                 of this dataset",
+                root.join("square/more").display(),
+                canonical.join("train/circle").display()
+            ),
+        ]
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn linked_datasets_are_followed() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("train");
+    folder(&root, &["cat"], 1);
+    folder(&dir.path().join("store"), &["dogs", "shared"], 2);
+    // A class folder that is a link, and one directory linked from inside both classes.
+    symlink("../store/dogs", root.join("dog")).unwrap();
+    symlink("../../store/shared", root.join("cat/shared")).unwrap();
+    symlink("../shared", dir.path().join("store/dogs/shared")).unwrap();
+    let ds = ImageFolder::scan(&root).unwrap();
+    assert_eq!(ds.classes, ["cat", "dog"]);
+    assert_eq!(ds.class_counts(), [3, 4]);
+    assert!(ds.skipped.links.is_empty(), "{:?}", ds.skipped.links);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_class_folder_linking_back_to_the_root_is_not_a_class() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    folder(dir.path(), &["a", "b"], 1);
+    symlink(".", dir.path().join("all")).unwrap();
+    assert_eq!(class_folders(dir.path()).unwrap(), ["a", "b"]);
+    let ds = ImageFolder::scan(dir.path()).unwrap();
+    assert_eq!(ds.classes, ["a", "b"]);
+    assert_eq!(ds.skipped.links.len(), 1);
+    assert!(ds.skipped.links[0].loops);
 }

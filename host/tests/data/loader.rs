@@ -318,3 +318,61 @@ fn pipeline_mistakes_are_clear_errors() {
         .any(|s: &Sample| message.contains(&s.path.display().to_string()));
     assert!(named, "{message}");
 }
+
+#[test]
+fn an_epoch_with_no_readable_image_fails_when_the_loader_requires_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples: Vec<Sample> = ["c.png", "a.png", "b.jpg"]
+        .iter()
+        .enumerate()
+        .map(|(label, name)| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, b"hello world").unwrap();
+            Sample {
+                path,
+                label: label as u32,
+            }
+        })
+        .collect();
+    let pipeline = || Pipeline::new(Vec::new(), SIZE, SIZE, MEAN, STD).unwrap();
+    let options = LoaderOptions {
+        batch_size: 1,
+        ..options(2, 2)
+    };
+
+    // Not required: the epoch just ends, without a batch.
+    let loader = Loader::new(samples.clone(), pipeline(), options).unwrap();
+    assert!(loader.epoch(0).next().is_none());
+
+    // Required: every epoch ends with one error naming the set and the first file in dataset
+    // order, whichever worker found it.
+    let loader = Loader::new(samples.clone(), pipeline(), options)
+        .unwrap()
+        .require_images("validation");
+    let expected = format!(
+        "every one of the 3 validation images was unreadable (on_error: skip); the first: {} \
+         is not a PNG image (it starts with `hello wo`)",
+        dir.path().join("c.png").display()
+    );
+    for epoch in 0..2 {
+        let results: Vec<_> = loader.epoch(epoch).collect();
+        assert_eq!(results.len(), 1, "epoch {epoch}");
+        let err = results[0].as_ref().unwrap_err();
+        assert!(matches!(err, LoaderError::NoneReadable { .. }), "{err}");
+        assert_eq!(err.to_string(), expected);
+    }
+
+    // One readable image is enough.
+    let good = dir.path().join("good.png");
+    RgbImage::new(SIZE, SIZE).save(&good).unwrap();
+    let mut some = samples;
+    some.push(Sample {
+        path: good,
+        label: 0,
+    });
+    let loader = Loader::new(some, pipeline(), options)
+        .unwrap()
+        .require_images("training");
+    let batches = loader.epoch(0).collect::<Result<Vec<_>, _>>().unwrap();
+    assert_eq!(batches.iter().map(Batch::len).sum::<usize>(), 1);
+}

@@ -3,4 +3,6 @@
 //! damaged checkpoint, ...), then asserts the exact message the user sees and that nothing on
 //! disk was lost or left half-written.
 
+mod data;
 mod plugins;
+mod run;

@@ -246,10 +246,17 @@ pub enum Segment {
     Index(usize),
 }
 
-/// Parses a path as serde reports it or a user writes it: `a.b[2].c`, `a.b.2.c`.
+/// Parses a path as serde reports it or a user writes it: `a.b[2].c`, `a.b.2.c`; the empty
+/// path is the root. An empty step (`a..b`, `a.`) is not a path.
 pub fn parse_path(path: &str) -> Option<Vec<Segment>> {
     let mut segments = Vec::new();
+    if path.is_empty() {
+        return Some(segments);
+    }
     for part in path.split('.') {
+        if part.is_empty() {
+            return None;
+        }
         let (head, mut tail) = match part.find('[') {
             Some(i) => (&part[..i], &part[i..]),
             None => (part, ""),
