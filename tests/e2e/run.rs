@@ -3,11 +3,10 @@
 //! loss, and a broken recipe.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 
-use crate::support::{Clshost, TINY_RECIPE, stderr, stdout_ok, tiny_scratch};
+use crate::support::{Clshost, TINY_RECIPE, interrupt, stderr, stdout_ok, tiny_scratch};
 use clshost::report::plots::{CURVE_SIZE, MATRIX_SIZE};
 use clshost::report::tensorboard::{Scalar, What, read_events, scalars};
 use clshost::train::Checkpoint;
@@ -323,26 +322,8 @@ fn assert_close_values(epoch: u32, a: &[(String, Option<f64>)], b: &[(String, Op
 fn ctrl_c_saves_last_and_exits_130() {
     let clshost = Clshost::new();
     let dir = scratch(&clshost);
-    let mut child = clshost
-        .command(["run", "tiny.ron", "--set", "trainer.epochs=1000"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    // The table header comes after the first evaluation: training is well under way.
-    for line in lines.by_ref() {
-        if line.unwrap().starts_with("epoch") {
-            break;
-        }
-    }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let child = clshost.live_run(dir.path());
+    interrupt(&child);
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(130), "{err}");

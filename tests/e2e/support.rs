@@ -8,8 +8,9 @@
 
 use std::env;
 use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// The repository root.
@@ -148,6 +149,45 @@ impl Clshost {
     {
         self.command(args).output().expect("clshost runs")
     }
+
+    /// Runs `clshost ARGS...` in `dir` and returns its output.
+    pub fn run_in(&self, dir: &Path, args: &[&str]) -> Output {
+        self.command(args)
+            .current_dir(dir)
+            .output()
+            .expect("clshost runs")
+    }
+
+    /// Starts `clshost run tiny.ron` for 1000 epochs in `dir` (a [`tiny_scratch`]) and returns
+    /// once its first evaluation is printed: training is well under way, with `last` on disk.
+    pub fn live_run(&self, dir: &Path) -> Child {
+        let mut child = self
+            .command(["run", "tiny.ron", "--set", "trainer.epochs=1000"])
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("clshost starts");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        // The table header comes after the first evaluation.
+        for line in lines.by_ref() {
+            if line.expect("utf-8 stdout").starts_with("epoch") {
+                break;
+            }
+        }
+        // Keep reading, so the run's later table lines never meet a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        child
+    }
+}
+
+/// Sends SIGINT (what Ctrl-C sends) to `child`.
+pub fn interrupt(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
 }
 
 impl Default for Clshost {

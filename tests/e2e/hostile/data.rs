@@ -20,11 +20,6 @@ fn scratch(clshost: &Clshost) -> (tempfile::TempDir, PathBuf) {
     (dir, canonical)
 }
 
-/// Runs `clshost ARGS...` in `dir`.
-fn clshost_in(clshost: &Clshost, dir: &Path, args: &[&str]) -> Output {
-    clshost.command(args).current_dir(dir).output().unwrap()
-}
-
 /// What is under `data/`: each file's bytes, each link's target, each directory (empty).
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut found = BTreeMap::new();
@@ -83,7 +78,7 @@ fn a_symlink_loop_is_skipped_with_a_warning_by_check_and_run() {
         )
     };
 
-    let check = clshost_in(&clshost, dir.path(), &["check", "tiny.ron"]);
+    let check = clshost.run_in(dir.path(), &["check", "tiny.ron"]);
     assert_eq!(
         stdout_ok(&check),
         "tiny.ron: ok (resnet18 on cpu, 3 epochs; 5 plugins loaded; 12 train / 6 val images in \
@@ -94,8 +89,7 @@ fn a_symlink_loop_is_skipped_with_a_warning_by_check_and_run() {
         format!(" WARN {}\n", warning(Path::new("data/train/square/up")))
     );
 
-    let run = clshost_in(
-        &clshost,
+    let run = clshost.run_in(
         dir.path(),
         &["run", "tiny.ron", "--set", "trainer.epochs=1"],
     );
@@ -117,8 +111,7 @@ fn a_validation_set_of_unreadable_files_stops_the_run() {
     let (dir, canonical) = scratch(&clshost);
     spoil(dir.path(), "val");
     let before = snapshot(dir.path());
-    let run = clshost_in(
-        &clshost,
+    let run = clshost.run_in(
         dir.path(),
         &[
             "run",
@@ -154,8 +147,7 @@ fn a_training_set_of_unreadable_files_stops_the_run() {
     let (dir, canonical) = scratch(&clshost);
     spoil(dir.path(), "train");
     let before = snapshot(dir.path());
-    let run = clshost_in(
-        &clshost,
+    let run = clshost.run_in(
         dir.path(),
         &["run", "tiny.ron", "--set", "trainer.epochs=1"],
     );
@@ -176,11 +168,11 @@ fn a_training_set_of_unreadable_files_stops_the_run() {
 /// (given the data root as `check` names it, `data`, and as `run` does, absolute).
 fn check_and_run_refuse(clshost: &Clshost, dir: &Path, message: impl Fn(&str) -> String) {
     let before = snapshot(dir);
-    let check = clshost_in(clshost, dir, &["check", "tiny.ron"]);
+    let check = clshost.run_in(dir, &["check", "tiny.ron"]);
     assert_eq!(check.status.code(), Some(1), "{}", stderr(&check));
     assert!(check.stdout.is_empty());
     assert_eq!(stderr(&check), format!("error: {}\n", message("data")));
-    let run = clshost_in(clshost, dir, &["run", "tiny.ron"]);
+    let run = clshost.run_in(dir, &["run", "tiny.ron"]);
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     let root = fs::canonicalize(dir).unwrap().join("data");
     assert_eq!(
@@ -228,8 +220,7 @@ fn a_text_file_named_jpg_is_not_a_jpeg_rather_than_truncated() {
     let (dir, canonical) = scratch(&clshost);
     fs::write(dir.path().join("data/train/circle/x.jpg"), "hello world\n").unwrap();
     let before = snapshot(dir.path());
-    let run = clshost_in(
-        &clshost,
+    let run = clshost.run_in(
         dir.path(),
         &[
             "run",

@@ -2,12 +2,10 @@
 //! damaged checkpoints, a run killed in its first epoch, bad recipe values.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
 
 use crate::plugin_failures::fixture;
-use crate::support::{Clshost, stderr, stdout_ok, tiny_scratch};
+use crate::support::{Clshost, interrupt, stderr, stdout_ok, tiny_scratch};
 use clshost::report::tensorboard::{What, read_events};
 use clshost::train::Checkpoint;
 use safetensors::SafeTensors;
@@ -17,11 +15,6 @@ fn scratch(clshost: &Clshost) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     tiny_scratch(clshost, dir.path());
     dir
-}
-
-/// `clshost ARGS...` in `dir`.
-fn clshost_in(clshost: &Clshost, dir: &Path, args: &[&str]) -> Output {
-    clshost.command(args).current_dir(dir).output().unwrap()
 }
 
 /// The only run directory under `dir/runs/tiny/`.
@@ -64,20 +57,22 @@ fn an_export_cut_off_midway_leaves_no_torn_file_in_export() {
     let clshost = Clshost::new();
     let dir = scratch(&clshost);
     let panics = fixture("panics");
-    let export = |exporter: &str| {
-        let list = format!("export=[(name: \"safetensors\"), (name: \"{exporter}\")]");
+    let export = |by: &str| {
+        let list = format!(
+            "export=[(name: \"safetensors\"), (name: \"cut_off_mid_export\", params: (by: {by}))]"
+        );
         let args = ["--plugin", panics.to_str().unwrap(), "run", "tiny.ron"];
         let set = ["--set", &list, "--set", "trainer.epochs=1"];
-        let out = clshost_in(&clshost, dir.path(), &[&args[..], &set].concat());
+        let out = clshost.run_in(dir.path(), &[&args[..], &set].concat());
         let run = the_run(dir.path());
-        let moved = dir.path().join(format!("runs/{exporter}"));
+        let moved = dir.path().join(format!("runs/{by}"));
         fs::rename(&run, &moved).unwrap();
         (out, run, moved)
     };
 
     // Killed while writing its file: the file the exporter before it wrote is whole, and the
     // torn one never reached `export/`.
-    let (out, _, run) = export("dies_mid_export");
+    let (out, _, run) = export("kill");
     assert_eq!(
         out.status.code(),
         None,
@@ -94,14 +89,14 @@ fn an_export_cut_off_midway_leaves_no_torn_file_in_export() {
     );
 
     // A full disk: the error names the file and its cause once; the staging folder is gone.
-    let (out, written, run) = export("disk_full_mid_export");
+    let (out, written, run) = export("full_disk");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let cause = "No space left on device (os error 28)";
     assert_eq!(err.matches(cause).count(), 1, "{err}");
     assert!(
         err.contains(&format!(
-            "export failed (the checkpoints are saved): exporter `disk_full_mid_export` (plugin \
+            "export failed (the checkpoints are saved): exporter `cut_off_mid_export` (plugin \
              clshost-plugin-panics, {}): export: {}: {cause}",
             panics.display(),
             written.join(".export-staging/model.safetensors").display()
@@ -116,22 +111,10 @@ fn an_export_cut_off_midway_leaves_no_torn_file_in_export() {
 fn a_second_process_in_a_live_run_directory_is_refused_with_the_holder_pid() {
     let clshost = Clshost::new();
     let dir = scratch(&clshost);
-    let mut live = clshost
-        .command(["run", "tiny.ron", "--set", "trainer.epochs=1000"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(live.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().starts_with("epoch") {
-            break;
-        }
-    }
+    let live = clshost.live_run(dir.path());
     let run = the_run(dir.path());
     let run_arg = run.to_str().unwrap();
-    let second = clshost_in(&clshost, dir.path(), &["run", "--resume", run_arg]);
+    let second = clshost.run_in(dir.path(), &["run", "--resume", run_arg]);
     let err = stderr(&second);
     assert_eq!(second.status.code(), Some(1), "{err}");
     let holder = format!("process {} on host ", live.id());
@@ -143,17 +126,12 @@ fn a_second_process_in_a_live_run_directory_is_refused_with_the_holder_pid() {
 
     // The live run was not disturbed: interrupted, it saves `last` and exits 130; then the
     // directory is free to resume.
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &live.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    interrupt(&live);
     let out = live.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let last = Checkpoint::load(&run.join("checkpoints/last.ckpt")).unwrap();
     let stop = (last.host.epoch + 1).to_string();
-    let resumed = clshost_in(
-        &clshost,
+    let resumed = clshost.run_in(
         dir.path(),
         &["run", "--resume", run_arg, "--stop-after-epoch", &stop],
     );
@@ -164,11 +142,7 @@ fn a_second_process_in_a_live_run_directory_is_refused_with_the_holder_pid() {
 fn a_damaged_checkpoint_is_refused_by_name() {
     let clshost = Clshost::new();
     let dir = scratch(&clshost);
-    let out = clshost_in(
-        &clshost,
-        dir.path(),
-        &["run", "tiny.ron", "--stop-after-epoch", "2"],
-    );
+    let out = clshost.run_in(dir.path(), &["run", "tiny.ron", "--stop-after-epoch", "1"]);
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let run = the_run(dir.path());
     for name in ["best.ckpt", "last.ckpt"] {
@@ -186,8 +160,7 @@ fn a_damaged_checkpoint_is_refused_by_name() {
     };
 
     let best = run.join("checkpoints/best.ckpt");
-    let out = clshost_in(
-        &clshost,
+    let out = clshost.run_in(
         dir.path(),
         &["eval", best.to_str().unwrap(), "--data", "data/val"],
     );
@@ -197,11 +170,7 @@ fn a_damaged_checkpoint_is_refused_by_name() {
     assert!(err.contains("use another checkpoint of the run"), "{err}");
 
     let last = run.join("checkpoints/last.ckpt");
-    let out = clshost_in(
-        &clshost,
-        dir.path(),
-        &["run", "--resume", run.to_str().unwrap()],
-    );
+    let out = clshost.run_in(dir.path(), &["run", "--resume", run.to_str().unwrap()]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.starts_with(&damaged(&last)), "{err}");
@@ -233,8 +202,7 @@ fn a_run_killed_in_its_first_epoch_resumes_without_duplicate_steps_or_lost_time(
     let dir = scratch(&clshost);
     // Diverging at its second step leaves what a kill in epoch 1 does: `last` is the
     // checkpoint from before the first step, and the event file holds step 1.
-    let out = clshost_in(
-        &clshost,
+    let out = clshost.run_in(
         dir.path(),
         &["run", "tiny.ron", "--set", "optimizer.lr=1e38"],
     );
@@ -252,8 +220,7 @@ fn a_run_killed_in_its_first_epoch_resumes_without_duplicate_steps_or_lost_time(
     fs::write(run.join("recipe.ron"), recipe.replace("1e38", "0.05")).unwrap();
 
     let run_arg = run.to_str().unwrap();
-    let paused = clshost_in(
-        &clshost,
+    let paused = clshost.run_in(
         dir.path(),
         &["run", "--resume", run_arg, "--stop-after-epoch", "1"],
     );
@@ -262,11 +229,7 @@ fn a_run_killed_in_its_first_epoch_resumes_without_duplicate_steps_or_lost_time(
         .unwrap()
         .host;
     assert!(first.wall_seconds > 0.0);
-    stdout_ok(&clshost_in(
-        &clshost,
-        dir.path(),
-        &["run", "--resume", run_arg],
-    ));
+    stdout_ok(&clshost.run_in(dir.path(), &["run", "--resume", run_arg]));
 
     // Three epochs of three steps, each step once.
     assert_eq!(train_loss_steps(&run), (1..=9).collect::<Vec<_>>());
@@ -290,7 +253,7 @@ fn bad_values_names_and_paths_fail_check_with_their_place() {
     let clshost = Clshost::new();
     let dir = scratch(&clshost);
     let check = |set: &str| {
-        let out = clshost_in(&clshost, dir.path(), &["check", "tiny.ron", "--set", set]);
+        let out = clshost.run_in(dir.path(), &["check", "tiny.ron", "--set", set]);
         assert_eq!(out.status.code(), Some(1), "{set}: {}", stderr(&out));
         stderr(&out)
     };
@@ -321,7 +284,7 @@ fn component_errors_are_shown_beside_schema_errors() {
         .replace("epochs: 3,", "epochz: 3,")
         .replace("\"cross_entropy\"", "\"cross_entropyy\"");
     fs::write(dir.path().join("broken.ron"), recipe).unwrap();
-    let out = clshost_in(&clshost, dir.path(), &["check", "broken.ron"]);
+    let out = clshost.run_in(dir.path(), &["check", "broken.ron"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -337,8 +300,7 @@ fn component_errors_are_shown_beside_schema_errors() {
 fn a_run_refused_after_checking_leaves_no_run_directory() {
     let clshost = Clshost::new();
     let dir = scratch(&clshost);
-    let out = clshost_in(
-        &clshost,
+    let out = clshost.run_in(
         dir.path(),
         &["run", "tiny.ron", "--init-from", "missing.safetensors"],
     );
@@ -352,8 +314,7 @@ fn a_run_refused_after_checking_leaves_no_run_directory() {
     );
     assert!(!dir.path().join("runs").exists(), "{err}");
     // A class count the data does not have is refused by `check` already.
-    let out = clshost_in(
-        &clshost,
+    let out = clshost.run_in(
         dir.path(),
         &["check", "tiny.ron", "--set", "model.num_classes=5"],
     );
@@ -369,8 +330,7 @@ fn a_run_refused_after_checking_leaves_no_run_directory() {
 fn validation_logits_that_are_not_finite_stop_the_run_with_epoch_and_step() {
     let clshost = Clshost::new();
     let dir = scratch(&clshost);
-    let out = clshost_in(
-        &clshost,
+    let out = clshost.run_in(
         dir.path(),
         &["run", "tiny.ron", "--set", "optimizer.lr=1e6"],
     );
