@@ -12,7 +12,7 @@ use clshost_plugin_api::{LossContext, Tensor};
 
 fn fixtures_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| build_workspace("tests/fixtures/bad-plugins", "fixtures"))
+    DIR.get_or_init(|| build_workspace("tests/fixtures/bad-plugins"))
 }
 
 /// The built fixture plugin `id` (`panics`, `not_a_plugin`, ...).

@@ -3,8 +3,10 @@
 //! `clshost` binary in an isolated environment.
 //!
 //! The tests build with the same `cargo` that runs them. The workspace's own binary and plugins
-//! land in its target directory; separate workspaces (fixtures, the example) get target
-//! directories of their own under it, as a third party's build would.
+//! land in its target directory; the separate workspaces (fixtures, the example) build as a third
+//! party's would, without the workspace's lint wrapper, into one target directory of their own
+//! under it (`target/out-of-tree/`), so the dependencies they share (abi_stable, serde, the
+//! plugin API) compile once.
 
 use std::env;
 use std::ffi::OsStr;
@@ -79,12 +81,12 @@ pub const FIRST_PARTY_PLUGINS: [&str; 5] = [
 ];
 
 /// Builds the separate Cargo workspace at `manifest_dir` (relative to the repository root) into
-/// its own target directory, and returns the directory holding its libraries.
-pub fn build_workspace(manifest_dir: &str, target_name: &str) -> PathBuf {
+/// the out-of-tree target directory, and returns the directory holding its libraries.
+pub fn build_workspace(manifest_dir: &str) -> PathBuf {
     let target = profile_dir()
         .parent()
         .expect("target dir")
-        .join(target_name);
+        .join("out-of-tree");
     // `.ci/run` lints this workspace while building it, through clippy-driver as the workspace
     // wrapper; a separate workspace builds as a third party's would, without it.
     run_cargo(

@@ -10,7 +10,16 @@ use crate::support::{Clshost, build_workspace, plugin_file, stdout_ok, tiny_scra
 
 fn example_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| build_workspace("examples/third-party-plugin", "third-party"))
+    DIR.get_or_init(|| {
+        // The out-of-tree target directory holds the broken fixtures too: the example's plugin
+        // gets a folder of its own, as an installed plugin would.
+        let built = build_workspace("examples/third-party-plugin");
+        let dir = built.join("acme-plugin");
+        fs::create_dir_all(&dir).expect("creating the plugin folder");
+        let file = plugin_file("acme");
+        fs::copy(built.join(&file), dir.join(&file)).expect("copying the example plugin");
+        dir
+    })
 }
 
 #[test]
