@@ -13,6 +13,7 @@ use crate::commands::eval::EvalArgs;
 use crate::commands::plugins::PluginsArgs;
 use crate::commands::predict::PredictArgs;
 use crate::commands::run::RunArgs;
+use crate::commands::weights::WeightsArgs;
 
 /// Train image classifiers from RON recipes, with models, augmentations, losses, metrics and
 /// exporters loaded at run time from plugins.
@@ -71,4 +72,6 @@ pub enum Command {
     /// Report what this installation can do: plugins found and loaded, the backends they were
     /// built with and the devices each one sees, and the CPU count. Exits 0 whatever it finds.
     Doctor(DoctorArgs),
+    /// Pretrained checkpoints: list the known ones, show one, or fetch one into the cache.
+    Weights(WeightsArgs),
 }

@@ -14,7 +14,9 @@
 //! - [`report`]: what a run shows and writes about itself (tables, metrics files, plots,
 //!   TensorBoard events, `summary.json`);
 //! - [`export`]: the exporters at the end of a run, with their checks;
-//! - [`rundir`]: the run directory and the atomic write every file of a run goes through.
+//! - [`rundir`]: the run directory and the atomic write every file of a run goes through;
+//! - [`weights`]: pretrained weight sources (`torchvision:` names, URLs, paths), the cache
+//!   they are downloaded into, and the torchvision zoo.
 //!
 //! Around them: [`cli`] (the command line), [`commands`] (one module per subcommand), [`exit`]
 //! (exit statuses other than 0 and 1), [`logging`] and [`output`] (stdout without dying on a
@@ -33,3 +35,4 @@ pub mod registry;
 pub mod report;
 pub mod rundir;
 pub mod train;
+pub mod weights;

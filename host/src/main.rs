@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => commands::doctor::run(&search, args),
         Command::Predict(args) => commands::predict::run(&search, args),
         Command::Eval(args) => commands::eval::run(&search, args),
+        Command::Weights(args) => commands::weights::run(args, cli.global.quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,8 +1,9 @@
 //! Writing command output to stdout, treating a closed pipe (`clshost plugins | head`) as a
-//! normal end rather than an error.
+//! normal end rather than an error, and the borderless tables the listing commands print.
 
 use std::io::{self, Write};
 
+use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
 
 /// Writes `text` to stdout. A reader that went away is not an error.
@@ -27,4 +28,25 @@ pub fn print_report<T: Serialize>(
         text(report)
     };
     print(&out)
+}
+
+/// A borderless table with two spaces between columns and none at the line ends.
+pub fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    table
+}
+
+/// The table's lines without the padding after the last column.
+pub fn render(table: &Table) -> String {
+    table
+        .lines()
+        .map(|line| line.trim_end().to_string() + "\n")
+        .collect()
 }

@@ -18,3 +18,4 @@ mod preview;
 mod recipes_check;
 mod run;
 mod third_party;
+mod weights;

@@ -109,8 +109,10 @@ pub fn plugin_file(id: &str) -> String {
     )
 }
 
-/// A `clshost` command isolated from the user's plugins: no `CLSHOST_PLUGIN_PATH`, and a fresh
-/// data directory, so only the plugins next to the binary and those named by flags load. It also
+/// A `clshost` command isolated from the user's plugins and caches: no `CLSHOST_PLUGIN_PATH`, and
+/// a fresh home and data directory, so only the plugins next to the binary and those named by
+/// flags load; no `CLSHOST_CACHE_DIR`, `TORCH_HOME` or `CLSHOST_WEIGHTS_MIRROR`, so weights are
+/// cached under that home unless a test sets them. It also
 /// gets a runtime directory, as a login session has: without `XDG_RUNTIME_DIR`, Mesa's Vulkan
 /// device-select layer prints `error: XDG_RUNTIME_DIR is invalid or not set in the environment.`
 /// on stderr whenever the wgpu device report opens Vulkan, which `check` and `doctor` do.
@@ -137,6 +139,9 @@ impl Clshost {
         cmd.args(args)
             .env_remove("CLSHOST_PLUGIN_PATH")
             .env_remove("RUST_LOG")
+            .env_remove("CLSHOST_CACHE_DIR")
+            .env_remove("CLSHOST_WEIGHTS_MIRROR")
+            .env_remove("TORCH_HOME")
             .env("XDG_DATA_HOME", self.data_home.path())
             .env("XDG_RUNTIME_DIR", self.data_home.path())
             .env("HOME", self.data_home.path());

@@ -10,3 +10,4 @@ pub mod eval;
 pub mod plugins;
 pub mod predict;
 pub mod run;
+pub mod weights;

@@ -8,7 +8,6 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
 
 use crate::output;
@@ -59,27 +58,6 @@ fn json<T: Serialize>(value: &T) -> Result<String> {
     Ok(serde_json::to_string_pretty(value)? + "\n")
 }
 
-/// A borderless table with two spaces between columns and none at the line ends.
-fn table(header: &[&str]) -> Table {
-    let mut table = Table::new();
-    table
-        .load_style(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.to_vec());
-    for column in table.column_iter_mut() {
-        column.set_padding((0, 2));
-    }
-    table
-}
-
-/// The table's lines without the padding after the last column.
-fn render(table: &Table) -> String {
-    table
-        .lines()
-        .map(|line| line.trim_end().to_string() + "\n")
-        .collect()
-}
-
 /// The table of every component, plus a footer with counts, load time and failures.
 fn listing(registry: &Registry, search: &SearchPath) -> String {
     let mut out = String::new();
@@ -90,7 +68,7 @@ fn listing(registry: &Registry, search: &SearchPath) -> String {
             let _ = writeln!(out, "  {} ({})", dir.path.display(), dir.source.as_str());
         }
     } else {
-        let mut t = table(&["KIND", "NAME", "PLUGIN", "VERSION", "DESCRIPTION"]);
+        let mut t = output::table(&["KIND", "NAME", "PLUGIN", "VERSION", "DESCRIPTION"]);
         for e in &entries {
             t.add_row(vec![
                 e.info.kind.as_str(),
@@ -100,7 +78,7 @@ fn listing(registry: &Registry, search: &SearchPath) -> String {
                 e.info.description.as_str(),
             ]);
         }
-        out.push_str(&render(&t));
+        out.push_str(&output::render(&t));
     }
     let _ = writeln!(
         out,
@@ -131,11 +109,11 @@ fn detail(entry: &Entry<'_>) -> String {
     if info.params.is_empty() {
         out.push_str("No parameters.\n");
     } else {
-        let mut t = table(&["PARAMETER", "DEFAULT", "DESCRIPTION"]);
+        let mut t = output::table(&["PARAMETER", "DEFAULT", "DESCRIPTION"]);
         for p in info.params.iter() {
             t.add_row(vec![p.name.as_str(), p.default.as_str(), p.doc.as_str()]);
         }
-        out.push_str(&render(&t));
+        out.push_str(&output::render(&t));
     }
     let _ = writeln!(out, "\nDefault params (RON):\n{}", info.default_config);
     out
