@@ -9,7 +9,7 @@
 //!   build or machine lacks is a clear error naming what is available, and [`devices()`] reports
 //!   what this build and machine offer, for the plugin's ABI 1.1 device report; with the
 //!   `libtorch` feature, `libtorch:cpu` and `libtorch:cuda[:N]` run on PyTorch's ATen kernels
-//!   ([`libtorch`]);
+//!   (module `libtorch`, built with that feature);
 //! - training passes keeping the autodiff graph, backward from the gradient of the logits,
 //!   gradient accumulation, and inference passes without autodiff ([`session`]);
 //! - SGD and AdamW with PyTorch's update rules, separate weight decay for normalization and bias

@@ -15,7 +15,7 @@
 //!   operations whose gradients agree on every backend (`tests/backend_ops.rs`).
 //!
 //! On the LibTorch backend (feature `libtorch`), [`BatchNorm2d`], [`conv2d`] and [`relu`] run
-//! ATen's fused kernels forward and backward ([`crate::libtorch`]'s `fused` module), with the
+//! ATen's fused kernels forward and backward (the `libtorch` module's `fused` submodule), with the
 //! same semantics. Models should call these rather than Burn's `Conv2d::forward` and
 //! `activation::relu` to get them.
 
