@@ -51,8 +51,14 @@ impl Problem {
 
     /// Whether the problem is about the top-level field `section` (or the whole recipe).
     pub fn in_section(&self, section: &str) -> bool {
-        self.path.is_empty() || self.path.split(['.', '[']).next() == Some(section)
+        self.path.is_empty() || section_of(&self.path) == section
     }
+}
+
+/// The top-level field a dotted path starts in: `trainer` for `trainer.epochs`, `augment` for
+/// `augment[1].params.p`.
+pub fn section_of(path: &str) -> &str {
+    path.split(['.', '[']).next().unwrap_or_default()
 }
 
 impl fmt::Display for Problem {

@@ -17,7 +17,7 @@ use clshost_plugin_api::{BackendReport, ComponentKind, LossContext, MetricContex
 
 use super::doc::{Node, Value};
 use super::schema::{Component, Recipe};
-use super::{Problem, Resolved, typed};
+use super::{Problem, Resolved, section_of, typed};
 use crate::data::imagefolder::class_folders;
 use crate::registry::{CreateError, DeviceSupport, Registry};
 
@@ -43,8 +43,7 @@ pub fn component_problems(
         problems: Vec::new(),
     };
     for (kind, path, c) in named_components(&resolved.recipe) {
-        let section = path.split(['.', '[']).next().unwrap_or_default();
-        if typed(section) {
+        if typed(section_of(&path)) {
             v.check(registry, kind, &path, c.0, c.1);
         }
     }

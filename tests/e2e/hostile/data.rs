@@ -105,63 +105,49 @@ fn a_symlink_loop_is_skipped_with_a_warning_by_check_and_run() {
     assert_eq!(snapshot(dir.path()), before, "the data is untouched");
 }
 
-#[test]
-fn a_validation_set_of_unreadable_files_stops_the_run() {
+/// Spoils every image of `split` (`train`, `val`), runs one epoch with `extra` overrides, and
+/// asserts that the run fails naming the `count` unreadable `set` images and the first of them,
+/// with the data untouched. Returns the run's output.
+fn unreadable_split_stops_the_run(split: &str, set: &str, count: usize, extra: &[&str]) -> Output {
     let clshost = Clshost::new();
     let (dir, canonical) = scratch(&clshost);
-    spoil(dir.path(), "val");
+    spoil(dir.path(), split);
     let before = snapshot(dir.path());
-    let run = clshost.run_in(
-        dir.path(),
-        &[
-            "run",
-            "tiny.ron",
-            "--set",
-            "trainer.epochs=1",
-            "--set",
-            "trainer.monitor=\"loss\"",
-        ],
-    );
+    let args = [&["run", "tiny.ron", "--set", "trainer.epochs=1"][..], extra].concat();
+    let run = clshost.run_in(dir.path(), &args);
     assert_eq!(run.status.code(), Some(1));
+    let first = canonical.join(format!("data/{split}/circle/circle_0000.png"));
+    assert_eq!(
+        stderr(&run).lines().last().unwrap(),
+        format!(
+            "error: every one of the {count} {set} images was unreadable (on_error: skip); the \
+             first: {} is not a PNG image (it starts with `hello wo`)",
+            first.display()
+        )
+    );
+    assert_eq!(snapshot(dir.path()), before, "the data is untouched");
+    run
+}
+
+#[test]
+fn a_validation_set_of_unreadable_files_stops_the_run() {
+    let run = unreadable_split_stops_the_run(
+        "val",
+        "validation",
+        6,
+        &["--set", "trainer.monitor=\"loss\""],
+    );
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         !stdout.contains("best loss") && !stdout.contains("completed"),
         "{stdout}"
     );
-    let first = canonical.join("data/val/circle/circle_0000.png");
-    assert_eq!(
-        stderr(&run).lines().last().unwrap(),
-        format!(
-            "error: every one of the 6 validation images was unreadable (on_error: skip); the \
-             first: {} is not a PNG image (it starts with `hello wo`)",
-            first.display()
-        )
-    );
     assert_eq!(warnings(&run).len(), 6, "each file is named once");
-    assert_eq!(snapshot(dir.path()), before, "the data is untouched");
 }
 
 #[test]
 fn a_training_set_of_unreadable_files_stops_the_run() {
-    let clshost = Clshost::new();
-    let (dir, canonical) = scratch(&clshost);
-    spoil(dir.path(), "train");
-    let before = snapshot(dir.path());
-    let run = clshost.run_in(
-        dir.path(),
-        &["run", "tiny.ron", "--set", "trainer.epochs=1"],
-    );
-    assert_eq!(run.status.code(), Some(1));
-    let first = canonical.join("data/train/circle/circle_0000.png");
-    assert_eq!(
-        stderr(&run).lines().last().unwrap(),
-        format!(
-            "error: every one of the 12 training images was unreadable (on_error: skip); the \
-             first: {} is not a PNG image (it starts with `hello wo`)",
-            first.display()
-        )
-    );
-    assert_eq!(snapshot(dir.path()), before, "the data is untouched");
+    unreadable_split_stops_the_run("train", "training", 12, &[]);
 }
 
 /// Runs `check` and then `run` on the scratch data; both must fail with exactly `message`
