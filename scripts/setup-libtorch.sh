@@ -6,7 +6,8 @@
 # Without arguments it installs the PyTorch wheel from the Python package index into a venv under
 # target/libtorch/ (once: later calls find it and install nothing), then prints `export` lines for
 # tch's build script (torch-sys): LIBTORCH and LIBTORCH_INCLUDE (the wheel's torch/ directory,
-# which holds include/ and lib/), LIBTORCH_CXX11_ABI and LIBTORCH_BYPASS_VERSION_CHECK. Progress
+# which holds include/ and lib/), LIBTORCH_CXX11_ABI and LIBTORCH_BYPASS_VERSION_CHECK; and
+# CLSHOST_TORCH_PYTHON, the python that torch belongs to. Progress
 # goes to stderr; stdout holds only the export lines, so `eval` takes them.
 #
 # The plugin built this way runs with no environment set: its build script records the libtorch
@@ -65,3 +66,5 @@ printf 'export LIBTORCH_INCLUDE=%q\n' "$dir"
 printf 'export LIBTORCH_CXX11_ABI=%q\n' "$abi"
 # tch 0.22 names PyTorch 2.9.0; its bindings build and run against the newer headers used here.
 printf 'export LIBTORCH_BYPASS_VERSION_CHECK=1\n'
+# The python whose torch this is (for scripts that need torch itself; later calls reuse it).
+printf 'export CLSHOST_TORCH_PYTHON=%q\n' "$python"

@@ -21,8 +21,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(&search, args),
         Command::Data(args) => commands::data::run(&search, args),
         Command::Doctor(args) => commands::doctor::run(&search, args),
-        Command::Predict(args) => commands::predict::run(&search, args),
-        Command::Eval(args) => commands::eval::run(&search, args),
+        Command::Predict(args) => commands::predict::run(&search, args, cli.global.quiet),
+        Command::Eval(args) => commands::eval::run(&search, args, cli.global.quiet),
         Command::Weights(args) => commands::weights::run(args, cli.global.quiet),
     };
     match result {

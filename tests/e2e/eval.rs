@@ -76,9 +76,11 @@ fn the_run_val_folder_reproduces_the_run_metrics_with_documented_json() {
             "model",
             "per_class",
             "skipped",
+            "source",
             "weights"
         ]
     );
+    assert_eq!(report["source"], Value::Null);
     assert_eq!(report["model"], "resnet18");
     assert_eq!(report["epoch"], best_epoch);
     assert_eq!(report["weights"], "ema");

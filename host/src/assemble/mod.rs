@@ -9,11 +9,13 @@
 //!   augmentations and monitor direction of a recipe;
 //! - [`loaders`]: the training and evaluation loaders;
 //! - [`parts`]: everything a run trains with, its initial weights and its fresh state;
-//! - [`trained`]: locating and loading a trained model (run directory, checkpoint, `.onnx`).
+//! - [`trained`]: locating and loading a trained model (run directory, checkpoint, `.onnx`);
+//! - [`pretrained`]: published weights as a model, without a run (`--weights`).
 
 pub mod components;
 pub mod loaders;
 pub mod parts;
+pub mod pretrained;
 pub mod trained;
 
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! component ([`Parts`]), the weights it starts from, and the host state of a run that has not
 //! trained yet.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clshost_plugin_api::{BackboneContext, LoadWeightsOptions, NamedTensor, WeightSet};
@@ -14,8 +14,9 @@ use super::loaders::{eval_loader, train_loader};
 use crate::data::DataSettings;
 use crate::recipe::Recipe;
 use crate::registry::{Backbone, Registry};
-use crate::train::checkpoint::{is_checkpoint, read_weights_file};
+use crate::train::checkpoint::is_checkpoint;
 use crate::train::{BestWeights, Checkpoint, Direction, HostState, Monitor, Parts};
+use crate::weights::{Cache, WeightSource};
 
 /// Builds the loaders and every component of `recipe`.
 pub fn run_parts(recipe: &Recipe, registry: &Registry) -> Result<Parts> {
@@ -59,15 +60,16 @@ pub fn run_parts(recipe: &Recipe, registry: &Registry) -> Result<Parts> {
 }
 
 /// The raw weights in the file at `path`: a clshost checkpoint (its backbone state is loaded
-/// into a scratch backbone of the recipe's model to read them) or a `.safetensors` file.
-fn weights_of(
+/// into a scratch backbone of the recipe's model to read them) or a state dict (`.safetensors`,
+/// or a PyTorch `.pth`, `.pt` or `.bin` pickle).
+pub fn weights_of(
     registry: &Registry,
     recipe: &Recipe,
     ctx: &BackboneContext,
     path: &Path,
 ) -> Result<Vec<NamedTensor>> {
     if !is_checkpoint(path) {
-        return Ok(read_weights_file(path)?);
+        return Ok(clshost_state_dict::read(path)?);
     }
     let ckpt = Checkpoint::load(path)?;
     let mut scratch = registry.new_backbone(&recipe.model.name, &recipe.model.params, ctx)?;
@@ -75,20 +77,21 @@ fn weights_of(
     Ok(scratch.named_weights(WeightSet::Raw)?)
 }
 
-/// Loads `weights` (read from `path`) into `backbone`, failing on keys that do not fit (a
-/// classifier of another class count is started fresh instead).
-fn load_weights(
+/// Loads `weights` (read from `path`) into `backbone`, failing on keys that do not fit; with
+/// `new_head`, a classifier of another class count is started fresh instead.
+pub fn load_weights(
     backbone: &mut Backbone,
     weights: Vec<NamedTensor>,
     path: &Path,
     what: &str,
+    new_head: bool,
 ) -> Result<()> {
     let report = backbone
         .load_weights(
             weights,
             LoadWeightsOptions {
                 strict: true,
-                reinit_mismatched_head: true,
+                reinit_mismatched_head: new_head,
             },
         )
         .with_context(|| format!("{what} {}", path.display()))?;
@@ -140,22 +143,30 @@ pub fn fresh_state(recipe: &Recipe, direction: Direction, classes: &[String]) ->
     }
 }
 
-/// Loads the weights of every file in `sources` into `parts`' backbone, in order: each is
-/// `(path, what)`, with `what` naming where the path came from (`model.weights`,
-/// `--init-from`) in errors and logs.
+/// Loads the weights of every weight source in `sources` into `parts`' backbone, in order:
+/// each is `(source, what)`, with `what` naming where the source came from (`model.weights`,
+/// `--init-from`) in errors and logs. Sources that are not local files are found in a cache or
+/// downloaded first (with a progress bar when `progress` is set).
 pub fn load_initial_weights(
     registry: &Registry,
     recipe: &Recipe,
     parts: &mut Parts,
-    sources: &[(Option<&Path>, &str)],
+    sources: &[(Option<&str>, &str)],
+    progress: bool,
 ) -> Result<()> {
     let ctx = backbone_context(recipe, parts.classes.len() as u32);
-    for &(path, what) in sources {
-        if let Some(path) = path {
-            let weights = weights_of(registry, recipe, &ctx, path)
-                .with_context(|| format!("{what} {}", path.display()))?;
-            load_weights(&mut parts.backbone, weights, path, what)?;
-        }
+    for &(text, what) in sources {
+        let Some(text) = text else { continue };
+        let path = fetch(text, progress).with_context(|| format!("{what} {text}"))?;
+        let weights = weights_of(registry, recipe, &ctx, &path)
+            .with_context(|| format!("{what} {}", path.display()))?;
+        load_weights(&mut parts.backbone, weights, &path, what, true)?;
     }
     Ok(())
+}
+
+/// The file of the weight source `text` on this machine, downloaded if need be.
+pub fn fetch(text: &str, progress: bool) -> Result<PathBuf> {
+    let source: WeightSource = text.parse()?;
+    Ok(Cache::from_env()?.resolve(&source, progress)?.path)
 }

@@ -119,8 +119,10 @@ pub struct Trained {
     pub classes: Vec<String>,
     /// The recipe's data settings (the eval preprocessing among them).
     pub settings: DataSettings,
-    /// The checkpoint file.
+    /// The checkpoint file (for published weights, the state dict file).
     pub checkpoint: PathBuf,
+    /// For published weights used without a run ([`Trained::pretrained`]), the weight source.
+    pub source: Option<String>,
 }
 
 impl Trained {
@@ -168,6 +170,7 @@ impl Trained {
             classes,
             settings,
             checkpoint: checkpoint.to_path_buf(),
+            source: None,
         })
     }
 
@@ -176,16 +179,24 @@ impl Trained {
         WeightSet::from(self.host.best_weights)
     }
 
-    /// What was loaded, in one line: model, checkpoint, weights, epoch, classes and device.
+    /// What was loaded, in one line: model, checkpoint (or weight source), weights, epoch,
+    /// classes and device.
     pub fn description(&self) -> Result<String> {
-        Ok(format!(
-            "{} from {} ({} weights of epoch {}, {} classes) on {}",
-            self.recipe.model.name,
-            self.checkpoint.display(),
-            self.host.best_weights.name(),
-            self.host.epoch,
-            self.classes.len(),
-            self.backbone.summary()?.device
-        ))
+        let device = self.backbone.summary()?.device;
+        let n = self.classes.len();
+        Ok(match &self.source {
+            Some(source) => format!(
+                "{} with {source} ({}, {n} classes) on {device}",
+                self.recipe.model.name,
+                self.checkpoint.display()
+            ),
+            None => format!(
+                "{} from {} ({} weights of epoch {}, {n} classes) on {device}",
+                self.recipe.model.name,
+                self.checkpoint.display(),
+                self.host.best_weights.name(),
+                self.host.epoch,
+            ),
+        })
     }
 }

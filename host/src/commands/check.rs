@@ -5,7 +5,9 @@
 //! own line on stderr; the exit status is 0 only when there are none. Then it scans the data
 //! with the checks `run` makes before training ([`DataSettings::datasets`]: a class without
 //! images, validation classes that differ from the training ones, ...), printing the same
-//! warnings and failing with the same message. No image is decoded. `--print` writes the
+//! warnings and failing with the same message. No image is decoded, and nothing is downloaded:
+//! for `model.weights` it prints where the file is (a cache, a local path) or the URL `run`
+//! will download it from. `--print` writes the
 //! resolved recipe, valid RON with every default filled in, to stdout.
 
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ use crate::assemble::load_valid;
 use crate::data::DataSettings;
 use crate::output;
 use crate::registry::SearchPath;
+use crate::weights::{Cache, WeightSource};
 
 /// Arguments of `clshost check`.
 #[derive(Debug, Args)]
@@ -54,6 +57,13 @@ pub fn run(search: &SearchPath, args: &CheckArgs) -> Result<()> {
             val.samples.len(),
             train.classes.len()
         ))?;
+        if let Some(text) = &r.model.weights {
+            let source: WeightSource = text.parse()?;
+            output::print(&format!(
+                "model.weights {text}: {}\n",
+                Cache::from_env()?.availability(&source)
+            ))?;
+        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! Exit status: 0 when the run finished (all epochs, early stopping or time limit), 130 when it
 //! was interrupted (Ctrl-C, SIGTERM, `--stop-after-epoch`) after saving `last`, 1 on any error.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -43,9 +44,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["recipe", "overrides", "init_from", "output"])]
     pub resume: Option<PathBuf>,
 
-    /// Start from the weights (not the optimizer state) of a checkpoint or `.safetensors` file.
-    #[arg(long, value_name = "CKPT")]
-    pub init_from: Option<PathBuf>,
+    /// Start from the weights (not the optimizer state) of a clshost checkpoint or a state
+    /// dict: any weight source, as `model.weights` takes (a path, a URL,
+    /// `torchvision:<arch>.<TAG>`), loaded after `model.weights`.
+    #[arg(long, value_name = "SOURCE")]
+    pub init_from: Option<String>,
 
     /// The runs directory, instead of the recipe's `output`.
     #[arg(long, value_name = "DIR")]
@@ -83,7 +86,8 @@ pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
                 (recipe.model.weights.as_deref(), "model.weights"),
                 (args.init_from.as_deref(), "--init-from"),
             ];
-            parts::load_initial_weights(&registry, &recipe, &mut run_parts, &sources)?;
+            let progress = !quiet && std::io::stderr().is_terminal();
+            parts::load_initial_weights(&registry, &recipe, &mut run_parts, &sources, progress)?;
             let run = RunDir::create(
                 args.output.as_deref().unwrap_or(&recipe.output),
                 &recipe.name,

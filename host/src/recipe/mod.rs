@@ -141,7 +141,29 @@ impl Resolved {
         path: &Path,
         overrides: &[String],
     ) -> Result<(Resolved, Vec<Problem>), RecipeError> {
-        let mut doc = compose::load(path)?;
+        Resolved::from_doc(compose::load(path)?, path, overrides)
+    }
+
+    /// A recipe clshost writes itself (for published weights used without a run): `text`,
+    /// named `source` in messages, with `overrides`; every problem is an error.
+    pub fn from_text(
+        text: &str,
+        source: &str,
+        overrides: &[String],
+    ) -> Result<Resolved, RecipeError> {
+        let doc = doc::parse(text, source)?;
+        match Resolved::from_doc(doc, Path::new(source), overrides)? {
+            (resolved, problems) if problems.is_empty() => Ok(resolved),
+            (_, problems) => Err(RecipeError::Invalid(problems)),
+        }
+    }
+
+    /// `doc` (the document of the recipe at `path`) with `overrides` applied, typed.
+    fn from_doc(
+        mut doc: Node,
+        path: &Path,
+        overrides: &[String],
+    ) -> Result<(Resolved, Vec<Problem>), RecipeError> {
         let defaults = typed::to_doc(&Recipe::default());
         for spec in overrides {
             compose::apply_override(&mut doc, spec, &defaults)?;

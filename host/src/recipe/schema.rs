@@ -136,8 +136,10 @@ pub struct Model {
     pub params: String,
     /// Number of classes; defaults to the number of class folders.
     pub num_classes: Option<u32>,
-    /// Initial weights: a `.safetensors` or PyTorch `.pth` state dict.
-    pub weights: Option<PathBuf>,
+    /// Initial weights, as a weight source (docs/finetuning.md): `torchvision:<arch>.<TAG>`, an
+    /// `https://`, `http://` or `file://` URL, or a path to a clshost checkpoint, a
+    /// `.safetensors` file or a PyTorch `.pth` state dict.
+    pub weights: Option<String>,
 }
 
 /// Batch augmentation policy.

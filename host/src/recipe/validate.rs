@@ -5,6 +5,8 @@
 //! - the device: when the backbone's plugin reports its backends (ABI 1.1), `trainer.device`
 //!   must be one of the devices it sees now, or a bare backend name with at least one device;
 //!   otherwise (older plugins) only its syntax is checked;
+//! - `model.weights` is a weight source that parses (a known zoo name, a usable URL), a local
+//!   file there in a format `run` reads, and not another zoo architecture's weights;
 //! - the data root exists and holds at least two class folders;
 //! - every component name resolves to a component of the right kind (unknown names list the
 //!   closest available ones), and every component's params pass its plugin's checks;
@@ -20,6 +22,15 @@ use super::schema::{Component, Recipe};
 use super::{Problem, Resolved, section_of, typed};
 use crate::data::imagefolder::class_folders;
 use crate::registry::{CreateError, DeviceSupport, Registry};
+use crate::train::checkpoint::is_checkpoint;
+use crate::weights::WeightSource;
+
+/// Whether `name` is an architecture the torchvision zoo has weights for.
+fn is_zoo_arch(name: &str) -> bool {
+    crate::weights::zoo::CHECKPOINTS
+        .iter()
+        .any(|c| c.arch == name)
+}
 
 /// The folder whose sub-folders are the training classes.
 pub fn train_folder(resolved: &Resolved) -> PathBuf {
@@ -108,6 +119,7 @@ pub fn validate(resolved: &Resolved, registry: &Registry) -> Vec<Problem> {
     v.values();
     v.finite();
     v.device(registry);
+    v.weights();
     let classes = v.data();
     v.components(registry, classes);
     v.problems
@@ -319,6 +331,44 @@ impl Validator<'_> {
         };
         if let Some(message) = problem {
             self.problem("trainer.device", message);
+        }
+    }
+
+    /// Checks `model.weights`: a weight source that parses, a local file that exists in a
+    /// format `run` reads, and zoo weights made for `model.name`'s architecture.
+    fn weights(&mut self) {
+        let model = &self.resolved.recipe.model;
+        let Some(text) = model.weights.as_deref() else {
+            return;
+        };
+        let problem = match text.parse::<WeightSource>() {
+            Err(e) => Some(e.to_string()),
+            Ok(WeightSource::File(path)) if !path.is_file() => {
+                Some(format!("{} is not a file", path.display()))
+            }
+            Ok(WeightSource::File(path))
+                if !is_checkpoint(&path) && clshost_state_dict::Format::of(&path).is_none() =>
+            {
+                Some(format!(
+                    "{} is neither a clshost checkpoint nor a state dict (.safetensors, .pth, \
+                     .pt or .bin)",
+                    path.display()
+                ))
+            }
+            Ok(WeightSource::Torchvision(c))
+                if c.arch != model.name && is_zoo_arch(&model.name) =>
+            {
+                Some(format!(
+                    "torchvision:{} are weights for {}, but model.name is `{}`",
+                    c.name(),
+                    c.arch,
+                    model.name
+                ))
+            }
+            Ok(_) => None,
+        };
+        if let Some(message) = problem {
+            self.problem("model.weights", message);
         }
     }
 

@@ -15,14 +15,12 @@
 //!
 //! `--init-from` takes the weights out of the backbone state (through a scratch backbone), so
 //! the file holds each weight once. Files are written with [`atomic_write`].
-//! [`read_safetensors`] reads the `.safetensors` files `model.weights` may name.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use clshost_plugin_api::{NamedTensor, Tensor, WeightSet};
-use safetensors::tensor::{Dtype, SafeTensors};
+use clshost_plugin_api::WeightSet;
 use serde::{Deserialize, Serialize};
 
 use super::early::Monitor;
@@ -170,36 +168,6 @@ fn format_error(path: &Path, reason: impl Into<String>) -> CheckpointError {
     }
 }
 
-/// Reads every tensor of a safetensors buffer as `f32` (from `f32`, `f16` or `bf16`).
-pub fn read_safetensors(bytes: &[u8]) -> Result<Vec<NamedTensor>, String> {
-    let file = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for (name, view) in file.tensors() {
-        let data = view.data();
-        let width = match view.dtype() {
-            Dtype::F32 => 4,
-            Dtype::F16 | Dtype::BF16 => 2,
-            other => return Err(format!("tensor `{name}` has unsupported type {other:?}")),
-        };
-        let values: Vec<f32> = data
-            .chunks_exact(width)
-            .map(|b| match view.dtype() {
-                Dtype::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
-                Dtype::BF16 => half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
-                _ => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            })
-            .collect();
-        let tensor =
-            Tensor::new(view.shape().to_vec(), values).map_err(|e| e.message.to_string())?;
-        out.push(NamedTensor {
-            name: name.into(),
-            tensor,
-        });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
-}
-
 impl Checkpoint {
     /// The file's bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
@@ -308,27 +276,10 @@ pub fn is_checkpoint(path: &Path) -> bool {
         .is_ok_and(|()| &magic == MAGIC)
 }
 
-/// The tensors of the `.safetensors` file at `path`.
-pub fn read_weights_file(path: &Path) -> Result<Vec<NamedTensor>, CheckpointError> {
-    if path.extension().is_none_or(|e| e != "safetensors") {
-        return Err(format_error(
-            path,
-            "expected a clshost checkpoint or a .safetensors file (PyTorch .pth files load \
-             through the backbone's own `weights` param)",
-        ));
-    }
-    let bytes = fs::read(path).map_err(|e| CheckpointError::Read {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    read_safetensors(&bytes).map_err(|e| format_error(path, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::train::early::Direction;
-    use safetensors::tensor::TensorView;
 
     fn sample() -> Checkpoint {
         let mut notes = BTreeMap::new();
@@ -424,29 +375,5 @@ mod tests {
         let other = dir.path().join("w.safetensors");
         fs::write(&other, b"not a checkpoint").unwrap();
         assert!(!is_checkpoint(&other));
-        assert!(matches!(
-            read_weights_file(&other),
-            Err(CheckpointError::Format { .. })
-        ));
-        let pth = dir.path().join("w.pth");
-        fs::write(&pth, b"pickle").unwrap();
-        let err = read_weights_file(&pth).unwrap_err().to_string();
-        assert!(err.contains("backbone's own `weights` param"), "{err}");
-    }
-
-    #[test]
-    fn safetensors_weights_read_as_f32() {
-        let values = [0.5f32, -1.0, 3.0, 4.0];
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let view = TensorView::new(Dtype::F32, vec![2, 2], &bytes).unwrap();
-        let buffer = safetensors::serialize([("fc.weight", view)], None).unwrap();
-        let read = read_safetensors(&buffer).unwrap();
-        assert_eq!(
-            read,
-            vec![NamedTensor {
-                name: "fc.weight".into(),
-                tensor: Tensor::new(vec![2, 2], values.to_vec()).unwrap(),
-            }]
-        );
     }
 }

@@ -140,6 +140,38 @@ pub struct Resolved {
     pub origin: Origin,
 }
 
+/// Where a weight source's file is before anything is downloaded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Availability {
+    /// A local file the source names (it may not exist).
+    Local(PathBuf),
+    /// A copy in one of the caches.
+    Cached(Resolved),
+    /// Not on this machine: it would be downloaded from `url` to `put_at`.
+    Missing {
+        /// Where it would be downloaded from.
+        url: String,
+        /// Where the download would go.
+        put_at: PathBuf,
+    },
+}
+
+impl fmt::Display for Availability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Availability::Local(path) => write!(f, "the file {}", path.display()),
+            Availability::Cached(found) => {
+                write!(f, "{} in the {}", found.path.display(), found.origin)
+            }
+            Availability::Missing { url, put_at } => write!(
+                f,
+                "not on this machine yet: downloaded from {url} to {} when used",
+                put_at.display()
+            ),
+        }
+    }
+}
+
 /// The caches, as the environment configures them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cache {
@@ -243,6 +275,23 @@ impl Cache {
             .flatten()
             .find(|(path, _)| path.is_file())
             .map(|(path, origin)| Resolved { path, origin })
+    }
+
+    /// Where `source` is now, without downloading or checking anything: what `clshost check`
+    /// reports.
+    pub fn availability(&self, source: &WeightSource) -> Availability {
+        let (url, file) = match source {
+            WeightSource::File(path) => return Availability::Local(path.clone()),
+            WeightSource::Torchvision(c) => (self.url_of(c), c.file),
+            WeightSource::Url { url, file } => (url.clone(), file.as_str()),
+        };
+        match self.find(file) {
+            Some(found) => Availability::Cached(found),
+            None => Availability::Missing {
+                url,
+                put_at: self.dir.join(file),
+            },
+        }
     }
 
     /// The file of `source`: a local file as it is; a checkpoint from a cache, or downloaded

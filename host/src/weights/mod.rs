@@ -41,7 +41,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-pub use cache::{Cache, Origin, ResolveError, Resolved};
+pub use cache::{Availability, Cache, Origin, ResolveError, Resolved};
 pub use zoo::Checkpoint;
 
 /// Where a checkpoint comes from.

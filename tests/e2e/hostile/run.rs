@@ -307,9 +307,7 @@ fn a_run_refused_after_checking_leaves_no_run_directory() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.starts_with(
-            "error: --init-from missing.safetensors: cannot read missing.safetensors: "
-        ),
+        err.starts_with("error: --init-from missing.safetensors: weights file missing.safetensors does not exist"),
         "{err}"
     );
     assert!(!dir.path().join("runs").exists(), "{err}");

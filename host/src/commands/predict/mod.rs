@@ -1,7 +1,11 @@
 //! `clshost predict MODEL IMAGES... [--top-k 5] [--json] [--device cpu] [--batch 32]`: classify
-//! images with a trained model.
+//! images with a trained model; `clshost predict --weights SOURCE [--model NAME] [--classes FILE]
+//! IMAGES...`: with published weights, without a run.
 //!
-//! MODEL is a run directory, a checkpoint or an exported `.onnx` file ([`model`]). The images
+//! MODEL is a run directory, a checkpoint or an exported `.onnx` file ([`model`]). With
+//! `--weights`, every positional argument is an image, and the model, class names and
+//! preprocessing come from the weights ([`crate::assemble::pretrained`]):
+//! `clshost predict --weights torchvision:resnet50.IMAGENET1K_V2 cat.jpg` prints ImageNet classes. The images
 //! (files, and directories walked as a class folder of an ImageFolder is) go through training's
 //! eval path unchanged: the [`Loader`] with [`Pipeline::eval`] (decode, resize the shorter side,
 //! center crop, normalize), in batches on worker threads. Each image's `top_k` classes by softmax
@@ -11,12 +15,14 @@
 
 pub mod model;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 
+use crate::assemble::pretrained::Request;
 use crate::data::imagefolder::{IMAGE_EXTENSIONS, images_in};
 use crate::data::{Loader, LoaderOptions, OnError, Pipeline, Sample};
 use crate::output;
@@ -24,13 +30,35 @@ use crate::registry::SearchPath;
 
 /// Arguments of `clshost predict`.
 #[derive(Debug, Args)]
+#[command(override_usage = "clshost predict [OPTIONS] MODEL IMAGES...\n       \
+                            clshost predict [OPTIONS] --weights SOURCE IMAGES...")]
 pub struct PredictArgs {
-    /// A run directory (`runs/NAME/STAMP`), a checkpoint (`.ckpt`) or an `.onnx` export.
-    pub model: PathBuf,
+    /// MODEL, then image files and directories to search for images (recursively). MODEL is a
+    /// run directory (`runs/NAME/STAMP`), a checkpoint (`.ckpt`) or an `.onnx` export; with
+    /// `--weights` there is no MODEL, only images.
+    #[arg(required = true, value_name = "MODEL IMAGES")]
+    pub inputs: Vec<PathBuf>,
 
-    /// Image files, and directories to search for images (recursively).
-    #[arg(required = true)]
-    pub images: Vec<PathBuf>,
+    /// Classify with published weights instead of a trained model: `torchvision:<arch>.<TAG>`
+    /// (`clshost weights list`), an `https://`, `http://` or `file://` URL, or a path to a state
+    /// dict or checkpoint.
+    #[arg(long, value_name = "SOURCE")]
+    pub weights: Option<String>,
+
+    /// With `--weights`: the backbone component the weights are for (default: the zoo
+    /// checkpoint's architecture).
+    #[arg(long, value_name = "NAME", requires = "weights")]
+    pub model: Option<String>,
+
+    /// With `--weights`: the class names, one per line in output order (default: the zoo
+    /// checkpoint's, ImageNet-1k's).
+    #[arg(long, value_name = "FILE", requires = "weights")]
+    pub classes: Option<PathBuf>,
+
+    /// With `--weights`: override a field of the recipe it writes (repeatable), e.g. the
+    /// backbone's params `--set 'model.params=(small_input: true)'` or `--set data.eval_resize=256`.
+    #[arg(long = "set", value_name = "PATH=VALUE", requires = "weights")]
+    pub overrides: Vec<String>,
 
     /// How many of the most probable classes to print per image.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
@@ -40,8 +68,8 @@ pub struct PredictArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Where a run directory's or checkpoint's backbone runs: `cpu`, `wgpu[:N]`, `cuda[:N]`,
-    /// `libtorch:cpu`, `libtorch:cuda[:N]`.
+    /// Where a run directory's, checkpoint's or `--weights` backbone runs: `cpu`, `wgpu[:N]`,
+    /// `cuda[:N]`, `libtorch:cpu`, `libtorch:cuda[:N]`.
     /// `.onnx` files run on the CPU.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -134,11 +162,29 @@ fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Runs `clshost predict`.
-pub fn run(search: &SearchPath, args: &PredictArgs) -> Result<()> {
-    let mut classifier = model::load(search, &args.model, &args.device)?;
+/// Runs `clshost predict`; `quiet` hides a download's progress bar.
+pub fn run(search: &SearchPath, args: &PredictArgs, quiet: bool) -> Result<()> {
+    let (mut classifier, images) = match &args.weights {
+        Some(weights) => {
+            let request = Request {
+                weights,
+                model: args.model.as_deref(),
+                classes: args.classes.as_deref(),
+                device: &args.device,
+                overrides: &args.overrides,
+                progress: !quiet && std::io::stderr().is_terminal(),
+            };
+            (model::pretrained(search, &request)?, &args.inputs[..])
+        }
+        None => match &args.inputs[..] {
+            [model, images @ ..] if !images.is_empty() => {
+                (model::load(search, model, &args.device)?, images)
+            }
+            _ => bail!("give MODEL and at least one image (or --weights SOURCE and images)"),
+        },
+    };
     tracing::info!("{}", classifier.description);
-    let files = image_files(&args.images)?;
+    let files = image_files(images)?;
     if files.is_empty() {
         bail!("no images to classify");
     }

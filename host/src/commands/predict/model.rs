@@ -1,5 +1,5 @@
-//! The MODEL of `clshost predict`, in any of its three forms ([`crate::assemble::trained`]), as
-//! one [`Classifier`]: a run directory's or checkpoint's backbone runs the weights that scored
+//! The MODEL of `clshost predict`, in any of its three forms ([`crate::assemble::trained`]), or
+//! published weights ([`crate::assemble::pretrained`]), as one [`Classifier`]: a run directory's or checkpoint's backbone runs the weights that scored
 //! best in the run (raw or EMA, as the checkpoint records); an `.onnx` export has graph, class
 //! names and preprocessing all in the file, and runs in the plugin that reads its format (the
 //! `onnx` exporter's, with tract; ABI 1.2).
@@ -13,6 +13,7 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, bail};
 use clshost_plugin_api::{ExportMeta, TensorRef, WeightSet};
 
+use crate::assemble::pretrained::Request;
 use crate::assemble::trained::{Located, Trained, locate};
 use crate::data::DataSettings;
 use crate::recipe::{doc, typed};
@@ -97,19 +98,28 @@ pub fn load(search: &SearchPath, model: &Path, device: &str) -> Result<Classifie
             })
         }
         Located::Checkpoint { recipe, checkpoint } => {
-            let trained = Trained::load(search, &recipe, &checkpoint, device, &[])?;
-            let weights = trained.best_weights();
-            Ok(Classifier {
-                description: trained.description()?,
-                classes: trained.classes,
-                settings: trained.settings,
-                engine: Engine::Backbone {
-                    backbone: trained.backbone,
-                    weights,
-                },
-            })
+            backbone(Trained::load(search, &recipe, &checkpoint, device, &[])?)
         }
     }
+}
+
+/// Loads the published weights `request` names (without a run).
+pub fn pretrained(search: &SearchPath, request: &Request<'_>) -> Result<Classifier> {
+    backbone(Trained::pretrained(search, request)?)
+}
+
+/// A classifier running `trained`'s backbone on the weights that scored best.
+fn backbone(trained: Trained) -> Result<Classifier> {
+    let weights = trained.best_weights();
+    Ok(Classifier {
+        description: trained.description()?,
+        classes: trained.classes,
+        settings: trained.settings,
+        engine: Engine::Backbone {
+            backbone: trained.backbone,
+            weights,
+        },
+    })
 }
 
 /// The eval preprocessing an export records (see the module documentation).
