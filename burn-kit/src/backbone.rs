@@ -7,7 +7,7 @@ use burn::backend::Autodiff;
 use burn_flex::{Flex, FlexDevice};
 use clshost_plugin_api::{
     BackboneContext, BackboneSummary, LoadReport, LoadWeightsOptions, ModelGraph, NamedTensor,
-    PluginError, StepParams, StepReport, Tensor, TensorRef, WeightSet,
+    PluginError, StepParams, StepReport, Tensor, TensorRef, TuneReport, TuneSpec, WeightSet,
 };
 
 use crate::device::{DeviceChoice, available_devices, cpu_threads};
@@ -210,5 +210,12 @@ impl<F: ModelFamily> BurnBackbone<F> {
     /// The framework-neutral graph with the chosen weights.
     pub fn graph(&self, weights: WeightSet) -> Result<ModelGraph, PluginError> {
         with_session!(&self.engine, t => t.graph(weights))
+    }
+
+    /// Applies fine-tuning controls (plugin ABI 1.3): freezing, parameter groups, layer-wise
+    /// learning-rate decay, frozen normalization statistics; see [`crate::tune`].
+    pub fn tune(&mut self, spec: &TuneSpec) -> Result<TuneReport, PluginError> {
+        let family = &self.family;
+        with_session!(&mut self.engine, t => t.tune(family, spec))
     }
 }

@@ -16,7 +16,9 @@
 //!   parameters, global-norm clipping ([`optim`]), and an EMA of the weights;
 //! - checkpoints of the complete training state that resume exactly ([`state`]);
 //! - weights by name in PyTorch naming, loading a `.pth` or `.safetensors` state dict with a
-//!   report of what did not fit ([`weights`]), and the framework-neutral graph ([`graph`]).
+//!   report of what did not fit ([`weights`]), and the framework-neutral graph ([`graph`]);
+//! - fine-tuning controls (plugin ABI 1.3): freezing by name pattern, parameter groups,
+//!   layer-wise learning-rate decay and frozen normalization statistics ([`tune`]).
 //!
 //! [`nn`] holds layers whose names and semantics match PyTorch where Burn's differ.
 
@@ -33,6 +35,7 @@ pub mod optim;
 pub mod params;
 pub mod session;
 pub mod state;
+pub mod tune;
 pub mod weights;
 
 pub use backbone::BurnBackbone;

@@ -42,4 +42,13 @@ pub trait ModelFamily: Send + 'static {
     /// Whether `name` belongs to the classifier head, which may be left freshly initialized when
     /// loaded weights were trained for another number of classes.
     fn is_head(&self, name: &str) -> bool;
+
+    /// The layer of weight `name` for layer-wise learning-rate decay, counted from the input:
+    /// the stem is layer 0 and the head the last one, as timm groups a model's blocks. `None`
+    /// (the default) means the family does not group its weights, and a `layer_decay` asked of
+    /// it is refused.
+    fn layer(&self, name: &str) -> Option<usize> {
+        let _ = name;
+        None
+    }
 }

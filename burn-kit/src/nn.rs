@@ -34,6 +34,9 @@ use rand_chacha::ChaCha8Rng;
 pub struct ForwardContext {
     /// Training mode: normalization uses batch statistics and updates running ones, dropout is on.
     pub train: bool,
+    /// Normalization layers stay in eval mode even in training mode: they normalize with their
+    /// running statistics and leave them unchanged (fine-tuning with frozen statistics).
+    pub frozen_norm: bool,
     /// Seed for this pass's randomness (dropout masks), derived from the backbone seed and the
     /// number of training passes so far, so a resumed run draws the same masks.
     pub seed: u64,
@@ -43,8 +46,14 @@ impl ForwardContext {
     /// Inference mode.
     pub const EVAL: ForwardContext = ForwardContext {
         train: false,
+        frozen_norm: false,
         seed: 0,
     };
+
+    /// Whether normalization layers use and update batch statistics in this pass.
+    pub fn norm_train(&self) -> bool {
+        self.train && !self.frozen_norm
+    }
 
     /// A random generator for one use (`stream`) inside this pass; distinct streams are
     /// independent.
@@ -96,12 +105,12 @@ impl<B: Backend> BatchNorm2d<B> {
     }
 
     /// Normalizes `x`; in training mode with the batch statistics (and updates the running
-    /// ones), otherwise with the running statistics.
+    /// ones), otherwise (and with frozen statistics) with the running statistics.
     pub fn forward(&self, x: Tensor<B, 4>, ctx: &ForwardContext) -> Tensor<B, 4> {
         #[cfg(feature = "libtorch")]
         {
             use crate::libtorch::fused;
-            if ctx.train && fused::training::<B>() {
+            if ctx.norm_train() && fused::training::<B>() {
                 let running = (
                     self.running_mean.value_sync(),
                     self.running_var.value_sync(),
@@ -117,7 +126,7 @@ impl<B: Backend> BatchNorm2d<B> {
                 self.store_running(out.running_mean, out.running_var);
                 return out.output;
             }
-            if !ctx.train && fused::inference::<B>() {
+            if !ctx.norm_train() && fused::inference::<B>() {
                 let running = (self.running_mean.value(), self.running_var.value());
                 return fused::batch_norm_eval(
                     x,
@@ -129,7 +138,7 @@ impl<B: Backend> BatchNorm2d<B> {
             }
         }
         let [n, c, h, w] = x.dims();
-        let (mean, var) = if ctx.train {
+        let (mean, var) = if ctx.norm_train() {
             let count = n * h * w;
             let flat = x.clone().swap_dims(0, 1).reshape([c, count]);
             let mean = flat.clone().mean_dim(1).reshape([c]);

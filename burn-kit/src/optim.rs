@@ -24,12 +24,24 @@ pub struct ParamState<B: Backend> {
     pub second: Option<Tensor<B, 1>>,
 }
 
+/// The learning rate and weight decay of one parameter in a parameter group.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// The parameter's learning rate is the step's times this.
+    pub lr_scale: f64,
+    /// Its weight decay, instead of the spec's.
+    pub weight_decay: Option<f64>,
+}
+
 /// An optimizer over named, flattened parameters.
 #[derive(Debug, Clone)]
 pub struct Optimizer<B: Backend> {
     spec: OptimizerSpec,
     /// Per-parameter state by weight name.
     pub state: HashMap<String, ParamState<B>>,
+    /// Parameters with their own rate (parameter groups, layer-wise decay), by name; the others
+    /// use the step's learning rate and the spec's weight decay.
+    pub rates: HashMap<String, Rate>,
 }
 
 /// Checks an optimizer spec's values.
@@ -90,6 +102,7 @@ impl<B: Backend> Optimizer<B> {
         Optimizer {
             spec,
             state: HashMap::new(),
+            rates: HashMap::new(),
         }
     }
 
@@ -109,7 +122,9 @@ impl<B: Backend> Optimizer<B> {
     }
 
     /// The updated value of parameter `name` (of `rank` dimensions) from its gradient, as one
-    /// `torch.optim.SGD` / `torch.optim.AdamW` step with learning rate `lr`.
+    /// `torch.optim.SGD` / `torch.optim.AdamW` step with learning rate `lr`, scaled (and with
+    /// the weight decay) of the parameter's [`Rate`] when it has one, as a PyTorch parameter
+    /// group's.
     pub fn update(
         &mut self,
         name: &str,
@@ -118,7 +133,13 @@ impl<B: Backend> Optimizer<B> {
         grad: Tensor<B, 1>,
         lr: f64,
     ) -> Tensor<B, 1> {
-        let wd = self.weight_decay(rank);
+        let (lr, wd) = match self.rates.get(name) {
+            Some(rate) => (
+                lr * rate.lr_scale,
+                rate.weight_decay.unwrap_or(self.weight_decay(rank)),
+            ),
+            None => (lr, self.weight_decay(rank)),
+        };
         let spec = self.spec;
         let state = self.state.entry(name.to_string()).or_insert(ParamState {
             step: 0,

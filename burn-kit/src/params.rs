@@ -3,7 +3,7 @@
 //! Every float parameter and buffer is seen as a flat `[numel]` tensor plus its shape, so
 //! tensors of any rank can sit in one map; reshaping back is free for contiguous tensors.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::Tensor;
@@ -132,6 +132,44 @@ pub fn assign_inner<B: AutodiffBackend, M: Module<B>>(
         .map(|(k, v)| (k.clone(), Tensor::from_inner(v.clone())))
         .collect();
     assign(module, &values)
+}
+
+struct Trainability<'a> {
+    path: Path,
+    params: &'a HashSet<String>,
+    frozen: &'a HashSet<String>,
+}
+
+impl<B: Backend> ModuleMapper<B> for Trainability<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.enter(name);
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let name = self.path.name();
+        if !self.params.contains(&name) {
+            return param;
+        }
+        let (id, tensor, mapper) = param.consume();
+        let tensor = tensor.set_require_grad(!self.frozen.contains(&name));
+        Param::from_mapped_value(id, tensor, mapper)
+    }
+}
+
+/// `module` with each of the trainable parameters `params` frozen (no gradient) when `frozen`
+/// names it and trainable otherwise; other tensors (buffers) are left as they are.
+pub fn set_trainable<B: Backend, M: Module<B>>(
+    module: M,
+    params: &HashSet<String>,
+    frozen: &HashSet<String>,
+) -> M {
+    module.map(&mut Trainability {
+        path: Path::default(),
+        params,
+        frozen,
+    })
 }
 
 struct GradCollector<'a, B: AutodiffBackend> {

@@ -7,7 +7,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use clshost_plugin_api::{
     LoadReport, LoadWeightsOptions, ModelGraph, NamedTensor, OptimizerSpec, PluginError, RString,
-    ShapeMismatch, StepParams, StepReport, TensorRef, WeightSet,
+    ShapeMismatch, StepParams, StepReport, TensorRef, TuneReport, TuneSpec, WeightSet,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -17,8 +17,11 @@ use crate::graph::GraphBuilder;
 use crate::model::{ClassifierModel, ModelFamily};
 use crate::nn::ForwardContext;
 use crate::optim::{Optimizer, clip_global_norm};
-use crate::params::{Entry, assign, assign_inner, collect, collect_inner, gradients};
+use crate::params::{
+    Entry, assign, assign_inner, collect, collect_inner, gradients, set_trainable,
+};
 use crate::state::{self, SavedState};
+use crate::tune;
 use crate::weights::{describe, is_ignored_key};
 
 /// The exponential moving average of the weights.
@@ -44,6 +47,10 @@ pub struct Session<AB: AutodiffBackend, F: ModelFamily> {
     pending: Option<Tensor<AB, 2>>,
     optimizer_steps: u64,
     forward_passes: u64,
+    /// The model's trainable parameters (name, elements), in module order, frozen or not.
+    params: Vec<(String, u64)>,
+    /// Normalization statistics frozen by [`Session::tune`].
+    frozen_norm: bool,
 }
 
 type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
@@ -61,6 +68,11 @@ impl<AB: AutodiffBackend, F: ModelFamily> Session<AB, F> {
         let values =
             initial_values::<Inner<AB>, F>(family, &collect_inner(&model), seed, &device, |_| true);
         let model = assign_inner(model, &values);
+        let params = collect(&model)
+            .iter()
+            .filter(|e| e.trainable)
+            .map(|e| (e.name.clone(), e.shape.iter().product::<usize>() as u64))
+            .collect();
         let eval_model = inner_copy::<AB, F>(family, num_classes, &model, &device);
         let ema = spec.ema.into_option().map(|_| Ema {
             model: inner_copy::<AB, F>(family, num_classes, &model, &device),
@@ -79,7 +91,25 @@ impl<AB: AutodiffBackend, F: ModelFamily> Session<AB, F> {
             pending: None,
             optimizer_steps: 0,
             forward_passes: 0,
+            params,
+            frozen_norm: false,
         })
+    }
+
+    /// Applies fine-tuning controls, replacing earlier ones ([`crate::tune`]): frozen
+    /// parameters stop getting gradients and lose their optimizer state and accumulated
+    /// gradients; the others learn at their group's rate.
+    pub fn tune(&mut self, family: &F, spec: &TuneSpec) -> Result<TuneReport, PluginError> {
+        let plan = tune::plan(spec, &self.params, |name| family.layer(name))?;
+        let names: HashSet<String> = self.params.iter().map(|(n, _)| n.clone()).collect();
+        self.model = set_trainable(self.model.clone(), &names, &plan.frozen);
+        self.optim
+            .state
+            .retain(|name, _| !plan.frozen.contains(name));
+        self.accum.retain(|name, _| !plan.frozen.contains(name));
+        self.optim.rates = plan.rates;
+        self.frozen_norm = spec.freeze_norm_stats;
+        Ok(plan.report)
     }
 
     /// Number of trainable parameters.
@@ -100,6 +130,7 @@ impl<AB: AutodiffBackend, F: ModelFamily> Session<AB, F> {
         let x = to_device::<AB, 4>(images, &self.device)?;
         let ctx = ForwardContext {
             train: true,
+            frozen_norm: self.frozen_norm,
             seed: self.seed ^ fnv1a(&self.forward_passes.to_le_bytes()),
         };
         self.forward_passes += 1;

@@ -158,6 +158,62 @@ pub struct LoadReport {
     pub reinitialized: RVec<RString>,
 }
 
+/// A learning-rate scale and weight decay for the parameters matching some name patterns (a
+/// parameter group, as in PyTorch's optimizers).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct ParamGroup {
+    /// Name patterns (see [`TuneSpec`]); the group holds the parameters any of them matches.
+    pub params: RVec<RString>,
+    /// The group's learning rate is the step's times this.
+    pub lr_scale: f64,
+    /// The group's weight decay, instead of the optimizer's (for every rank).
+    pub weight_decay: ROption<f64>,
+}
+
+/// Fine-tuning controls (ABI 1.3), applied with the root module's
+/// [`tune`](crate::PluginRoot::tune) to a backbone the same plugin created; each call replaces
+/// the previous controls.
+///
+/// Names are the ones [`AbiBackbone::named_weights`] uses (`layer1.0.conv1.weight`). A pattern
+/// matches a whole name, `*` standing for any run of characters (dots included), every other
+/// character for itself: `conv1.weight`, `layer1.*`, `*.bn1.*`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Default)]
+pub struct TuneSpec {
+    /// Freeze rules in order, gitignore-style: a trainable parameter is frozen when the last
+    /// pattern matching it is a plain one, and stays trainable when it is a `!` one or none
+    /// matches (`["*", "!fc.*"]` freezes all but the head). A frozen parameter gets no gradient,
+    /// no optimizer state and no update.
+    pub freeze: RVec<RString>,
+    /// Parameter groups; a parameter takes the first group matching it, else the optimizer's
+    /// own learning rate and weight decay.
+    pub groups: RVec<ParamGroup>,
+    /// Layer-wise learning-rate decay: the parameters of the `i`th of `n` layers (the model's own
+    /// grouping, from the stem to the head) learn at `decay^(n - 1 - i)` times the rate,
+    /// multiplied with their group's scale.
+    pub layer_decay: ROption<f64>,
+    /// Keep normalization statistics frozen: batch normalization layers normalize with their
+    /// running statistics and do not update them in training passes (eval mode).
+    pub freeze_norm_stats: bool,
+}
+
+/// What [`TuneSpec`] selected.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Default)]
+pub struct TuneReport {
+    /// Parameter tensors frozen.
+    pub frozen: u64,
+    /// Parameter tensors left trainable.
+    pub trainable: u64,
+    /// Trainable elements (the count an optimizer updates).
+    pub trainable_elements: u64,
+    /// Parameter tensors in each of [`TuneSpec::groups`], in order.
+    pub group_sizes: RVec<u64>,
+    /// With [`TuneSpec::layer_decay`], the number of layers the model groups its parameters in.
+    pub layers: u64,
+}
+
 /// The backbone contract, as crossed by the ABI. Plugin authors implement
 /// [`crate::authoring::Backbone`] instead.
 #[sabi_trait]

@@ -108,8 +108,8 @@ mod tensor;
 pub use authoring::ConfigDoc;
 pub use backbone::{
     AbiBackbone, AbiBackbone_TO, BackboneBox, BackboneContext, BackboneSummary, EmaSpec,
-    LoadReport, LoadWeightsOptions, OptimizerKind, OptimizerSpec, ShapeMismatch, StepParams,
-    StepReport, WeightSet,
+    LoadReport, LoadWeightsOptions, OptimizerKind, OptimizerSpec, ParamGroup, ShapeMismatch,
+    StepParams, StepReport, TuneReport, TuneSpec, WeightSet,
 };
 pub use clshost_plugin_api_derive::ConfigDoc;
 pub use component::{ComponentInfo, ComponentKind, ParamDoc, PluginInfo};
@@ -128,7 +128,7 @@ pub use metric::{
 };
 pub use root::{
     ABI_MAJOR, ABI_MINOR, ABI_VERSION_STRING, AbiVersion, HANDSHAKE_SYMBOL, PluginRoot,
-    PluginRootRef, v1_0, v1_1,
+    PluginRootRef, v1_0, v1_1, v1_2,
 };
 pub use sample::{
     AbiBatchAugment, AbiBatchAugment_TO, AbiSampleAugment, AbiSampleAugment_TO, AugmentContext,
@@ -149,7 +149,8 @@ pub mod prelude {
         ExportMeta, ImageU8, LoadReport, LoadWeightsOptions, LossContext, MetricContext,
         MetricMatrix, MetricOutput, MetricReport, MetricScalar, MetricVector, ModelGraph,
         NamedTensor, PluginError, ROption, RString, RVec, StepParams, StepReport, Tensor,
-        TensorMut, TensorRef, VerifyReport, WeightSet, check_file_name, export_plugin, register,
+        TensorMut, TensorRef, TuneReport, TuneSpec, VerifyReport, WeightSet, check_file_name,
+        export_plugin, register,
     };
     pub use serde::{Deserialize, Serialize};
 }

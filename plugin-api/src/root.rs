@@ -8,7 +8,7 @@
 //!    append fields to prefix types (this root module);
 //! 3. abi_stable's layout check of the root module and every type reachable from it, against
 //!    the layout of the plugin's own minor version: [`PluginRoot`] for the current one,
-//!    [`v1_1::PluginRoot`] for 1.1, [`v1_0::PluginRoot`] for 1.0.
+//!    [`v1_2::PluginRoot`] for 1.2, [`v1_1::PluginRoot`] for 1.1, [`v1_0::PluginRoot`] for 1.0.
 //!
 //! abi_stable (0.11) accepts a library whose prefix type has *more* fields than the loader's,
 //! but rejects one with *fewer* ("too many fields"): an older host reads a newer plugin as is,
@@ -36,6 +36,11 @@
 //!   exporters wrote so the host can run it (`clshost predict model.onnx`). A 1.2 host loads a
 //!   1.1 plugin with [`v1_1::PluginRoot`]'s layout; [`PluginRootRef::open_model`] then returns
 //!   `None`, and the host asks the other plugins.
+//! - **1.3**: appends [`PluginRoot::tune`], which applies fine-tuning controls
+//!   ([`crate::TuneSpec`]: freezing by name pattern, parameter groups, layer-wise learning-rate
+//!   decay, frozen normalization statistics) to a backbone the plugin created. A 1.3 host loads
+//!   a 1.2 plugin with [`v1_2::PluginRoot`]'s layout; [`PluginRootRef::tune`] then returns
+//!   `None`, and a recipe asking for fine-tuning controls is refused by `clshost check`.
 
 use abi_stable::StableAbi;
 use abi_stable::library::RootModule;
@@ -47,9 +52,9 @@ use crate::{BackendReport, ExportedModelBox, PluginError};
 /// The ABI major version: plugins and hosts must agree on it exactly.
 pub const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: raised when fields or methods are appended.
-pub const ABI_MINOR: u32 = 2;
+pub const ABI_MINOR: u32 = 3;
 /// `ABI_MAJOR.ABI_MINOR.0`, the version abi_stable's own check sees.
-pub const ABI_VERSION_STRING: &str = "1.2.0";
+pub const ABI_VERSION_STRING: &str = "1.3.0";
 
 /// The NUL-terminated name of the handshake function every plugin exports.
 pub const HANDSHAKE_SYMBOL: &[u8] = b"clshost_plugin_abi\0";
@@ -142,7 +147,8 @@ macro_rules! plugin_root {
 
 plugin_root! {
     /// The root module: the plugin's description, one constructor per component kind, (ABI
-    /// 1.1) its device report and (ABI 1.2) the reader of its exporters' files.
+    /// 1.1) its device report, (ABI 1.2) the reader of its exporters' files and (ABI 1.3) the
+    /// fine-tuning controls of its backbones.
     ///
     /// Every constructor takes the component name and its config as RON text, parses the
     /// config, and returns the component or a [`PluginError`]. Plugins built with
@@ -158,6 +164,14 @@ plugin_root! {
         /// unusable. Absent from older plugins: [`PluginRootRef::open_model`] returns `None`.
         pub open_model:
             extern "C" fn(path: RStr<'_>) -> RResult<ROption<ExportedModelBox>, PluginError>,
+        /// ABI 1.3: applies fine-tuning controls (freezing, parameter groups, layer-wise
+        /// learning-rate decay, frozen normalization statistics) to `backbone`, which this
+        /// plugin's `new_backbone` created; an `Unsupported` error when that backbone cannot.
+        /// Absent from older plugins: [`PluginRootRef::tune`] returns `None`.
+        pub tune: extern "C" fn(
+            backbone: &mut crate::BackboneBox,
+            spec: &crate::TuneSpec,
+        ) -> RResult<crate::TuneReport, PluginError>,
     }
 }
 
@@ -198,10 +212,33 @@ macro_rules! past_minor {
     };
 }
 
+/// The root module exactly as ABI 1.2 defined it, for loading 1.2 plugins, whose `tune` reads
+/// as absent.
+#[doc(hidden)]
+pub mod v1_2 {
+    use abi_stable::library::RootModule;
+    use abi_stable::sabi_types::VersionStrings;
+    use abi_stable::std_types::{ROption, RResult, RStr, RVec};
+
+    use crate::{BackendReport, ExportedModelBox, PluginError};
+
+    past_minor! {
+        "1.2.0",
+        /// [`super::PluginRoot`] without the fields ABI 1.3 appended.
+        appended: {
+            /// The device report, as in [`super::PluginRoot::devices`].
+            pub devices: extern "C" fn() -> RResult<RVec<BackendReport>, PluginError>,
+            /// The file reader, as in [`super::PluginRoot::open_model`].
+            pub open_model:
+                extern "C" fn(path: RStr<'_>) -> RResult<ROption<ExportedModelBox>, PluginError>,
+        }
+    }
+}
+
 /// The root module exactly as ABI 1.1 defined it, for loading 1.1 plugins: abi_stable rejects a
 /// library whose prefix type has fewer fields than the loader's, so a newer host checks a 1.1
-/// plugin against this layout and then reads it as a [`PluginRootRef`] whose `open_model` is
-/// absent.
+/// plugin against this layout and then reads it as a [`PluginRootRef`] whose `open_model` (and
+/// later fields) are absent.
 #[doc(hidden)]
 pub mod v1_1 {
     use abi_stable::library::RootModule;
@@ -292,16 +329,17 @@ mod tests {
         use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
         use abi_stable::type_layout::TypeLayout;
 
-        let past: [(&str, &'static TypeLayout); 2] = [
+        let past: [(&str, &'static TypeLayout); 3] = [
             ("1.0", <v1_0::PluginRootRef as StableAbi>::LAYOUT),
             ("1.1", <v1_1::PluginRootRef as StableAbi>::LAYOUT),
+            ("1.2", <v1_2::PluginRootRef as StableAbi>::LAYOUT),
         ];
         let current = <PluginRootRef as StableAbi>::LAYOUT;
         for (minor, layout) in past {
             check_layout_compatibility(layout, current)
-                .unwrap_or_else(|e| panic!("a {minor} host accepts a 1.2 root module: {e}"));
+                .unwrap_or_else(|e| panic!("a {minor} host accepts a 1.3 root module: {e}"));
             let rejected = check_layout_compatibility(current, layout)
-                .expect_err("a 1.2 host rejects an older root module's layout");
+                .expect_err("a 1.3 host rejects an older root module's layout");
             assert!(rejected.to_string().contains("too many fields"), "{minor}");
         }
     }
@@ -344,7 +382,29 @@ mod tests {
         .upgrade();
         assert!(v11.devices().is_some());
         assert!(v11.open_model().is_none());
+        assert!(v11.tune().is_none());
+        let v12 = v1_2::PluginRoot {
+            info: authored.info(),
+            validate: authored.validate(),
+            new_backbone: authored.new_backbone(),
+            new_sample_augment: authored.new_sample_augment(),
+            new_batch_augment: authored.new_batch_augment(),
+            new_loss: authored.new_loss(),
+            new_metric: authored.new_metric(),
+            new_exporter: authored.new_exporter(),
+            devices: authored
+                .devices()
+                .expect("the current root module has `devices`"),
+            open_model: authored
+                .open_model()
+                .expect("the current root module has `open_model`"),
+        }
+        .leak_into_prefix()
+        .upgrade();
+        assert!(v12.open_model().is_some());
+        assert!(v12.tune().is_none());
         assert!(authored.open_model().is_some());
+        assert!(authored.tune().is_some());
     }
 
     #[test]

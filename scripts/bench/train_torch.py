@@ -5,13 +5,16 @@ A torchvision ResNet with `--classes` outputs, SGD (lr 0.01, momentum 0.9, weigh
 cross-entropy, one synthetic batch of uniform noise fed over and over; `--warmup` untimed steps,
 then `--steps` timed training steps and as many evaluation forwards (`torch.no_grad`, eval mode),
 each timed span closed by a device synchronization. fp32, with PyTorch's default TF32 settings
-(reported in the output) unless `--no-tf32`. Prints the same JSON fields as
+(reported in the output) unless `--no-tf32`. `--freeze` freezes parameters by name pattern as
+`clshost bench train --freeze` does (`parameters` then counts the trainable ones). Prints the
+same JSON fields as
 
     clshost bench train --model resnet50 --device cuda --size 224 --batch 64 --json
     python3 scripts/bench/train_torch.py --model resnet50 --device cuda --size 224 --batch 64 --json
 """
 
 import argparse
+import fnmatch
 import json
 import time
 
@@ -36,6 +39,14 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-tf32", action="store_true", help="disable TF32 in cuDNN and matmul")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--freeze",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="freeze parameters matching these fnmatch patterns, in order, `!` to keep some "
+        "trainable (as `clshost bench train --freeze`)",
+    )
     a = p.parse_args()
 
     if a.no_tf32:
@@ -44,7 +55,14 @@ def main():
     device = torch.device(a.device)
     torch.manual_seed(a.seed)
     model = getattr(torchvision.models, a.model)(num_classes=a.classes).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    for name, param in model.named_parameters():
+        frozen = False
+        for pattern in a.freeze:
+            if fnmatch.fnmatchcase(name, pattern.removeprefix("!")):
+                frozen = not pattern.startswith("!")
+        param.requires_grad_(not frozen)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(trainable, lr=0.01, momentum=0.9, weight_decay=1e-4)
     g = torch.Generator().manual_seed(a.seed)
     images = (torch.rand(a.batch, 3, a.size, a.size, generator=g) * 2 - 1).to(device)
     labels = (torch.arange(a.batch) % a.classes).to(device)
@@ -96,7 +114,7 @@ def main():
         "params": "()",
         "device": a.device,
         "device_name": name,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": sum(p.numel() for p in trainable),
         "size": a.size,
         "batch": a.batch,
         "classes": a.classes,

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::support::{Clshost, FIRST_PARTY_PLUGINS, plugin_file, profile_dir, stdout_ok};
+use clshost_plugin_api::ABI_MINOR;
 use serde_json::Value;
 
 /// Whether Mesa's software Vulkan (lavapipe) is installed, so wgpu has an adapter without a GPU.
@@ -68,15 +69,17 @@ fn text_lists_versions_search_path_plugins_backends_and_a_verdict() {
     }
     assert!(text.contains("(user directory): does not exist"), "{text}");
     assert!(
-        text.contains(
-            "  clshost-plugin-resnet 0.1.0 (ABI 1.2): 3 backbones; devices reported: cpu, wgpu\n"
-        ),
+        text.contains(&format!(
+            "  clshost-plugin-resnet 0.1.0 (ABI 1.{ABI_MINOR}): 3 backbones; devices \
+                 reported: cpu, wgpu\n"
+        )),
         "{text}"
     );
     assert!(
-        text.contains(
-            "  clshost-plugin-losses 0.1.0 (ABI 1.2): 3 losses; devices reported: no backends\n"
-        ),
+        text.contains(&format!(
+            "  clshost-plugin-losses 0.1.0 (ABI 1.{ABI_MINOR}): 3 losses; devices reported: \
+                 no backends\n"
+        )),
         "{text}"
     );
     let threads = std::thread::available_parallelism().unwrap();

@@ -10,6 +10,7 @@ mod dockerfile;
 mod doctor;
 mod eval;
 mod export_keys;
+mod finetune;
 mod hostile;
 mod plugin_failures;
 mod plugins_cli;

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use crate::support::{Clshost, build_workspace, plugin_file, stdout_ok};
 use clshost::registry::{Registry, SearchPath};
-use clshost_plugin_api::{LossContext, Tensor};
+use clshost_plugin_api::{ABI_MINOR, LossContext, Tensor};
 
 fn fixtures_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -51,8 +51,8 @@ fn a_plugin_built_for_a_newer_abi_major() {
     assert_eq!(
         stderr,
         format!(
-            "error: plugin {}: built for plugin ABI 2.3, but this clshost uses ABI 1.2: rebuild \
-             it against clshost-plugin-api 1.x\n",
+            "error: plugin {}: built for plugin ABI 2.3, but this clshost uses ABI 1.{ABI_MINOR}: \
+             rebuild it against clshost-plugin-api 1.x\n",
             path.display()
         )
     );
@@ -65,8 +65,8 @@ fn a_plugin_built_for_an_older_abi_major() {
     assert_eq!(
         stderr,
         format!(
-            "error: plugin {}: built for plugin ABI 0.4, but this clshost uses ABI 1.2: rebuild \
-             it against clshost-plugin-api 1.x\n",
+            "error: plugin {}: built for plugin ABI 0.4, but this clshost uses ABI 1.{ABI_MINOR}: \
+             rebuild it against clshost-plugin-api 1.x\n",
             path.display()
         )
     );
@@ -79,9 +79,9 @@ fn a_plugin_whose_abi_layout_differs() {
     assert_eq!(
         stderr,
         format!(
-            "error: plugin {}: ABI layout mismatch: it says ABI 1.2 but its types differ from \
-             this clshost's (built against a modified clshost-plugin-api?); rebuild it against \
-             clshost-plugin-api 1.2 (run with -vv for the layout report)\n",
+            "error: plugin {}: ABI layout mismatch: it says ABI 1.{ABI_MINOR} but its types differ \
+             from this clshost's (built against a modified clshost-plugin-api?); rebuild it \
+             against clshost-plugin-api 1.{ABI_MINOR} (run with -vv for the layout report)\n",
             path.display()
         )
     );

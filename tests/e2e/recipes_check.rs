@@ -242,7 +242,9 @@ fn base_inherits_and_overrides_deep_merge() {
     let printed = stdout_ok(&out);
     assert!(printed.contains("name: \"child\""), "{printed}");
     assert!(
-        printed.contains("model: (name: \"resnet18\", params: (small_input: true)"),
+        printed.contains(
+            "    model: (\n        name: \"resnet18\",\n        params: (small_input: true),\n"
+        ),
         "{printed}"
     );
     assert!(printed.contains("epochs: 3,"), "{printed}");
@@ -286,7 +288,7 @@ fn every_shipped_recipe_checks() {
         stdout_ok(&out);
         checked += 1;
     }
-    assert_eq!(checked, 5);
+    assert_eq!(checked, 6);
 }
 
 /// The device ids the resnet plugin next to the binary offers on this machine, as `doctor` and

@@ -1,18 +1,18 @@
 //! The components of a recipe other than the backbone's weights: the contexts plugins are
-//! created with, the loss, the metrics, the batch augmentations, and which way the monitored
-//! metric is better.
+//! created with, the backbone's fine-tuning controls, the loss, the metrics, the batch
+//! augmentations, and which way the monitored metric is better.
 
 use anyhow::Result;
 use clshost_plugin_api::{
     AugmentContext, BackboneContext, EmaSpec, LossContext, MetricContext, OptimizerKind,
-    OptimizerSpec,
+    OptimizerSpec, ParamGroup, TuneSpec,
 };
 
 use crate::data::DataSettings;
 use crate::recipe::Recipe;
 use crate::recipe::schema::{Mode, OptimizerName};
 use crate::registry::{BatchAugment, Loss, Metric, Registry};
-use crate::train::{Direction, monitor_column};
+use crate::train::{Direction, Tuning, monitor_column};
 
 /// What the backbone of `recipe` is created with.
 pub fn backbone_context(recipe: &Recipe, num_classes: u32) -> BackboneContext {
@@ -22,6 +22,34 @@ pub fn backbone_context(recipe: &Recipe, num_classes: u32) -> BackboneContext {
         optimizer: optimizer_spec(recipe),
         seed: recipe.seed,
     }
+}
+
+/// The fine-tuning controls of `recipe`; `None` when it sets none, so that backbones of plugins
+/// older than ABI 1.3 train as before.
+pub fn tuning(recipe: &Recipe) -> Option<Tuning> {
+    let (m, o) = (&recipe.model, &recipe.optimizer);
+    if m.freeze.is_empty()
+        && !m.freeze_bn_stats
+        && o.param_groups.is_empty()
+        && o.layer_decay.is_none()
+    {
+        return None;
+    }
+    let spec = TuneSpec {
+        freeze: m.freeze.iter().map(|p| p.as_str().into()).collect(),
+        groups: o
+            .param_groups
+            .iter()
+            .map(|g| ParamGroup {
+                params: g.params.iter().map(|p| p.as_str().into()).collect(),
+                lr_scale: g.lr_scale,
+                weight_decay: g.weight_decay.into(),
+            })
+            .collect(),
+        layer_decay: o.layer_decay.into(),
+        freeze_norm_stats: m.freeze_bn_stats,
+    };
+    Some(Tuning::new(spec, m.unfreeze_epoch))
 }
 
 /// The optimizer spec of `recipe`.

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clshost_plugin_api::{BackboneContext, LoadWeightsOptions, NamedTensor, WeightSet};
 
 use super::components::{
-    augment_context, backbone_context, batch_augments, direction, new_loss, new_metrics,
+    augment_context, backbone_context, batch_augments, direction, new_loss, new_metrics, tuning,
 };
 use super::loaders::{eval_loader, train_loader};
 use crate::data::DataSettings;
@@ -56,6 +56,7 @@ pub fn run_parts(recipe: &Recipe, registry: &Registry) -> Result<Parts> {
         val,
         classes,
         direction,
+        tuning: tuning(recipe),
     })
 }
 

@@ -27,7 +27,9 @@ use crate::registry::{Registry, SearchPath};
 use crate::report::summary::Summary;
 use crate::report::{console, provenance};
 use crate::rundir::{self, RunDir};
-use crate::train::{BestWeights, Checkpoint, Control, Ending, StopFlag, Trainer, signal};
+use crate::train::{
+    BestWeights, Checkpoint, Control, Ending, Parts, StopFlag, Trainer, signal, tuning,
+};
 
 /// Arguments of `clshost run`.
 #[derive(Debug, Args)]
@@ -60,6 +62,17 @@ pub struct RunArgs {
     pub stop_after_epoch: Option<u32>,
 }
 
+/// Gives the backbone the recipe's fine-tuning controls for `epoch`, and says what they
+/// selected.
+fn tune(parts: &mut Parts, epoch: u32) -> Result<()> {
+    if let Some(tuning) = parts.tuning.as_mut()
+        && let Some(report) = tuning.apply(&mut parts.backbone, epoch)?
+    {
+        output::print(&format!("fine-tuning: {}\n", tuning::describe(&report)))?;
+    }
+    Ok(())
+}
+
 /// Runs `clshost run`.
 pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
     let wall = Instant::now();
@@ -79,6 +92,7 @@ pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
         Some(run) => {
             let ckpt = Checkpoint::load(&run.file("checkpoints/last.ckpt"))?;
             run_parts.backbone.load_state(&ckpt.backbone)?;
+            tune(&mut run_parts, ckpt.host.epoch)?;
             (run, ckpt.host)
         }
         None => {
@@ -88,6 +102,7 @@ pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
             ];
             let progress = !quiet && std::io::stderr().is_terminal();
             parts::load_initial_weights(&registry, &recipe, &mut run_parts, &sources, progress)?;
+            tune(&mut run_parts, 0)?;
             let run = RunDir::create(
                 args.output.as_deref().unwrap_or(&recipe.output),
                 &recipe.name,

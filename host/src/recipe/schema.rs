@@ -140,6 +140,13 @@ pub struct Model {
     /// `https://`, `http://` or `file://` URL, or a path to a clshost checkpoint, a
     /// `.safetensors` file or a PyTorch `.pth` state dict.
     pub weights: Option<String>,
+    /// Parameters to freeze, as name patterns in order (`*` any characters; `!` keeps what an
+    /// earlier pattern froze trainable): `["*", "!fc.*"]` trains only the head.
+    pub freeze: Vec<String>,
+    /// Epochs trained with `freeze` applied; from then on every parameter trains.
+    pub unfreeze_epoch: Option<u32>,
+    /// Keep BatchNorm statistics as loaded: normalization layers stay in eval mode in training.
+    pub freeze_bn_stats: bool,
 }
 
 /// Batch augmentation policy.
@@ -222,6 +229,34 @@ pub struct Optimizer {
     pub weight_decay: f64,
     /// Weight decay of normalization parameters and biases.
     pub norm_bias_weight_decay: f64,
+    /// Parameter groups: a learning-rate scale and weight decay for the parameters matching
+    /// name patterns (the first group matching a parameter applies).
+    pub param_groups: Vec<ParamGroup>,
+    /// Layer-wise learning-rate decay: each layer learns at this times the next one's rate, the
+    /// head at the full rate.
+    pub layer_decay: Option<f64>,
+}
+
+/// A parameter group of the optimizer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ParamGroup {
+    /// Name patterns of the group's parameters.
+    pub params: Vec<String>,
+    /// The group learns at this times the schedule's learning rate.
+    pub lr_scale: f64,
+    /// The group's weight decay (every rank), instead of the optimizer's.
+    pub weight_decay: Option<f64>,
+}
+
+impl Default for ParamGroup {
+    fn default() -> Self {
+        ParamGroup {
+            params: Vec::new(),
+            lr_scale: 1.0,
+            weight_decay: None,
+        }
+    }
 }
 
 impl Default for Optimizer {
@@ -235,6 +270,8 @@ impl Default for Optimizer {
             eps: 1e-8,
             weight_decay: 1e-4,
             norm_bias_weight_decay: 0.0,
+            param_groups: Vec::new(),
+            layer_decay: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 //!   otherwise (older plugins) only its syntax is checked;
 //! - `model.weights` is a weight source that parses (a known zoo name, a usable URL), a local
 //!   file there in a format `run` reads, and not another zoo architecture's weights;
+//! - fine-tuning controls have sane values, and the backbone's plugin can apply them (ABI 1.3);
 //! - the data root exists and holds at least two class folders;
 //! - every component name resolves to a component of the right kind (unknown names list the
 //!   closest available ones), and every component's params pass its plugin's checks;
@@ -120,6 +121,7 @@ pub fn validate(resolved: &Resolved, registry: &Registry) -> Vec<Problem> {
     v.finite();
     v.device(registry);
     v.weights();
+    v.tuning(registry);
     let classes = v.data();
     v.components(registry, classes);
     v.problems
@@ -369,6 +371,68 @@ impl Validator<'_> {
         };
         if let Some(message) = problem {
             self.problem("model.weights", message);
+        }
+    }
+
+    /// Checks the fine-tuning controls (`model.freeze`, `unfreeze_epoch`, `freeze_bn_stats`,
+    /// `optimizer.param_groups`, `layer_decay`): their values, and that the backbone's plugin
+    /// has the entry point that applies them (ABI 1.3). Their patterns are checked against the
+    /// model's parameter names when the run builds it.
+    fn tuning(&mut self, registry: &Registry) {
+        let r = &self.resolved.recipe;
+        let (m, o) = (&r.model, &r.optimizer);
+        if m.unfreeze_epoch.is_some() && m.freeze.is_empty() {
+            self.problem(
+                "model.unfreeze_epoch",
+                "needs `model.freeze` patterns to lift",
+            );
+        }
+        if let Some(d) = o.layer_decay
+            && !(d > 0.0 && d <= 1.0)
+        {
+            self.problem(
+                "optimizer.layer_decay",
+                "must be in (0, 1]: each layer learns at this times the rate of the next",
+            );
+        }
+        for (i, group) in o.param_groups.iter().enumerate() {
+            let at = format!("optimizer.param_groups[{i}]");
+            if group.params.is_empty() {
+                self.problem(&format!("{at}.params"), "must name at least one pattern");
+            }
+            if group.lr_scale < 0.0 {
+                self.problem(&format!("{at}.lr_scale"), "must be 0 or more");
+            }
+            if group.weight_decay.is_some_and(|w| w < 0.0) {
+                self.problem(&format!("{at}.weight_decay"), "must be 0 or more");
+            }
+        }
+        let asked = [
+            ("model.freeze", !m.freeze.is_empty()),
+            ("model.freeze_bn_stats", m.freeze_bn_stats),
+            ("optimizer.param_groups", !o.param_groups.is_empty()),
+            ("optimizer.layer_decay", o.layer_decay.is_some()),
+        ];
+        let Some((first, _)) = asked.iter().find(|(_, on)| *on) else {
+            return;
+        };
+        let plugin = registry
+            .get(&m.name)
+            .filter(|e| e.info.kind == ComponentKind::Backbone)
+            .map(|e| &e.plugin.library);
+        if let Some(library) = plugin
+            && library.root.tune().is_none()
+        {
+            self.problem(
+                first,
+                format!(
+                    "backbone `{}` comes from plugin {} (plugin ABI 1.{}), which cannot apply \
+                     fine-tuning controls (freezing, parameter groups, layer-wise decay, frozen \
+                     BatchNorm statistics need ABI 1.3); rebuild it against \
+                     clshost-plugin-api 1.3",
+                    m.name, library.info.name, library.abi.minor
+                ),
+            );
         }
     }
 

@@ -14,7 +14,7 @@ use clshost_plugin_api::{
     ComponentKind, ExportMeta, ExportedModelBox, ExporterBox, ImageU8, LoadReport,
     LoadWeightsOptions, LossBox, LossContext, MetricBox, MetricContext, MetricOutput, MetricReport,
     ModelGraph, NamedTensor, PluginError, SampleAugmentBox, StepParams, StepReport, Tensor,
-    TensorMut, TensorRef, VerifyReport, WeightSet,
+    TensorMut, TensorRef, TuneReport, TuneSpec, VerifyReport, WeightSet,
 };
 
 use super::{Entry, Registry, ResolveError};
@@ -127,10 +127,18 @@ impl Registry {
         config: &str,
         ctx: &BackboneContext,
     ) -> Result<Backbone, CreateError> {
+        let entry = self.resolve(ComponentKind::Backbone, name)?;
+        let library = &entry.plugin.library;
+        let (tune, abi_minor) = (library.root.tune(), library.abi.minor);
         let (inner, origin) = self.create(ComponentKind::Backbone, name, |e| {
             (e.plugin.library.root.new_backbone())(name.into(), config.into(), ctx)
         })?;
-        Ok(Backbone { inner, origin })
+        Ok(Backbone {
+            inner,
+            origin,
+            tune,
+            abi_minor,
+        })
     }
 
     /// Creates a sample augmentation.
@@ -203,7 +211,14 @@ impl Registry {
 pub struct Backbone {
     inner: BackboneBox,
     origin: Arc<Origin>,
+    /// The plugin's `tune` (ABI 1.3 and later).
+    tune: Option<TuneFn>,
+    /// The plugin's ABI minor version.
+    abi_minor: u32,
 }
+
+/// A plugin's `tune` entry point.
+type TuneFn = extern "C" fn(&mut BackboneBox, &TuneSpec) -> RResult<TuneReport, PluginError>;
 
 impl Backbone {
     /// Which component this is.
@@ -287,6 +302,27 @@ impl Backbone {
     /// The framework-neutral graph.
     pub fn graph(&self, weights: WeightSet) -> Result<ModelGraph, ComponentError> {
         named(self.inner.graph(weights), &self.origin, "graph")
+    }
+
+    /// Applies fine-tuning controls through the plugin's `tune` (ABI 1.3); an `Unsupported`
+    /// error naming the plugin's ABI when it is older.
+    pub fn tune(&mut self, spec: &TuneSpec) -> Result<TuneReport, ComponentError> {
+        let result = match self.tune {
+            Some(tune) => tune(&mut self.inner, spec),
+            None => RResult::RErr(PluginError::unsupported(format!(
+                "plugin {} was built against plugin ABI 1.{}, which has no fine-tuning controls \
+                 (freezing, parameter groups, layer-wise decay, frozen normalization statistics \
+                 need 1.3); rebuild it against clshost-plugin-api 1.3",
+                self.origin.plugin, self.abi_minor
+            ))),
+        };
+        named(result, &self.origin, "tune")
+    }
+
+    /// Whether the plugin has the fine-tuning entry point (ABI 1.3); its backbones may still
+    /// refuse the controls.
+    pub fn can_tune(&self) -> bool {
+        self.tune.is_some()
     }
 }
 

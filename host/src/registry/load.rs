@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use abi_stable::library::{LibraryError, RawLibrary, lib_header_from_raw_library};
 use clshost_plugin_api::{
     ABI_MAJOR, ABI_MINOR, AbiVersion, BackendReport, HANDSHAKE_SYMBOL, PluginError, PluginInfo,
-    PluginRootRef, v1_0, v1_1,
+    PluginRootRef, v1_0, v1_1, v1_2,
 };
 
 use super::file_check::{self, FileError};
@@ -158,6 +158,9 @@ pub fn load(path: &Path) -> Result<Library, LoadError> {
         1 => header
             .init_root_module::<v1_1::PluginRootRef>()
             .map(v1_1::PluginRootRef::upgrade),
+        2 => header
+            .init_root_module::<v1_2::PluginRootRef>()
+            .map(v1_2::PluginRootRef::upgrade),
         _ => header.init_root_module::<PluginRootRef>(),
     };
     let root = root.map_err(|e| match e {

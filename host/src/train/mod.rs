@@ -8,6 +8,7 @@
 //! - [`early`]: the monitored metric, best-so-far and patience;
 //! - [`checkpoint`]: the checkpoint file (backbone state plus the host's own);
 //! - [`topk`]: which top-k checkpoints are kept;
+//! - [`tuning`]: fine-tuning controls by epoch (freezing until `unfreeze_epoch`);
 //! - [`signal`]: Ctrl-C and SIGTERM.
 //!
 //! What a run writes besides checkpoints (tables, metrics files, plots, TensorBoard events) is
@@ -21,6 +22,7 @@ pub mod schedule;
 pub mod signal;
 pub mod topk;
 pub mod trainer;
+pub mod tuning;
 
 pub use checkpoint::{BestWeights, Checkpoint, CheckpointError, HostState};
 pub use early::{Direction, Monitor};
@@ -28,3 +30,4 @@ pub use evaluate::{Evaluation, evaluate, monitor_column};
 pub use schedule::Schedule;
 pub use signal::StopFlag;
 pub use trainer::{Control, Ending, Parts, TrainError, Trainer};
+pub use tuning::Tuning;

@@ -28,6 +28,7 @@ use super::mixing::{mix, mixing_in, one_hot};
 use super::schedule::Schedule;
 use super::signal::StopFlag;
 use super::topk;
+use super::tuning::Tuning;
 use crate::data::{Loader, LoaderError};
 use crate::recipe::Recipe;
 use crate::registry::{Backbone, BatchAugment, ComponentError, Loss, Metric};
@@ -129,6 +130,8 @@ pub struct Parts {
     pub classes: Vec<String>,
     /// Which way the monitored metric is better.
     pub direction: Direction,
+    /// The fine-tuning controls, when the recipe has any.
+    pub tuning: Option<Tuning>,
 }
 
 /// How the loop reports and stops.
@@ -308,6 +311,16 @@ impl Trainer {
     /// Trains the rest of the current epoch; `false` when interrupted mid-epoch.
     fn train_epoch(&mut self) -> Result<bool, TrainError> {
         let epoch = self.state.epoch;
+        if let Some(tuning) = self.parts.tuning.as_mut()
+            && let Some(report) = tuning.apply(&mut self.parts.backbone, epoch)?
+        {
+            crate::output::print(&format!(
+                "epoch {}: the freeze rules are lifted: {}\n",
+                epoch + 1,
+                super::tuning::describe(&report)
+            ))
+            .map_err(|e| write_err("stdout", e))?;
+        }
         let r = &self.parts.recipe;
         let (epochs, accumulate) = (r.trainer.epochs, u64::from(r.trainer.accumulate.max(1)));
         let mix_on = mixing_in(r, &self.parts.batch_augments, epoch);

@@ -37,8 +37,8 @@ pub use root::{DeviceReporter, IntoBackendReports, root_module};
 use crate::{
     AugmentContext, BackboneContext, BackboneSummary, ExportMeta, ImageU8, LoadReport,
     LoadWeightsOptions, LossContext, MetricContext, MetricOutput, MetricReport, ModelGraph,
-    NamedTensor, PluginError, StepParams, StepReport, Tensor, TensorMut, TensorRef, VerifyReport,
-    WeightSet,
+    NamedTensor, PluginError, StepParams, StepReport, Tensor, TensorMut, TensorRef, TuneReport,
+    TuneSpec, VerifyReport, WeightSet,
 };
 
 /// Documentation of one field of a [`Component::Config`]: its name as written in a recipe, and
@@ -191,6 +191,17 @@ pub trait Backbone: Component {
     ) -> Result<LoadReport, PluginError>;
     /// The framework-neutral graph.
     fn graph(&self, weights: WeightSet) -> Result<ModelGraph, PluginError>;
+    /// Applies fine-tuning controls (ABI 1.3; see [`crate::TuneSpec`]), replacing earlier ones.
+    /// The default refuses them, so a backbone that cannot freeze or group its parameters says
+    /// so instead of training all of them at one rate.
+    fn tune(&mut self, spec: &TuneSpec) -> Result<TuneReport, PluginError> {
+        let _ = spec;
+        Err(PluginError::unsupported(format!(
+            "backbone `{}` has no fine-tuning controls (freezing, parameter groups, layer-wise \
+             decay, frozen normalization statistics)",
+            Self::NAME
+        )))
+    }
 }
 
 /// A sample augmentation on the 8-bit image, before normalization.

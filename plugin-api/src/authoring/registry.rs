@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::sabi_trait::{TD_CanDowncast, TD_Opaque};
 
 use super::adapters::{Adapter, ImageStage, Opened, TensorStage};
 use super::params::component_info;
@@ -15,7 +15,7 @@ use crate::{
     AbiBackbone_TO, AbiBatchAugment_TO, AbiExportedModel_TO, AbiExporter_TO, AbiLoss_TO,
     AbiMetric_TO, AbiSampleAugment_TO, AugmentContext, BackboneBox, BackboneContext,
     BatchAugmentBox, ComponentInfo, ComponentKind, ExportedModelBox, ExporterBox, LossBox,
-    LossContext, MetricBox, MetricContext, PluginError, parse_config,
+    LossContext, MetricBox, MetricContext, PluginError, TuneReport, TuneSpec, parse_config,
 };
 
 /// Parses and checks a component's config.
@@ -41,8 +41,22 @@ fn new_backbone<T: Backbone>(
     ctx: &BackboneContext,
 ) -> Result<BackboneBox, PluginError> {
     let value = T::new(parse_checked::<T>(config)?, ctx)?;
-    Ok(AbiBackbone_TO::from_value(Adapter(value), TD_Opaque))
+    // Downcastable, so that the root module's `tune` can reach the backbone's own type.
+    Ok(AbiBackbone_TO::from_value(Adapter(value), TD_CanDowncast))
 }
+
+/// [`Backbone::tune`] of `backbone` when it is a `T` (created by [`new_backbone::<T>`]);
+/// `None` when it is another type.
+fn tune_backbone<T: Backbone>(
+    backbone: &mut BackboneBox,
+    spec: &TuneSpec,
+) -> Option<Result<TuneReport, PluginError>> {
+    let adapter = backbone.obj.downcast_as_mut::<Adapter<T>>().ok()?;
+    Some(adapter.0.tune(spec))
+}
+
+/// A backbone type's [`Backbone::tune`], behind the ABI: `None` for a backbone of another type.
+pub(super) type Tuner = fn(&mut BackboneBox, &TuneSpec) -> Option<Result<TuneReport, PluginError>>;
 
 fn new_image_augment<T: ImageAugment>(
     config: &str,
@@ -105,6 +119,8 @@ pub struct Registration {
     pub(super) constructor: Constructor,
     /// An exporter's [`Exporter::open`].
     pub(super) open: Option<Opener>,
+    /// A backbone's [`Backbone::tune`].
+    pub(super) tune: Option<Tuner>,
 }
 
 inventory::collect!(Registration);
@@ -118,15 +134,18 @@ impl Registration {
             validate: validate::<T>,
             constructor,
             open: None,
+            tune: None,
         }
     }
 
     /// Registers a backbone.
     pub const fn backbone<T: Backbone>() -> Self {
-        Self::of::<T>(
+        let mut registration = Self::of::<T>(
             ComponentKind::Backbone,
             Constructor::Backbone(new_backbone::<T>),
-        )
+        );
+        registration.tune = Some(tune_backbone::<T>);
+        registration
     }
 
     /// Registers an image-stage sample augmentation.

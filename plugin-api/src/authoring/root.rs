@@ -12,7 +12,7 @@ use super::registry::{Constructor, Registration};
 use crate::{
     AugmentContext, BackboneBox, BackboneContext, BackendReport, BatchAugmentBox, ComponentKind,
     ExportedModelBox, ExporterBox, LossBox, LossContext, MetricBox, MetricContext, PluginError,
-    PluginInfo, PluginRoot, PluginRootRef,
+    PluginInfo, PluginRoot, PluginRootRef, TuneReport, TuneSpec,
 };
 
 /// The plugin's identity, set once by [`crate::export_plugin!`].
@@ -159,6 +159,25 @@ extern "C" fn root_open_model(path: RStr<'_>) -> RResult<ROption<ExportedModelBo
     })
 }
 
+extern "C" fn root_tune(
+    backbone: &mut BackboneBox,
+    spec: &TuneSpec,
+) -> RResult<TuneReport, PluginError> {
+    guard(|| {
+        for tune in inventory::iter::<Registration>
+            .into_iter()
+            .filter_map(|r| r.tune)
+        {
+            if let Some(report) = tune(backbone, spec) {
+                return report;
+            }
+        }
+        Err(PluginError::input(
+            "tune: the backbone was not created by this plugin",
+        ))
+    })
+}
+
 /// Builds the root module of the plugin that calls it. Used by [`crate::export_plugin!`].
 #[doc(hidden)]
 pub fn root_module(
@@ -184,6 +203,7 @@ pub fn root_module(
         new_exporter: root_new_exporter,
         devices: root_devices,
         open_model: root_open_model,
+        tune: root_tune,
     }
     .leak_into_prefix()
 }

@@ -197,6 +197,10 @@ impl<const DEPTH: usize> Backbone for ResNet<DEPTH> {
     fn graph(&self, weights: WeightSet) -> Result<ModelGraph, PluginError> {
         self.inner.graph(weights)
     }
+
+    fn tune(&mut self, spec: &TuneSpec) -> Result<TuneReport, PluginError> {
+        self.inner.tune(spec)
+    }
 }
 
 register!(Backbone: ResNet<18>, Backbone: ResNet<34>, Backbone: ResNet<50>);

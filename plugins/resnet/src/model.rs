@@ -314,4 +314,22 @@ impl ModelFamily for ResNetFamily {
     fn is_head(&self, name: &str) -> bool {
         name.starts_with("fc.")
     }
+
+    /// timm's grouping of a ResNet: the stem (`conv1`, `bn1`) is layer 0, each residual block
+    /// (`layerS.B`) one layer in order, and the classifier the last.
+    fn layer(&self, name: &str) -> Option<usize> {
+        let blocks = self.arch.blocks;
+        if name.starts_with("conv1.") || name.starts_with("bn1.") {
+            return Some(0);
+        }
+        if self.is_head(name) {
+            return Some(1 + blocks.iter().sum::<usize>());
+        }
+        let rest = name.strip_prefix("layer")?;
+        let (stage, rest) = rest.split_once('.')?;
+        let block: usize = rest.split('.').next()?.parse().ok()?;
+        let stage: usize = stage.parse().ok()?;
+        let before: usize = blocks.get(..stage.checked_sub(1)?)?.iter().sum();
+        Some(1 + before + block)
+    }
 }

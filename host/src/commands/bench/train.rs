@@ -4,7 +4,8 @@
 //! 1e-4, as torchvision's reference recipe), feeds it one synthetic batch over and over (so data
 //! loading is not measured: `clshost bench data` does that), and times `--steps` training steps
 //! (forward, the loss plugin, backward and optimizer update) after `--warmup` untimed ones, then
-//! as many evaluation forwards. `scripts/bench/train_torch.py` runs the same steps in PyTorch and
+//! as many evaluation forwards. `--freeze` times a fine-tuning step with those parameters frozen
+//! (`parameters` then counts the trainable ones). `scripts/bench/train_torch.py` runs the same steps in PyTorch and
 //! prints the same JSON fields.
 //!
 //! Devices run asynchronously: a forward returns once its logits are read back, which also waits
@@ -16,7 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use clshost_plugin_api::{
-    BackboneContext, LossContext, OptimizerKind, OptimizerSpec, StepParams, Tensor, WeightSet,
+    BackboneContext, LossContext, OptimizerKind, OptimizerSpec, StepParams, Tensor, TuneSpec,
+    WeightSet,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -61,6 +63,12 @@ pub struct BenchTrainArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// Freeze the parameters matching these name patterns before timing (repeatable, in order,
+    /// `!` to keep some trainable), as the recipe's `model.freeze`: `--freeze '*' --freeze
+    /// '!fc.*'` times a step that trains only the head.
+    #[arg(long, value_name = "PATTERN", allow_hyphen_values = true)]
+    pub freeze: Vec<String>,
 }
 
 /// The result of `clshost bench train`; the field names are shared with
@@ -178,9 +186,16 @@ pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
         optimizer: sgd(),
         seed: args.seed,
     };
-    let model = registry
+    let mut model = registry
         .new_backbone(&args.model, &args.params, &context)
         .with_context(|| format!("cannot create `{}` on `{}`", args.model, args.device))?;
+    if !args.freeze.is_empty() {
+        let spec = TuneSpec {
+            freeze: args.freeze.iter().map(|p| p.as_str().into()).collect(),
+            ..TuneSpec::default()
+        };
+        model.tune(&spec).context("--freeze")?;
+    }
     let summary = model.summary()?;
     let loss = registry.new_loss(
         &args.loss,

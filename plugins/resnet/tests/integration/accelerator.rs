@@ -6,24 +6,14 @@
 //! 1x1 convolutions on wgpu and CUDA, which `clshost_burn_kit::nn::conv2d` works around.
 
 use clshost_plugin_api::prelude::*;
-use clshost_plugin_api::{OptimizerKind, OptimizerSpec};
 use clshost_plugin_resnet::{ResNet, ResNetConfig};
 
-use crate::common::{context, fixture_value, load_fixture_weights, max_abs_diff, test_device};
+use crate::common::{
+    context, fixture_value, load_fixture_weights, max_abs_diff, momentum_sgd, test_device,
+};
 
 fn run(device: &str) -> (Tensor, Tensor, Vec<NamedTensor>) {
-    let spec = OptimizerSpec {
-        kind: OptimizerKind::Sgd,
-        momentum: 0.9,
-        nesterov: false,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 1e-4,
-        norm_bias_weight_decay: 0.0,
-        clip_grad_norm: None.into(),
-        ema: None.into(),
-    };
+    let spec = momentum_sgd(1e-4);
     let config = ResNetConfig {
         small_input: true,
         ..ResNetConfig::default()

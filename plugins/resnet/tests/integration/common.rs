@@ -106,6 +106,22 @@ pub fn sgd(fixture: &Value) -> OptimizerSpec {
     }
 }
 
+/// SGD with momentum 0.9 and `weight_decay` on weights (none on normalization and biases).
+pub fn momentum_sgd(weight_decay: f64) -> OptimizerSpec {
+    OptimizerSpec {
+        kind: OptimizerKind::Sgd,
+        momentum: 0.9,
+        nesterov: false,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay,
+        norm_bias_weight_decay: 0.0,
+        clip_grad_norm: None.into(),
+        ema: None.into(),
+    }
+}
+
 /// A context on `device` with `classes` outputs.
 pub fn context(classes: u32, device: &str, optimizer: OptimizerSpec) -> BackboneContext {
     BackboneContext {

@@ -11,4 +11,5 @@ mod common;
 mod graph;
 mod parity;
 mod training;
+mod tune;
 mod weights;

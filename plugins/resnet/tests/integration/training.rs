@@ -8,7 +8,7 @@ use clshost_plugin_resnet::{ResNet, ResNetConfig};
 
 use crate::common::{
     context, find, fixture_value, floats, input, load_fixture, load_fixture_weights, max_abs_diff,
-    sample_diff, test_device,
+    momentum_sgd, sample_diff, test_device,
 };
 
 fn small() -> ResNetConfig {
@@ -160,18 +160,7 @@ fn a_resumed_run_continues_bit_exactly() {
 
 #[test]
 fn a_state_of_another_optimizer_is_refused() {
-    let sgd = OptimizerSpec {
-        kind: OptimizerKind::Sgd,
-        momentum: 0.9,
-        nesterov: false,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-        norm_bias_weight_decay: 0.0,
-        clip_grad_norm: None.into(),
-        ema: None.into(),
-    };
+    let sgd = momentum_sgd(0.0);
     let adamw = OptimizerSpec {
         kind: OptimizerKind::AdamW,
         ..sgd

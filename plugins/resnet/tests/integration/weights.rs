@@ -3,25 +3,9 @@
 
 use clshost_burn_kit::read_state_dict;
 use clshost_plugin_api::prelude::*;
-use clshost_plugin_api::{OptimizerKind, OptimizerSpec};
 use clshost_plugin_resnet::{ResNet, ResNetConfig};
 
-use crate::common::{context, find, fixture_path, fixture_value};
-
-fn sgd() -> OptimizerSpec {
-    OptimizerSpec {
-        kind: OptimizerKind::Sgd,
-        momentum: 0.9,
-        nesterov: false,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-        norm_bias_weight_decay: 0.0,
-        clip_grad_norm: None.into(),
-        ema: None.into(),
-    }
-}
+use crate::common::{context, find, fixture_path, fixture_value, momentum_sgd};
 
 #[test]
 fn pth_and_safetensors_read_the_same_tensors() {
@@ -48,7 +32,11 @@ fn pth_and_safetensors_read_the_same_tensors() {
 
 #[test]
 fn the_report_names_every_key_that_does_not_fit() {
-    let mut model = ResNet::<18>::new(ResNetConfig::default(), &context(5, "cpu", sgd())).unwrap();
+    let mut model = ResNet::<18>::new(
+        ResNetConfig::default(),
+        &context(5, "cpu", momentum_sgd(0.0)),
+    )
+    .unwrap();
     let before = model.named_weights(WeightSet::Raw).unwrap();
     let weights = read_state_dict(&fixture_path("partial.pth")).unwrap();
 
@@ -113,7 +101,7 @@ fn the_weights_param_loads_a_file_at_creation() {
         strict_weights: false,
         ..ResNetConfig::default()
     };
-    let model = ResNet::<18>::new(config.clone(), &context(5, "cpu", sgd())).unwrap();
+    let model = ResNet::<18>::new(config.clone(), &context(5, "cpu", momentum_sgd(0.0))).unwrap();
     let weights = model.named_weights(WeightSet::Raw).unwrap();
     assert_eq!(
         find(&weights, "bn1.weight"),
@@ -124,7 +112,7 @@ fn the_weights_param_loads_a_file_at_creation() {
         strict_weights: true,
         ..config
     };
-    let err = ResNet::<18>::new(strict, &context(5, "cpu", sgd()))
+    let err = ResNet::<18>::new(strict, &context(5, "cpu", momentum_sgd(0.0)))
         .err()
         .unwrap();
     assert_eq!(err.field_path.as_str(), "weights");
@@ -137,7 +125,7 @@ fn zero_init_residual_and_small_input_shape_the_model() {
         small_input: true,
         ..ResNetConfig::default()
     };
-    let model = ResNet::<50>::new(config, &context(3, "cpu", sgd())).unwrap();
+    let model = ResNet::<50>::new(config, &context(3, "cpu", momentum_sgd(0.0))).unwrap();
     let weights = model.named_weights(WeightSet::Raw).unwrap();
     assert!(
         find(&weights, "layer2.1.bn3.weight")
