@@ -275,6 +275,7 @@ mod libtorch {
         let x = Tensor::<B, 4>::from_data(values([4, 3, 5, 5], 9), device).require_grad();
         let train = ForwardContext {
             train: true,
+            frozen_norm: false,
             seed: 0,
         };
         let y = layer.forward(x.clone(), &train);
