@@ -158,7 +158,11 @@ pub fn load_initial_weights(
     let ctx = backbone_context(recipe, parts.classes.len() as u32);
     for &(text, what) in sources {
         let Some(text) = text else { continue };
-        let path = fetch(text, progress).with_context(|| format!("{what} {text}"))?;
+        let path = text
+            .parse()
+            .map_err(anyhow::Error::from)
+            .and_then(|source| fetch(&source, progress))
+            .with_context(|| format!("{what} {text}"))?;
         let weights = weights_of(registry, recipe, &ctx, &path)
             .with_context(|| format!("{what} {}", path.display()))?;
         load_weights(&mut parts.backbone, weights, &path, what, true)?;
@@ -166,8 +170,8 @@ pub fn load_initial_weights(
     Ok(())
 }
 
-/// The file of the weight source `text` on this machine, downloaded if need be.
-pub fn fetch(text: &str, progress: bool) -> Result<PathBuf> {
-    let source: WeightSource = text.parse()?;
-    Ok(Cache::from_env()?.resolve(&source, progress)?.path)
+/// The file of `source` on this machine, from a cache or downloaded if need be (with a progress
+/// bar when `progress` is set).
+pub fn fetch(source: &WeightSource, progress: bool) -> Result<PathBuf> {
+    Ok(Cache::from_env()?.resolve(source, progress)?.path)
 }

@@ -22,13 +22,13 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, bail};
 
 use super::components::backbone_context;
-use super::parts::{self, load_weights, weights_of};
+use super::parts::{self, fetch, load_weights, weights_of};
 use super::trained::Trained;
 use crate::data::DataSettings;
 use crate::recipe::Resolved;
 use crate::registry::{Registry, SearchPath};
 use crate::train::Direction;
-use crate::weights::{Cache, WeightSource, zoo};
+use crate::weights::{WeightSource, zoo};
 
 /// What to load: the weights and what the command line says about them.
 pub struct Request<'a> {
@@ -56,7 +56,7 @@ impl Trained {
             _ => None,
         };
         let model = match (request.model, checkpoint) {
-            (Some(model), Some(c)) if model != c.arch && zoo_arch(model) => bail!(
+            (Some(model), Some(c)) if c.is_for_another_arch_than(model) => bail!(
                 "torchvision:{} are weights for {}, not for --model {model}",
                 c.name(),
                 c.arch
@@ -88,10 +88,8 @@ impl Trained {
         let registry = Registry::load(search)?;
         let ctx = backbone_context(&recipe, classes.len() as u32);
         let mut backbone = registry.new_backbone(&recipe.model.name, &recipe.model.params, &ctx)?;
-        let path = Cache::from_env()?
-            .resolve(&source, request.progress)
-            .with_context(|| format!("--weights {}", request.weights))?
-            .path;
+        let path = fetch(&source, request.progress)
+            .with_context(|| format!("--weights {}", request.weights))?;
         let weights = weights_of(&registry, &recipe, &ctx, &path)
             .with_context(|| format!("--weights {}", path.display()))?;
         load_weights(&mut backbone, weights, &path, "--weights", false)?;
@@ -108,11 +106,6 @@ impl Trained {
             source: Some(source.to_string()),
         })
     }
-}
-
-/// Whether `name` is an architecture the zoo has checkpoints of.
-fn zoo_arch(name: &str) -> bool {
-    zoo::CHECKPOINTS.iter().any(|c| c.arch == name)
 }
 
 /// The class names in `file`: one per line, surrounding blanks trimmed, empty lines skipped.

@@ -26,13 +26,6 @@ use crate::registry::{CreateError, DeviceSupport, Registry};
 use crate::train::checkpoint::is_checkpoint;
 use crate::weights::WeightSource;
 
-/// Whether `name` is an architecture the torchvision zoo has weights for.
-fn is_zoo_arch(name: &str) -> bool {
-    crate::weights::zoo::CHECKPOINTS
-        .iter()
-        .any(|c| c.arch == name)
-}
-
 /// The folder whose sub-folders are the training classes.
 pub fn train_folder(resolved: &Resolved) -> PathBuf {
     resolved
@@ -357,9 +350,7 @@ impl Validator<'_> {
                     path.display()
                 ))
             }
-            Ok(WeightSource::Torchvision(c))
-                if c.arch != model.name && is_zoo_arch(&model.name) =>
-            {
+            Ok(WeightSource::Torchvision(c)) if c.is_for_another_arch_than(&model.name) => {
                 Some(format!(
                     "torchvision:{} are weights for {}, but model.name is `{}`",
                     c.name(),

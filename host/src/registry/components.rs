@@ -127,11 +127,11 @@ impl Registry {
         config: &str,
         ctx: &BackboneContext,
     ) -> Result<Backbone, CreateError> {
-        let entry = self.resolve(ComponentKind::Backbone, name)?;
-        let library = &entry.plugin.library;
-        let (tune, abi_minor) = (library.root.tune(), library.abi.minor);
+        let (mut tune, mut abi_minor) = (None, 0);
         let (inner, origin) = self.create(ComponentKind::Backbone, name, |e| {
-            (e.plugin.library.root.new_backbone())(name.into(), config.into(), ctx)
+            let library = &e.plugin.library;
+            (tune, abi_minor) = (library.root.tune(), library.abi.minor);
+            (library.root.new_backbone())(name.into(), config.into(), ctx)
         })?;
         Ok(Backbone {
             inner,
@@ -317,12 +317,6 @@ impl Backbone {
             ))),
         };
         named(result, &self.origin, "tune")
-    }
-
-    /// Whether the plugin has the fine-tuning entry point (ABI 1.3); its backbones may still
-    /// refuse the controls.
-    pub fn can_tune(&self) -> bool {
-        self.tune.is_some()
     }
 }
 

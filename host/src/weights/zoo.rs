@@ -144,6 +144,12 @@ impl Checkpoint {
         format!("{TORCHVISION_BASE}{}", self.file)
     }
 
+    /// Whether these are the weights of another architecture than `model`, a backbone the zoo
+    /// also has weights for (a backbone of another name may well take them).
+    pub fn is_for_another_arch_than(&self, model: &str) -> bool {
+        self.arch != model && CHECKPOINTS.iter().any(|c| c.arch == model)
+    }
+
     /// The names of its classes, in output order (every checkpoint here is ImageNet-1k's).
     pub fn classes(&self) -> &'static [&'static str] {
         imagenet_classes()
@@ -191,6 +197,14 @@ pub fn suggestions(name: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weights_conflict_only_with_another_zoo_architecture() {
+        let r50 = find("resnet50.DEFAULT").unwrap();
+        assert!(r50.is_for_another_arch_than("resnet18"));
+        assert!(!r50.is_for_another_arch_than("resnet50"));
+        assert!(!r50.is_for_another_arch_than("acme_resnet50"));
+    }
 
     #[test]
     fn names_find_their_checkpoints_and_default_is_the_best_of_each_architecture() {
