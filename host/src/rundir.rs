@@ -59,12 +59,7 @@ pub(crate) fn at(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
 
 /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the folder.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let temp = temp_beside(path);
     let result = (|| {
         let mut file = File::create(&temp)?;
         file.write_all(bytes)?;
@@ -75,6 +70,35 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
         let _ = fs::remove_file(&temp);
     }
     result.map_err(at(path))
+}
+
+/// Gives the finished file `existing` a second name, `path`, atomically: a hard link, renamed
+/// over `path`, so the two names share one copy on disk. Where the file system has no hard
+/// links, writes `bytes` (the file's content) with [`atomic_write`] instead. Files are only
+/// ever replaced by rename, never rewritten in place, so one name's later update leaves the
+/// other's content as it was.
+pub fn atomic_link(existing: &Path, path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    let temp = temp_beside(path);
+    let _ = fs::remove_file(&temp);
+    if fs::hard_link(existing, &temp).is_err() {
+        return atomic_write(path, bytes);
+    }
+    let result = rename_synced(&temp, path);
+    // A failed rename leaves the link, and rename(2) leaves both names when they already were
+    // one file.
+    let _ = fs::remove_file(&temp);
+    result.map_err(at(path))
+}
+
+/// The temporary file that [`atomic_write`] and [`atomic_link`] rename over `path`: hidden,
+/// beside it, named after the writing process.
+fn temp_beside(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(format!(".{name}.{}.tmp", std::process::id()))
 }
 
 /// Moves the finished file `from` to `to` for good: syncs its data, renames it (replacing

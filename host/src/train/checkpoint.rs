@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::early::Monitor;
 use super::topk::Kept;
 use crate::report::history::Row;
-use crate::rundir::{WriteError, atomic_write};
+use crate::rundir::{WriteError, atomic_link, atomic_write};
 
 const MAGIC: &[u8; 8] = b"CLSHCKPT";
 /// The format written.
@@ -56,8 +56,8 @@ pub enum CheckpointError {
     /// The file's checksum does not match its bytes.
     #[error(
         "{} is damaged: its CRC-32C checksum is {stored:08x} but its contents give \
-         {computed:08x} (a disk or copy error changed it); use another checkpoint of the run \
-         (`last.ckpt`, `best.ckpt`, `epoch-*.ckpt`) or a backup",
+         {computed:08x} (a disk or copy error changed it); use a checkpoint of another \
+         epoch (names of the same state share one file) or a backup",
         path.display()
     )]
     Damaged {
@@ -245,14 +245,17 @@ impl Checkpoint {
         self.save_all(&[path])
     }
 
-    /// Writes the checkpoint atomically to each of `paths`, in order, serialized once.
+    /// Writes the checkpoint atomically to each of `paths`, in order, serialized once: the
+    /// first path gets the file, the others hard links to it (copies where the file system has
+    /// no links), so one state takes its size on disk once however many names it has.
     pub fn save_all(&self, paths: &[&Path]) -> Result<(), CheckpointError> {
-        let Some(first) = paths.first() else {
+        let Some((first, others)) = paths.split_first() else {
             return Ok(());
         };
         let bytes = self.to_bytes().map_err(|e| format_error(first, e))?;
-        for path in paths {
-            atomic_write(path, &bytes)?;
+        atomic_write(first, &bytes)?;
+        for path in others {
+            atomic_link(first, path, &bytes)?;
         }
         Ok(())
     }
@@ -320,6 +323,32 @@ mod tests {
         ckpt.save(&path).unwrap();
         assert_eq!(Checkpoint::load(&path).unwrap(), ckpt);
         assert!(is_checkpoint(&path));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn one_state_under_several_names_is_one_file_and_each_name_is_replaced_alone() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["epoch-002.ckpt", "best.ckpt", "last.ckpt"].map(|n| dir.path().join(n));
+        let paths: Vec<&Path> = names.iter().map(|p| p.as_path()).collect();
+        let first = sample();
+        first.save_all(&paths).unwrap();
+        let inode = |p: &Path| fs::metadata(p).unwrap().ino();
+        assert!(names.iter().all(|p| inode(p) == inode(&names[0])));
+        let mut next = sample();
+        next.host.epoch += 1;
+        next.save_all(&[&names[2]]).unwrap();
+        assert_eq!(Checkpoint::load(&names[2]).unwrap(), next);
+        for kept in &names[..2] {
+            assert_eq!(Checkpoint::load(kept).unwrap(), first);
+        }
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
     }
 
     #[test]

@@ -145,8 +145,16 @@ fn a_damaged_checkpoint_is_refused_by_name() {
     let out = clshost.run_in(dir.path(), &["run", "tiny.ron", "--stop-after-epoch", "1"]);
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let run = the_run(dir.path());
+    // Damaged in place, as a disk damages a file: once per file, since names of one state
+    // share a file.
+    let mut files = std::collections::HashSet::new();
     for name in ["best.ckpt", "last.ckpt"] {
         let path = run.join("checkpoints").join(name);
+        if !files.insert(std::os::unix::fs::MetadataExt::ino(
+            &fs::metadata(&path).unwrap(),
+        )) {
+            continue;
+        }
         let mut bytes = fs::read(&path).unwrap();
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x01;
@@ -167,7 +175,7 @@ fn a_damaged_checkpoint_is_refused_by_name() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(&damaged(&best)[7..]), "{err}");
-    assert!(err.contains("use another checkpoint of the run"), "{err}");
+    assert!(err.contains("use a checkpoint of another epoch"), "{err}");
 
     let last = run.join("checkpoints/last.ckpt");
     let out = clshost.run_in(dir.path(), &["run", "--resume", run.to_str().unwrap()]);
