@@ -1,16 +1,18 @@
 //! Published weights used without a run: `clshost predict --weights SOURCE` and
 //! `clshost eval --weights SOURCE`, optionally with `--model NAME` and `--classes FILE`.
 //!
-//! The weight source (a zoo name, a URL, a path: [`crate::weights`]) is found in a cache or
-//! downloaded, then loaded exactly (every key, the classifier included) into a fresh backbone.
-//! What a run's recipe would say comes from the zoo for its checkpoints:
+//! The weight source (a zoo name, a Hub file, a URL, a path: [`crate::weights`]) is found in a
+//! cache or downloaded, then loaded exactly (every key, the classifier included) into a fresh
+//! backbone. What a run's recipe would say comes from the zoo for its checkpoints, and from the
+//! timm `config.json` of a Hub repository that has one ([`crate::weights::hub::TimmConfig`]);
+//! `--model` and `--classes` give it for any other source, and override a Hub config's:
 //!
-//! - the backbone: the checkpoint's architecture (`torchvision:resnet50.*` is `resnet50`), or
-//!   `--model` for any other source;
-//! - the class names: ImageNet-1k's, or the lines of `--classes` for any other source;
+//! - the backbone: the checkpoint's architecture (`torchvision:resnet50.*` is `resnet50`);
+//! - the class names: ImageNet-1k's for the zoo; a Hub config's own, or ImageNet-1k's for its
+//!   1000-class heads;
 //! - the eval preprocessing: the one the checkpoint's published accuracy was measured with
-//!   (resize, crop, mean, std); any other source gets the recipe defaults (resize 256, crop
-//!   224, ImageNet's mean and std);
+//!   (resize, crop, mean, std); without one, the recipe defaults (resize 256, crop 224,
+//!   ImageNet's mean and std). clshost resizes bilinearly, whatever filter a Hub config names;
 //! - the loss and metrics of `eval`: cross-entropy, top-1 and top-5 accuracy (top-1 only below
 //!   five classes), macro F1.
 //!
@@ -28,7 +30,8 @@ use crate::data::DataSettings;
 use crate::recipe::Resolved;
 use crate::registry::{Registry, SearchPath};
 use crate::train::Direction;
-use crate::weights::{WeightSource, zoo};
+use crate::weights::zoo::Preprocessing;
+use crate::weights::{Cache, WeightSource};
 
 /// What to load: the weights and what the command line says about them.
 pub struct Request<'a> {
@@ -51,35 +54,53 @@ impl Trained {
     /// A fresh backbone holding the published weights `request` names (module documentation).
     pub fn pretrained(search: &SearchPath, request: &Request<'_>) -> Result<Trained> {
         let source: WeightSource = request.weights.parse()?;
-        let checkpoint = match &source {
-            WeightSource::Torchvision(c) => Some(*c),
-            _ => None,
-        };
-        let model = match (request.model, checkpoint) {
-            (Some(model), Some(c)) if c.is_for_another_arch_than(model) => bail!(
+        if let (WeightSource::Torchvision(c), Some(model)) = (&source, request.model)
+            && c.is_for_another_arch_than(model)
+        {
+            bail!(
                 "torchvision:{} are weights for {}, not for --model {model}",
                 c.name(),
                 c.arch
-            ),
+            );
+        }
+        let needed = request.model.is_none() || request.classes.is_none();
+        let described = Described::of(&source, needed, request.progress)?;
+        let model = match (request.model, &described.arch) {
             (Some(model), _) => model,
-            (None, Some(c)) => c.arch,
+            (None, Some(arch)) => arch.as_str(),
             (None, None) => bail!(
-                "{} is not one of the zoo's checkpoints, so it does not say which backbone it is \
-                 for: give --model NAME (`clshost plugins` lists them)",
+                "{} does not say which backbone it is for (the zoo's checkpoints and Hub \
+                 repositories with a timm config.json do): give --model NAME (`clshost \
+                 plugins` lists them)",
                 request.weights
             ),
         };
-        let classes = match (request.classes, checkpoint) {
+        let classes = match (request.classes, described.classes) {
             (Some(file), _) => read_classes(file)?,
-            (None, Some(c)) => c.classes().iter().map(|c| c.to_string()).collect(),
+            (None, Some(classes)) => classes,
             (None, None) => bail!(
                 "{} does not say which classes its outputs are: give --classes FILE, one class \
                  name per line in output order",
                 request.weights
             ),
         };
+        if let Some(p) = &described.preprocessing
+            && p.interpolation != "bilinear"
+        {
+            tracing::warn!(
+                "{} was evaluated after a {} resize; clshost resizes bilinearly, so its \
+                 predictions can differ slightly",
+                request.weights,
+                p.interpolation
+            );
+        }
         let resolved = Resolved::from_text(
-            &recipe_text(model, &classes, checkpoint, request.device),
+            &recipe_text(
+                model,
+                &classes,
+                described.preprocessing.as_ref(),
+                request.device,
+            ),
             &format!("the recipe for --weights {}", request.weights),
             request.overrides,
         )
@@ -108,6 +129,45 @@ impl Trained {
     }
 }
 
+/// What a weight source says about the model its weights are for.
+#[derive(Default)]
+struct Described {
+    /// The backbone.
+    arch: Option<String>,
+    /// The class names, in output order.
+    classes: Option<Vec<String>>,
+    /// The eval preprocessing its weights were measured with.
+    preprocessing: Option<Preprocessing>,
+}
+
+impl Described {
+    /// What `source` says: the zoo's entry, a Hub repository's timm config, or nothing. A Hub
+    /// config that cannot be fetched is an error only where it is `needed`, a warning otherwise.
+    fn of(source: &WeightSource, needed: bool, progress: bool) -> Result<Described> {
+        Ok(match source {
+            WeightSource::Torchvision(c) => Described {
+                arch: Some(c.arch.to_string()),
+                classes: Some(c.classes().iter().map(|c| c.to_string()).collect()),
+                preprocessing: Some(c.preprocessing),
+            },
+            WeightSource::Hub(file) => match Cache::from_env()?.hub().config(file, progress) {
+                Ok(Some(config)) => Described {
+                    classes: config.classes(),
+                    preprocessing: config.preprocessing(),
+                    arch: config.architecture,
+                },
+                Ok(None) => Described::default(),
+                Err(e) if !needed => {
+                    tracing::warn!("{e}; going on with the recipe defaults' preprocessing");
+                    Described::default()
+                }
+                Err(e) => return Err(e.into()),
+            },
+            WeightSource::Url { .. } | WeightSource::File(_) => Described::default(),
+        })
+    }
+}
+
 /// The class names in `file`: one per line, surrounding blanks trimmed, empty lines skipped.
 fn read_classes(file: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(file)
@@ -132,13 +192,12 @@ fn read_classes(file: &Path) -> Result<Vec<String>> {
 fn recipe_text(
     model: &str,
     classes: &[String],
-    checkpoint: Option<&zoo::Checkpoint>,
+    preprocessing: Option<&Preprocessing>,
     device: &str,
 ) -> String {
     let n = classes.len();
-    let data = match checkpoint {
-        Some(c) => {
-            let p = &c.preprocessing;
+    let data = match preprocessing {
+        Some(p) => {
             format!(
                 "eval_resize: {}, eval_crop: ({}, {}), mean: {:?}, std: {:?}",
                 p.resize,
@@ -162,6 +221,7 @@ fn recipe_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::weights::zoo;
 
     #[test]
     fn the_written_recipe_carries_the_checkpoints_preprocessing() {
@@ -170,7 +230,7 @@ mod tests {
             .iter()
             .map(|c| c.to_string())
             .collect();
-        let text = recipe_text("resnet50", &classes, Some(c), "cpu");
+        let text = recipe_text("resnet50", &classes, Some(&c.preprocessing), "cpu");
         let r = Resolved::from_text(&text, "test", &["data.eval_crop=(200, 200)".into()])
             .unwrap()
             .recipe;

@@ -1,9 +1,10 @@
 //! `clshost weights`: the pretrained checkpoints clshost knows, and fetching one.
 //!
 //! `clshost weights list` prints every torchvision checkpoint of the zoo (name, architecture,
-//! published accuracy, eval preprocessing, file) and whether it is cached and where;
+//! published accuracy, eval preprocessing, file) and whether it is cached and where, and the
+//! cache folders (the Hugging Face Hub's among them);
 //! `clshost weights info NAME` shows one in detail, with its class names; `clshost weights
-//! fetch NAME|URL|PATH` resolves a weight source as training will (a cache, PyTorch's cache, or
+//! fetch NAME|hf:REPO|URL|PATH` resolves a weight source as training will (a cache, PyTorch's cache, or
 //! a download) and prints the file's path. See [`crate::weights`] for the sources and caches.
 
 use std::fmt::Write as _;
@@ -16,8 +17,9 @@ use serde::Serialize;
 
 use crate::output;
 use crate::weights::cache::{CACHE_VAR, MIRROR_VAR, TORCH_HOME_VAR};
+use crate::weights::hub::{ENDPOINT_VAR, HOME_VAR, HUB_CACHE_VAR};
 use crate::weights::zoo::{self, CHECKPOINTS, DEFAULT_TAG, Preprocessing};
-use crate::weights::{Cache, Checkpoint, Origin, Resolved, SourceError, WeightSource};
+use crate::weights::{Cache, Checkpoint, HubError, Origin, Resolved, SourceError, WeightSource};
 
 /// How many class names `weights info` prints as text.
 const SHOWN_CLASSES: usize = 5;
@@ -63,8 +65,9 @@ pub struct InfoArgs {
 /// Arguments of `clshost weights fetch`.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
-    /// A weight source: a checkpoint name (`resnet50.DEFAULT`, `torchvision:` optional), an
-    /// `https://`/`http://` or `file://` URL, or a path.
+    /// A weight source: a checkpoint name (`resnet50.DEFAULT`, `torchvision:` optional), a
+    /// Hugging Face Hub file (`hf:timm/resnet50.a1_in1k`), an `https://`/`http://` or `file://`
+    /// URL, or a path.
     pub source: String,
     /// Print one JSON object (source, path, where it was found) instead of the path.
     #[arg(long)]
@@ -89,6 +92,8 @@ struct Listing {
     cache_dir: String,
     torch_checkpoints: Option<String>,
     mirror: Option<String>,
+    hub_cache: String,
+    hub_endpoint: String,
     weights: Vec<Entry>,
 }
 
@@ -165,6 +170,8 @@ fn list(cache: &Cache, args: &ListArgs) -> Result<String> {
         cache_dir: cache.dir().display().to_string(),
         torch_checkpoints: cache.torch_checkpoints().map(|d| d.display().to_string()),
         mirror: cache.mirror().map(str::to_string),
+        hub_cache: cache.hub().cache_dir().display().to_string(),
+        hub_endpoint: cache.hub().endpoint().to_string(),
         weights: CHECKPOINTS.iter().map(|c| Entry::new(cache, c)).collect(),
     };
     if args.json {
@@ -208,6 +215,11 @@ fn list(cache: &Cache, args: &ListArgs) -> Result<String> {
     }
     let base = listing.mirror.as_deref().unwrap_or(zoo::TORCHVISION_BASE);
     let _ = writeln!(out, "downloads from: {base} ({MIRROR_VAR})");
+    let _ = writeln!(
+        out,
+        "hf: sources: {} ({HUB_CACHE_VAR} or {HOME_VAR}), from {} ({ENDPOINT_VAR})",
+        listing.hub_cache, listing.hub_endpoint
+    );
     Ok(out)
 }
 
@@ -305,6 +317,16 @@ fn fetch(cache: &Cache, args: &FetchArgs, quiet: bool) -> Result<String> {
     let source = fetch_source(&args.source)?;
     let progress = !quiet && std::io::stderr().is_terminal();
     let resolved = cache.resolve(&source, progress)?;
+    // What `predict`/`eval --weights` read beside the weights, so a copied cache holds both;
+    // the weights are what was asked for, so the config's failures only warn.
+    if let WeightSource::Hub(file) = &source
+        && file.file.is_none()
+    {
+        match cache.hub().config(file, progress) {
+            Ok(_) | Err(HubError::Offline { .. }) => {}
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
     tracing::info!(
         "{source}: {} ({})",
         resolved.path.display(),

@@ -2,7 +2,8 @@
 //!
 //! clshost's cache is one folder, `$CLSHOST_CACHE_DIR/weights/` (by default the platform's
 //! cache folder's `clshost/weights/`), holding each checkpoint under its file name. PyTorch's
-//! cache, `$TORCH_HOME/hub/checkpoints/`, is read as well, never written.
+//! cache, `$TORCH_HOME/hub/checkpoints/`, is read as well, never written. Hugging Face Hub files
+//! live in the Hub's own cache ([`super::hub`]).
 
 use std::ffi::OsString;
 use std::fmt;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::download::{self, Failure, hash_prefix, sha256_file};
+use super::hub::{Hub, HubError};
 use super::{Checkpoint, WeightSource, zoo};
 use crate::rundir::WriteError;
 
@@ -98,6 +100,9 @@ pub enum ResolveError {
     /// The download could not be written to the cache.
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// A Hugging Face Hub file that could not be fetched or used.
+    #[error(transparent)]
+    Hub(#[from] HubError),
 }
 
 /// ` (or in DIR/)`, or nothing without a PyTorch cache folder.
@@ -116,6 +121,8 @@ pub enum Origin {
     Cache,
     /// PyTorch's cache (`$TORCH_HOME/hub/checkpoints/`).
     TorchHub,
+    /// The Hugging Face Hub cache.
+    HubCache,
     /// Downloaded into clshost's cache just now.
     Downloaded,
 }
@@ -126,6 +133,7 @@ impl fmt::Display for Origin {
             Origin::Local => "local file",
             Origin::Cache => "clshost cache",
             Origin::TorchHub => "PyTorch cache",
+            Origin::HubCache => "Hugging Face cache",
             Origin::Downloaded => "downloaded",
         })
     }
@@ -181,11 +189,13 @@ pub struct Cache {
     torch_checkpoints: Option<PathBuf>,
     /// The mirror replacing [`zoo::TORCHVISION_BASE`], ending in `/`.
     mirror: Option<String>,
+    /// The Hugging Face Hub and its cache.
+    hub: Hub,
 }
 
 impl Cache {
-    /// The caches as `CLSHOST_CACHE_DIR`, `TORCH_HOME`, `XDG_CACHE_HOME`, `HOME` and
-    /// `CLSHOST_WEIGHTS_MIRROR` say.
+    /// The caches as `CLSHOST_CACHE_DIR`, `TORCH_HOME`, `XDG_CACHE_HOME`, `HOME`,
+    /// `CLSHOST_WEIGHTS_MIRROR` and Hugging Face's variables ([`super::hub`]) say.
     pub fn from_env() -> Result<Cache, ResolveError> {
         Cache::configure(
             &|name| std::env::var_os(name),
@@ -208,18 +218,8 @@ impl Cache {
                 .ok_or(ResolveError::NoCacheDir)?
                 .join("clshost"),
         };
-        // As torch.hub: TORCH_HOME, else $XDG_CACHE_HOME/torch, else ~/.cache/torch, with a
-        // leading `~` expanded.
-        let torch_home = var(TORCH_HOME_VAR).map_or_else(
-            || {
-                var("XDG_CACHE_HOME")
-                    .map_or_else(|| PathBuf::from("~/.cache"), PathBuf::from)
-                    .join("torch")
-            },
-            PathBuf::from,
-        );
-        let torch_checkpoints =
-            expand_home(torch_home, home.as_deref()).map(|dir| dir.join("hub").join("checkpoints"));
+        let torch_checkpoints = python_cache_home(&var, TORCH_HOME_VAR, "torch", home.as_deref())
+            .map(|dir| dir.join("hub").join("checkpoints"));
         let mirror = match var(MIRROR_VAR) {
             None => None,
             Some(value) => {
@@ -235,10 +235,12 @@ impl Cache {
                 })
             }
         };
+        let hub = Hub::configure(&var, home.as_deref(), &root.join("huggingface").join("hub"));
         Ok(Cache {
             dir: root.join("weights"),
             torch_checkpoints,
             mirror,
+            hub,
         })
     }
 
@@ -250,6 +252,11 @@ impl Cache {
     /// PyTorch's checkpoint folder, when known.
     pub fn torch_checkpoints(&self) -> Option<&Path> {
         self.torch_checkpoints.as_deref()
+    }
+
+    /// The Hugging Face Hub and its cache.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     /// The mirror set by `CLSHOST_WEIGHTS_MIRROR`, ending in `/`.
@@ -282,6 +289,18 @@ impl Cache {
     pub fn availability(&self, source: &WeightSource) -> Availability {
         let (url, file) = match source {
             WeightSource::File(path) => return Availability::Local(path.clone()),
+            WeightSource::Hub(file) => {
+                return match self.hub.find(file) {
+                    Some(path) => Availability::Cached(Resolved {
+                        path,
+                        origin: Origin::HubCache,
+                    }),
+                    None => Availability::Missing {
+                        url: self.hub.url_of(file),
+                        put_at: self.hub.repo_dir(file),
+                    },
+                };
+            }
             WeightSource::Torchvision(c) => (self.url_of(c), c.file),
             WeightSource::Url { url, file } => (url.clone(), file.as_str()),
         };
@@ -300,6 +319,15 @@ impl Cache {
     pub fn resolve(&self, source: &WeightSource, progress: bool) -> Result<Resolved, ResolveError> {
         match source {
             WeightSource::File(path) => local(path),
+            WeightSource::Hub(file) => {
+                let (path, downloaded) = self.hub.fetch(file, progress)?;
+                let origin = if downloaded {
+                    Origin::Downloaded
+                } else {
+                    Origin::HubCache
+                };
+                Ok(Resolved { path, origin })
+            }
             WeightSource::Torchvision(c) => {
                 self.cached_or_download(&self.url_of(c), c.file, Some(c.sha256_prefix), progress)
             }
@@ -343,9 +371,29 @@ impl Cache {
     }
 }
 
+/// Where a Python tool keeps its files, as torch.hub and huggingface_hub find theirs: `$VAR`,
+/// else `$XDG_CACHE_HOME/<name>`, else `~/.cache/<name>`, with a leading `~` expanded; `None`
+/// when that needs a home folder there is none of. `var` reads the environment.
+pub(super) fn python_cache_home(
+    var: &dyn Fn(&str) -> Option<OsString>,
+    own_var: &str,
+    name: &str,
+    home: Option<&Path>,
+) -> Option<PathBuf> {
+    let dir = var(own_var).map_or_else(
+        || {
+            var("XDG_CACHE_HOME")
+                .map_or_else(|| PathBuf::from("~/.cache"), PathBuf::from)
+                .join(name)
+        },
+        PathBuf::from,
+    );
+    expand_home(dir, home)
+}
+
 /// `path` with a leading `~` replaced by `home`, as Python's `expanduser`; `None` when it needs
 /// a home folder there is none of.
-fn expand_home(path: PathBuf, home: Option<&Path>) -> Option<PathBuf> {
+pub(super) fn expand_home(path: PathBuf, home: Option<&Path>) -> Option<PathBuf> {
     match path.strip_prefix("~") {
         Ok(rest) => home.map(|h| h.join(rest)),
         Err(_) => Some(path),
@@ -461,6 +509,7 @@ mod tests {
             dir: root.path().join("clshost/weights"),
             torch_checkpoints: Some(root.path().join("torch/hub/checkpoints")),
             mirror: Some(format!("http://127.0.0.1:{}/", closed_port())),
+            hub: Hub::configure(&|_| None, Some(root.path()), Path::new("/no-home")),
         };
         let sha: String = Sha256::digest(bytes)
             .iter()
@@ -479,6 +528,36 @@ mod tests {
         format!("http://127.0.0.1:{}/{file}", closed_port())
             .parse()
             .unwrap()
+    }
+
+    #[test]
+    fn a_hub_file_is_available_from_the_hub_cache_or_downloaded_into_its_repository_folder() {
+        let (root, cache, _) = scratch(b"weights");
+        let source: WeightSource = "hf:org/net".parse().unwrap();
+        let repo = root.path().join(".cache/huggingface/hub/models--org--net");
+        assert_eq!(
+            cache.availability(&source),
+            Availability::Missing {
+                url: "https://huggingface.co/org/net/resolve/main/model.safetensors (else \
+                      https://huggingface.co/org/net/resolve/main/pytorch_model.bin)"
+                    .into(),
+                put_at: repo.clone(),
+            }
+        );
+        let snapshot = repo.join("snapshots/c0ffee/pytorch_model.bin");
+        fs::create_dir_all(snapshot.parent().unwrap()).unwrap();
+        fs::write(&snapshot, b"weights").unwrap();
+        fs::create_dir_all(repo.join("refs")).unwrap();
+        fs::write(repo.join("refs/main"), "c0ffee").unwrap();
+        let found = Resolved {
+            path: snapshot,
+            origin: Origin::HubCache,
+        };
+        assert_eq!(
+            cache.availability(&source),
+            Availability::Cached(found.clone())
+        );
+        assert_eq!(cache.resolve(&source, false).unwrap(), found);
     }
 
     #[test]

@@ -111,6 +111,8 @@ fn fetch(url: &str, temp: &Path, name: &str, progress: bool) -> Result<String, F
         .timeout_connect(Some(CONNECT_TIMEOUT))
         .timeout_recv_response(Some(RESPONSE_TIMEOUT))
         .user_agent(concat!("clshost/", env!("CARGO_PKG_VERSION")))
+        // The bytes of the file itself, as Content-Length counts them (hf-hub turns on gzip).
+        .accept_encoding(ureq::config::AutoHeaderValue::None)
         .build()
         .into();
     let mut response = agent
@@ -155,7 +157,7 @@ fn fetch(url: &str, temp: &Path, name: &str, progress: bool) -> Result<String, F
 }
 
 /// A bar counting the bytes of `name` on stderr, or a hidden one when `show` is false.
-fn progress_bar(show: bool, total: Option<u64>, name: &str) -> ProgressBar {
+pub(super) fn progress_bar(show: bool, total: Option<u64>, name: &str) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
@@ -173,7 +175,7 @@ fn progress_bar(show: bool, total: Option<u64>, name: &str) -> ProgressBar {
 }
 
 /// What went wrong, in words: the HTTP status, or the operating system's reason.
-fn cause(e: &ureq::Error) -> String {
+pub(super) fn cause(e: &ureq::Error) -> String {
     match e {
         ureq::Error::StatusCode(code) => format!("HTTP status {code}"),
         ureq::Error::Io(io) => io.to_string(),

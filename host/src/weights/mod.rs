@@ -7,11 +7,15 @@
 //!   `ResNet50_Weights.IMAGENET1K_V2`); `torchvision:<arch>.DEFAULT` is the best one, as
 //!   torchvision's `DEFAULT`. The [`zoo`] knows each one's URL, hash, accuracy, class names and
 //!   eval preprocessing. An unknown name is an error listing the closest known ones.
+//! - `hf:ORG/NAME[@REVISION][/FILE]` (or timm's `hf-hub:`): a file of a Hugging Face Hub model
+//!   repository holding a ResNet in torchvision's naming, as timm publishes them
+//!   (`hf:timm/resnet50.a1_in1k`); without `/FILE`, its `model.safetensors`, else its
+//!   `pytorch_model.bin`. The [`hub`] module fetches it into the Hub's own cache.
 //! - `https://...` or `http://...`: any checkpoint on a web server.
 //! - `file:///absolute/path`, or a plain path (relative to the working directory, or absolute).
 //!
-//! [`Cache::resolve`] turns a source into a path. A local file is used where it is. Anything
-//! else is known by its file name (the last part of its URL, as torch.hub does) and looked up,
+//! [`Cache::resolve`] turns a source into a path. A local file is used where it is, a Hub file
+//! as the [`hub`] module says. Anything else is known by its file name (the last part of its URL, as torch.hub does) and looked up,
 //! in order, in
 //!
 //! 1. clshost's cache, `$CLSHOST_CACHE_DIR/weights/`, by default the platform's cache folder's
@@ -35,6 +39,7 @@
 
 pub mod cache;
 mod download;
+pub mod hub;
 pub mod zoo;
 
 use std::fmt;
@@ -42,6 +47,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 pub use cache::{Availability, Cache, Origin, ResolveError, Resolved};
+pub use hub::{HubError, HubFile};
 pub use zoo::Checkpoint;
 
 /// Where a checkpoint comes from.
@@ -49,6 +55,8 @@ pub use zoo::Checkpoint;
 pub enum WeightSource {
     /// A checkpoint of the torchvision zoo.
     Torchvision(&'static Checkpoint),
+    /// A file of a Hugging Face Hub model repository.
+    Hub(HubFile),
     /// A checkpoint on a web server, cached under `file`.
     Url {
         /// The `http://` or `https://` URL.
@@ -79,8 +87,9 @@ pub enum SourceError {
     },
     /// A `scheme:` prefix that is not one of the sources.
     #[error(
-        "unknown weight source `{text}`{}: write torchvision:<arch>.<TAG>, an https://, http:// \
-         or file:// URL, or a path (a relative path with a `:` in it as ./PATH)",
+        "unknown weight source `{text}`{}: write torchvision:<arch>.<TAG>, hf:<org>/<name>, an \
+         https://, http:// or file:// URL, or a path (a relative path with a `:` in it as \
+         ./PATH)",
         did_you_mean(.suggestion.as_slice())
     )]
     UnknownScheme {
@@ -88,6 +97,14 @@ pub enum SourceError {
         text: String,
         /// The known scheme closest to the one written, as `torchvision:`.
         suggestion: Option<String>,
+    },
+    /// An `hf:` source that names no Hub file.
+    #[error("`{text}` is not a usable Hugging Face Hub source: {reason}")]
+    BadHubName {
+        /// The whole text.
+        text: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// An `http(s):` URL clshost cannot download into its cache.
     #[error("`{url}` is not a usable weights URL: {reason}")]
@@ -120,7 +137,7 @@ fn did_you_mean(names: &[String]) -> String {
 }
 
 /// The schemes a source may start with.
-const SCHEMES: [&str; 4] = ["torchvision", "https", "http", "file"];
+const SCHEMES: [&str; 6] = ["torchvision", "hf", "hf-hub", "https", "http", "file"];
 
 impl FromStr for WeightSource {
     type Err = SourceError;
@@ -139,6 +156,7 @@ impl FromStr for WeightSource {
                     name: rest.to_string(),
                     suggestions: zoo::suggestions(rest),
                 }),
+            "hf" | "hf-hub" => HubFile::parse(text, rest).map(WeightSource::Hub),
             "http" | "https" => web_url(text).map(|file| WeightSource::Url {
                 url: text.to_string(),
                 file,
@@ -161,6 +179,7 @@ impl fmt::Display for WeightSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WeightSource::Torchvision(c) => write!(f, "torchvision:{}", c.name()),
+            WeightSource::Hub(file) => file.fmt(f),
             WeightSource::Url { url, .. } => f.write_str(url),
             WeightSource::File(path) => write!(f, "{}", path.display()),
         }
@@ -361,16 +380,9 @@ mod tests {
             ),
             "{typo}"
         );
-        let hub = parse("hf:timm/resnet50.a1_in1k").unwrap_err();
-        assert!(
-            matches!(
-                &hub,
-                SourceError::UnknownScheme {
-                    suggestion: None,
-                    ..
-                }
-            ),
-            "{hub:?}"
-        );
+        let hub = parse("hff:timm/resnet50.a1_in1k").unwrap_err().to_string();
+        assert!(hub.contains("(did you mean `hf:`?)"), "{hub}");
+        let timm = parse("hf-hub:timm/resnet50.a1_in1k").unwrap();
+        assert_eq!(timm.to_string(), "hf:timm/resnet50.a1_in1k");
     }
 }

@@ -4,6 +4,7 @@
 //! cache, taken from PyTorch's cache without a request, and an unreachable server gives an
 //! error naming the URL and where to put the file.
 
+mod hub;
 mod pretrained;
 mod server;
 

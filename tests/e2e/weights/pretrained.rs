@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use super::server::{Scratch, Server};
+use super::server::{HUB_COMMIT, Scratch, Server, hub_file};
 use super::sha256;
 use crate::support::{TrainedRun, stderr, stdout_ok};
 
@@ -22,11 +22,28 @@ fn trained() -> &'static TrainedRun {
     TrainedRun::shared(&TRAINED, "clshost-pretrained", &["trainer.epochs=1"])
 }
 
-/// The run's safetensors export, served as `tiny-<hash>.safetensors`, and its URL.
+/// The run's safetensors export, served as `tiny-<hash>.safetensors` and as the Hub
+/// repository `org/tiny`'s `model.safetensors`, beside a timm `config.json` that says what the
+/// run's recipe says; its URL and name.
 fn serve_export(t: &TrainedRun) -> (Server, String, String) {
     let bytes = fs::read(t.run.join("export/model.safetensors")).expect("the run's export");
     let name = format!("tiny-{}.safetensors", &sha256(&bytes)[..10]);
-    let server = Server::start(vec![(name.clone(), bytes)]);
+    let hub = hub_file("model.safetensors", bytes.clone(), &sha256(&bytes));
+    let config = br#"{"architecture": "resnet18", "num_classes": 2,
+        "label_names": ["circle", "square"],
+        "pretrained_cfg": {"input_size": [3, 16, 16], "crop_pct": 1.0,
+        "interpolation": "bilinear", "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}"#;
+    // A small file the Hub keeps in Git: an ETag of 40 hex digits (its Git object id), no
+    // X-Linked-Etag.
+    let config = (
+        "org/tiny/resolve/main/config.json".to_string(),
+        config.to_vec(),
+        vec![
+            ("X-Repo-Commit".to_string(), HUB_COMMIT.to_string()),
+            ("ETag".to_string(), format!("\"{}\"", &sha256(config)[..40])),
+        ],
+    );
+    let server = Server::serving(vec![(name.clone(), bytes, Vec::new()), hub, config]);
     let url = server.url(&name);
     (server, url, name)
 }
@@ -186,32 +203,42 @@ fn bad_recipe_weight_sources_are_problems_at_their_line() {
 #[test]
 fn predict_and_eval_with_published_weights_match_the_run_they_came_from() {
     let t = trained();
-    let scratch = Scratch::new();
-    let (_server, url, _) = serve_export(t);
+    let (server, url, _) = serve_export(t);
+    let scratch = Scratch::new().with_hub(server.base());
     let run = t.run.to_str().unwrap();
 
-    let mut args = vec!["predict".to_string()];
-    args.extend(as_the_run(t, &url));
-    args.extend(["--json", "--top-k", "2", "data/val"].map(String::from));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let published = json_lines(&in_run_dir(&scratch, t, &args));
     let ran = json_lines(&t.output("predict", &[run, "--json", "--top-k", "2", "data/val"]));
-    assert_eq!(published.len(), 6);
-    assert_eq!(published.len(), ran.len());
-    for (p, r) in published.iter().zip(&ran) {
-        assert_eq!(p["path"], r["path"]);
-        for (a, b) in p["top_k"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(r["top_k"].as_array().unwrap())
-        {
-            assert_eq!(a["class"], b["class"]);
-            let (x, y) = (
-                a["probability"].as_f64().unwrap(),
-                b["probability"].as_f64().unwrap(),
-            );
-            assert!((x - y).abs() < 1e-6, "{}: {x} vs {y}", p["path"]);
+    // The Hub repository's config.json says what --model, --classes and --set say for the URL.
+    let hub = [
+        "--weights",
+        "hf:org/tiny",
+        "--set",
+        "model.params=(small_input: true)",
+    ];
+    for given in [as_the_run(t, &url), hub.map(String::from).to_vec()] {
+        let source = given[1].clone();
+        let mut args = vec!["predict".to_string()];
+        args.extend(given);
+        args.extend(["--json", "--top-k", "2", "data/val"].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let published = json_lines(&in_run_dir(&scratch, t, &args));
+        assert_eq!(published.len(), 6);
+        assert_eq!(published.len(), ran.len());
+        for (p, r) in published.iter().zip(&ran) {
+            assert_eq!(p["path"], r["path"]);
+            for (a, b) in p["top_k"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(r["top_k"].as_array().unwrap())
+            {
+                assert_eq!(a["class"], b["class"]);
+                let (x, y) = (
+                    a["probability"].as_f64().unwrap(),
+                    b["probability"].as_f64().unwrap(),
+                );
+                assert!((x - y).abs() < 1e-6, "{source} {}: {x} vs {y}", p["path"]);
+            }
         }
     }
 

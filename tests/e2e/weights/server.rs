@@ -1,5 +1,6 @@
-//! What the weights tests share: a web server on 127.0.0.1 that counts its requests, and an
-//! isolated `clshost` whose caches (`CLSHOST_CACHE_DIR`, `TORCH_HOME`) are in a temporary folder.
+//! What the weights tests share: a web server on 127.0.0.1 that counts its requests (and answers
+//! range requests with extra headers, as the Hugging Face Hub does), and an isolated `clshost`
+//! whose caches (`CLSHOST_CACHE_DIR`, `TORCH_HOME`, `HF_HOME`) are in a temporary folder.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
@@ -14,6 +15,26 @@ use serde_json::Value;
 
 use crate::support::{Clshost, stdout_ok};
 
+/// A file a [`Server`] serves: its path (without the leading `/`), its bytes, and extra headers.
+pub type Served = (String, Vec<u8>, Vec<(String, String)>);
+
+/// The commit every file of [`hub_file`]'s repository is at.
+pub const HUB_COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// `name` in the Hub model repository `org/tiny` at `main`, as the Hub serves a Git LFS file:
+/// its commit and, as `X-Linked-Etag`, the SHA-256 `etag` the Hub names it by.
+pub fn hub_file(name: &str, content: Vec<u8>, etag: &str) -> Served {
+    (
+        format!("org/tiny/resolve/main/{name}"),
+        content,
+        vec![
+            ("X-Repo-Commit".to_string(), HUB_COMMIT.to_string()),
+            ("X-Linked-Etag".to_string(), format!("\"{etag}\"")),
+            ("ETag".to_string(), "\"a-git-object-id\"".to_string()),
+        ],
+    )
+}
+
 /// A web server on 127.0.0.1 serving fixed files over HTTP/1.1, one connection at a time.
 pub struct Server {
     port: u16,
@@ -25,6 +46,12 @@ pub struct Server {
 impl Server {
     /// Serves each `(name, bytes)` at `/name`; anything else is a 404.
     pub fn start(files: Vec<(String, Vec<u8>)>) -> Server {
+        Server::serving(files.into_iter().map(|(n, b)| (n, b, Vec::new())).collect())
+    }
+
+    /// Serves each file at its path with its headers (a `Range: bytes=A-[B]` request gets
+    /// those bytes with `206 Partial Content`); anything else is a 404.
+    pub fn serving(files: Vec<Served>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
         let port = listener.local_addr().expect("its address").port();
         let requests = Arc::new(AtomicUsize::new(0));
@@ -55,7 +82,12 @@ impl Server {
 
     /// The URL of `name` on this server.
     pub fn url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}/{name}", self.port)
+        format!("{}/{name}", self.base())
+    }
+
+    /// The server's URL, without a trailing `/`.
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 }
 
@@ -71,32 +103,57 @@ impl Drop for Server {
 }
 
 /// Answers one request on `stream`.
-fn serve(stream: TcpStream, files: &[(String, Vec<u8>)], count: &AtomicUsize) {
+fn serve(stream: TcpStream, files: &[Served], count: &AtomicUsize) {
     let mut reader = BufReader::new(stream.try_clone().expect("a second handle"));
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
         return;
     }
     let mut header = String::new();
+    let mut range: Option<(usize, Option<usize>)> = None;
     while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+        if let Some((name, value)) = header.trim().split_once(':')
+            && name.eq_ignore_ascii_case("range")
+            && let Some((from, to)) = value.trim().trim_start_matches("bytes=").split_once('-')
+        {
+            range = from.parse().ok().map(|from| (from, to.parse().ok()));
+        }
         header.clear();
     }
     count.fetch_add(1, Ordering::SeqCst);
     let path = request_line.split_whitespace().nth(1).unwrap_or_default();
     let file = files
         .iter()
-        .find(|(name, _)| path.strip_prefix('/') == Some(name.as_str()));
+        .find(|(name, _, _)| path.strip_prefix('/') == Some(name.as_str()));
     let mut stream = stream;
     let _ = match file {
-        Some((_, bytes)) => stream
-            .write_all(
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    bytes.len()
-                )
-                .as_bytes(),
-            )
-            .and_then(|()| stream.write_all(bytes)),
+        Some((_, bytes, headers)) => {
+            let mut head = String::new();
+            let body = match range {
+                Some((from, to)) => {
+                    let to = to.unwrap_or(bytes.len() - 1).min(bytes.len() - 1);
+                    head.push_str(&format!(
+                        "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {from}-{to}/{}\r\n",
+                        bytes.len()
+                    ));
+                    &bytes[from..=to]
+                }
+                None => {
+                    head.push_str("HTTP/1.1 200 OK\r\n");
+                    &bytes[..]
+                }
+            };
+            for (name, value) in headers {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str(&format!(
+                "Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            ));
+            stream
+                .write_all(head.as_bytes())
+                .and_then(|()| stream.write_all(body))
+        }
         None => stream
             .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
     };
@@ -106,8 +163,10 @@ fn serve(stream: TcpStream, files: &[(String, Vec<u8>)], count: &AtomicUsize) {
 pub struct Scratch {
     /// The isolated `clshost`.
     pub clshost: Clshost,
-    /// The folder holding both caches.
+    /// The folder holding the caches.
     pub dir: tempfile::TempDir,
+    /// `HF_ENDPOINT`, when set.
+    hub_endpoint: Option<String>,
 }
 
 impl Scratch {
@@ -116,12 +175,24 @@ impl Scratch {
         Scratch {
             clshost: Clshost::new(),
             dir: tempfile::tempdir().expect("temp dir"),
+            hub_endpoint: None,
         }
+    }
+
+    /// This scratch folder with the Hugging Face Hub at `endpoint` (`HF_ENDPOINT`).
+    pub fn with_hub(mut self, endpoint: String) -> Scratch {
+        self.hub_endpoint = Some(endpoint);
+        self
     }
 
     /// clshost's weights folder (`$CLSHOST_CACHE_DIR/weights`).
     pub fn cache(&self) -> PathBuf {
         self.dir.path().join("cache").join("weights")
+    }
+
+    /// The Hugging Face Hub cache (`$HF_HOME/hub`).
+    pub fn hub(&self) -> PathBuf {
+        self.dir.path().join("hf").join("hub")
     }
 
     /// PyTorch's checkpoint folder (`$TORCH_HOME/hub/checkpoints`).
@@ -150,7 +221,20 @@ impl Scratch {
         let mut command = self.clshost.command(args);
         command
             .env("CLSHOST_CACHE_DIR", self.dir.path().join("cache"))
-            .env("TORCH_HOME", self.dir.path().join("torch"));
+            .env("TORCH_HOME", self.dir.path().join("torch"))
+            .env("HF_HOME", self.dir.path().join("hf"));
+        for hub in [
+            "HF_HUB_CACHE",
+            "HUGGINGFACE_HUB_CACHE",
+            "HF_ENDPOINT",
+            "HF_HUB_OFFLINE",
+            "HF_TOKEN",
+        ] {
+            command.env_remove(hub);
+        }
+        if let Some(endpoint) = &self.hub_endpoint {
+            command.env("HF_ENDPOINT", endpoint);
+        }
         // The server is local: no proxy may stand in between.
         for proxy in [
             "ALL_PROXY",
