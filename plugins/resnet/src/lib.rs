@@ -60,12 +60,36 @@ fn check_config(config: &ResNetConfig) -> Result<(), PluginError> {
     if config.num_classes == Some(0) {
         return Err(PluginError::config("num_classes", "must be at least 1"));
     }
-    if let Some(path) = &config.weights
-        && path.is_empty()
-    {
-        return Err(PluginError::config("weights", "is an empty path"));
+    match config.weights.as_deref() {
+        Some("") => return Err(PluginError::config("weights", "is an empty path")),
+        Some(source) if is_weight_source(source) => {
+            return Err(PluginError::config(
+                "weights",
+                format!(
+                    "`{source}` is a weight source, which the host finds or downloads: write it \
+                     as the recipe's model.weights (params.weights takes a local path)"
+                ),
+            ));
+        }
+        _ => {}
     }
     Ok(())
+}
+
+/// Whether `text` names a weight source the host resolves (a zoo name, a Hub file, a URL)
+/// rather than a local path.
+fn is_weight_source(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    [
+        "torchvision:",
+        "hf:",
+        "hf-hub:",
+        "http://",
+        "https://",
+        "file://",
+    ]
+    .iter()
+    .any(|scheme| lower.starts_with(scheme))
 }
 
 /// A torchvision ResNet of depth `DEPTH` (18, 34 or 50) as a backbone component.

@@ -116,6 +116,20 @@ fn the_weights_param_loads_a_file_at_creation() {
         .err()
         .unwrap();
     assert_eq!(err.field_path.as_str(), "weights");
+
+    let source = ResNetConfig {
+        weights: Some("torchvision:resnet18.DEFAULT".into()),
+        ..ResNetConfig::default()
+    };
+    let err = ResNet::<18>::new(source, &context(5, "cpu", momentum_sgd(0.0)))
+        .err()
+        .unwrap();
+    assert_eq!(err.field_path.as_str(), "weights");
+    assert!(
+        err.message
+            .contains("write it as the recipe's model.weights"),
+        "{err}"
+    );
 }
 
 #[test]
