@@ -162,6 +162,7 @@ fn a_tiny_run_writes_every_run_directory_file() {
     for (name, size) in [
         ("loss.png", CURVE_SIZE),
         ("accuracy.png", CURVE_SIZE),
+        ("metrics.png", CURVE_SIZE),
         ("lr.png", CURVE_SIZE),
         ("confusion_matrix.png", MATRIX_SIZE),
     ] {

@@ -1,6 +1,7 @@
 //! An out-of-tree plugin, built by its own `cargo build` in its own workspace against nothing but
 //! `clshost-plugin-api`, loads next to the first-party plugins, and its exporter runs at the end
-//! of a run like a first-party one.
+//! of a run like a first-party one; its metric's scalar is a column of the epoch table, a column
+//! of `metrics.csv` and a curve of `metrics.png`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -85,7 +86,7 @@ fn the_plugin_path_variable_finds_it_too() {
 }
 
 #[test]
-fn its_exporter_writes_and_verifies_at_the_end_of_a_run() {
+fn its_exporter_writes_and_verifies_at_the_end_of_a_run_and_its_metric_is_a_column_and_a_curve() {
     let dir = example_dir();
     let clshost = Clshost::new();
     let scratch = tempfile::tempdir().unwrap();
@@ -100,17 +101,52 @@ fn its_exporter_writes_and_verifies_at_the_end_of_a_run() {
             "trainer.epochs=1".as_ref(),
             "--set".as_ref(),
             "export=[(name: \"weights_summary\")]".as_ref(),
+            "--set".as_ref(),
+            "metrics=[(name: \"accuracy\", params: (top_k: [1])), (name: \"balanced_accuracy\")]"
+                .as_ref(),
         ])
         .current_dir(scratch.path())
         .output()
         .unwrap();
-    stdout_ok(&out);
+    let stdout = stdout_ok(&out);
+    let header = stdout
+        .lines()
+        .find(|l| l.starts_with("epoch  train loss"))
+        .unwrap_or_else(|| panic!("no table in {stdout}"));
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        [
+            "epoch",
+            "train",
+            "loss",
+            "val",
+            "loss",
+            "top-1",
+            "balanced_accuracy",
+            "best",
+            "time"
+        ]
+    );
     let run = fs::read_dir(scratch.path().join("runs/tiny"))
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
         .path();
+    // Its scalar has its own plot beside the accuracy (which holds only top-k columns).
+    let plot = image::open(run.join("plots/metrics.png"))
+        .unwrap()
+        .to_rgb8();
+    let mut colours: Vec<[u8; 3]> = plot.pixels().map(|p| p.0).collect();
+    colours.sort_unstable();
+    colours.dedup();
+    assert!(colours.len() > 20, "metrics.png looks blank");
+    let csv = fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(
+        csv.lines().next().unwrap().contains(",balanced_accuracy,"),
+        "{csv}"
+    );
+
     let summary: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     let export = &summary["exports"][0];

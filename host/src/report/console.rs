@@ -91,24 +91,33 @@ fn fmt_value(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.4}"))
 }
 
-/// The table columns `values` reports: (title, value) in table order.
-fn table_columns(values: &[(String, Option<f64>)]) -> Vec<(&'static str, Option<f64>)> {
-    TABLE_VALUES
+/// The table columns `values` reports, as (title, value) in table order: the known columns
+/// first, under their short titles, then every other scalar a metric reports (whichever plugin
+/// it came from) under its own name. The EMA twins of those stay in the metrics files.
+fn table_columns(values: &[(String, Option<f64>)]) -> Vec<(String, Option<f64>)> {
+    let known = TABLE_VALUES.iter().filter_map(|&(name, title)| {
+        values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, v)| (title.to_string(), v))
+    });
+    let others = values
         .iter()
-        .filter_map(|&(name, title)| {
-            values
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|&(_, v)| (title, v))
-        })
-        .collect()
+        .filter(|(n, _)| !n.starts_with("ema_") && !TABLE_VALUES.iter().any(|&(name, _)| name == n))
+        .map(|(n, v)| (n.clone(), *v));
+    known.chain(others).collect()
+}
+
+/// The width of a table column titled `title`: its length, and at least 10.
+fn width(title: &str) -> usize {
+    title.chars().count().max(10)
 }
 
 /// The header of the evaluation table for rows like `row`.
 pub fn table_header(row: &Row) -> String {
     let mut out = format!("{:>5}  {:>10}", "epoch", "train loss");
     for (title, _) in table_columns(&row.values) {
-        let _ = write!(out, "  {title:>10}");
+        let _ = write!(out, "  {title:>w$}", w = width(&title));
     }
     let _ = write!(out, "  {:>10}  {:>7}", "best", "time");
     out + "\n"
@@ -117,8 +126,8 @@ pub fn table_header(row: &Row) -> String {
 /// One line of the evaluation table: `row`, with the best monitored value so far.
 pub fn table_row(row: &Row, best: Option<f64>, improved: bool) -> String {
     let mut out = format!("{:>5}  {:>10}", row.epoch, fmt_value(Some(row.train_loss)));
-    for (_, value) in table_columns(&row.values) {
-        let _ = write!(out, "  {:>10}", fmt_value(value));
+    for (title, value) in table_columns(&row.values) {
+        let _ = write!(out, "  {:>w$}", fmt_value(value), w = width(&title));
     }
     let mark = if improved { "*" } else { " " };
     let _ = write!(out, "  {:>9}{mark}  {:>6.1}s", fmt_value(best), row.seconds);
@@ -132,8 +141,9 @@ pub fn values_table(values: &[(String, Option<f64>)]) -> String {
     let mut header = String::new();
     let mut line = String::new();
     for (title, value) in columns {
-        let _ = write!(header, "{title:>10}  ");
-        let _ = write!(line, "{:>10}  ", fmt_value(value));
+        let w = width(&title);
+        let _ = write!(header, "{title:>w$}  ");
+        let _ = write!(line, "{:>w$}  ", fmt_value(value));
     }
     format!("{}\n{}\n", header.trim_end(), line.trim_end())
 }
@@ -282,7 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn table_rows_show_only_reported_columns() {
+    fn table_rows_show_only_reported_columns_and_every_other_scalar_after_them() {
         let row = Row {
             epoch: 3,
             train_loss: 0.5,
@@ -299,6 +309,23 @@ mod tests {
             table_row(&row, Some(0.9), true),
             "    3      0.5000      0.4000      0.9000     0.9000*     1.2s\n"
         );
+        let plugin = Row {
+            values: vec![
+                ("balanced_accuracy".into(), Some(0.75)),
+                ("val_loss".into(), Some(0.4)),
+                ("ema_balanced_accuracy".into(), Some(0.7)),
+                ("kappa".into(), None),
+            ],
+            ..row
+        };
+        assert_eq!(
+            table_header(&plugin),
+            "epoch  train loss    val loss  balanced_accuracy       kappa        best     time\n"
+        );
+        assert_eq!(
+            table_row(&plugin, Some(0.75), false),
+            "    3      0.5000      0.4000             0.7500           -     0.7500      1.2s\n"
+        );
     }
 
     #[test]
@@ -310,7 +337,7 @@ mod tests {
         ];
         assert_eq!(
             values_table(&values),
-            "  val loss       top-1\n    0.2500      0.5000\n"
+            "  val loss       top-1    unlisted\n    0.2500      0.5000      1.0000\n"
         );
     }
 

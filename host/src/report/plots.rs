@@ -3,6 +3,8 @@
 //!
 //! - `loss.png`: training and validation loss per epoch (and the EMA validation loss);
 //! - `accuracy.png`: every `topK` column and its `ema_` twin per epoch, when there is one;
+//! - `metrics.png`: every other scalar a metric reports (whichever plugin it came from) and its
+//!   `ema_` twin per epoch, when there is one;
 //! - `lr.png`: the learning rate of every iteration of the whole schedule, the part trained
 //!   so far in colour and the rest in grey;
 //! - `confusion_matrix.png` (and `confusion_matrix_ema.png` with EMA on): the latest
@@ -119,6 +121,13 @@ pub fn write_all(dir: &Path, input: &PlotInput) -> Result<(), PlotError> {
         };
         files.push(("accuracy.png", curves(&axes, &accuracy)?));
     }
+    let metrics = metric_series(input.history);
+    if !metrics.is_empty() {
+        files.push((
+            "metrics.png",
+            curves(&Axes::epochs("Metrics", "value"), &metrics)?,
+        ));
+    }
     for (name, matrix, weights) in [
         ("confusion_matrix.png", input.confusion, "raw"),
         ("confusion_matrix_ema.png", input.ema_confusion, "EMA"),
@@ -154,18 +163,33 @@ pub fn loss_series(history: &[Row]) -> Vec<Series> {
 
 /// Every top-k accuracy column (`top1`, `top5`, ...) and its EMA twin, per epoch.
 pub fn accuracy_series(history: &[Row]) -> Vec<Series> {
-    let is_topk = |name: &str| {
-        let k = name.strip_prefix("ema_").unwrap_or(name);
-        k.strip_prefix("top")
-            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-    };
+    value_series(history, is_topk)
+}
+
+/// Every evaluation column neither [`loss_series`] nor [`accuracy_series`] draws (each other
+/// metric scalar, and its EMA twin), per epoch.
+pub fn metric_series(history: &[Row]) -> Vec<Series> {
+    value_series(history, |name| {
+        !is_topk(name) && !matches!(name, "val_loss" | "ema_val_loss")
+    })
+}
+
+/// Whether the column `name` is a top-k accuracy or its EMA twin.
+fn is_topk(name: &str) -> bool {
+    let k = name.strip_prefix("ema_").unwrap_or(name);
+    k.strip_prefix("top")
+        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The evaluation columns of `history` that `keep` selects, each as a series named after it.
+fn value_series(history: &[Row], keep: impl Fn(&str) -> bool) -> Vec<Series> {
     let Some(first) = history.first() else {
         return Vec::new();
     };
     first
         .values
         .iter()
-        .filter(|(name, _)| is_topk(name))
+        .filter(|(name, _)| keep(name))
         .filter_map(|(name, _)| column_series(history, name, name))
         .collect()
 }
@@ -518,6 +542,11 @@ mod tests {
             .collect();
         assert_eq!(names, ["top1", "ema_top1"]);
         assert!(accuracy_series(&[]).is_empty());
+        let others: Vec<_> = metric_series(&history)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(others, ["f1_macro"]);
     }
 
     #[test]
@@ -564,6 +593,7 @@ mod tests {
         for (name, size) in [
             ("loss.png", CURVE_SIZE),
             ("accuracy.png", CURVE_SIZE),
+            ("metrics.png", CURVE_SIZE),
             ("lr.png", CURVE_SIZE),
             ("confusion_matrix.png", MATRIX_SIZE),
         ] {
