@@ -2,6 +2,8 @@
 //! exports. It takes the trainer's rows, metric reports and final state, and gives the console
 //! output and the run directory's derived files.
 //!
+//! - [`pipeline`]: the events a run emits and the reporters that take them (the table, the
+//!   metrics files, the plots, TensorBoard);
 //! - [`console`]: progress bar, the epoch table and the per-class table;
 //! - [`history`]: `metrics.csv` and `metrics.jsonl`;
 //! - [`plots`]: the PNG plots;
@@ -11,6 +13,7 @@
 
 pub mod console;
 pub mod history;
+pub mod pipeline;
 pub mod plots;
 pub mod provenance;
 pub mod summary;

@@ -7,7 +7,7 @@
 //! and `prost` encodes them. The first event of a file holds the file version
 //! (`brain.Event:2`); scalars are `Summary.Value`s with a `simple_value` (an `f32`).
 //!
-//! [`EventLog`] is what the trainer uses: it opens a new file
+//! [`EventLog`] is what the reporting pipeline's TensorBoard reporter uses: it opens a new file
 //! `tensorboard/events.out.tfevents.<unix seconds>.<host>.<pid>` in the run directory at
 //! the start of each invocation (a resumed run appends a file; TensorBoard merges the files of
 //! a directory by step) and, when the directory already holds event files (a resumed run, even

@@ -11,15 +11,16 @@
 //! Every `eval_interval` epochs (and after the last) the validation set is evaluated with the
 //! raw weights and, with EMA on, the EMA weights; the better of the two on the monitored metric
 //! competes for `best` and for the top-k list. `last` is written after every epoch, and on an
-//! interrupt after the current step. Each evaluation also appends TensorBoard scalars (as
-//! does every `log_interval`-th step) and redraws the PNG plots; those two are derived
-//! outputs, so a failure to write them is a warning, not the end of the run. A non-finite loss
+//! interrupt after the current step. What the run shows and keeps about itself (the epoch
+//! table, the metrics files, the plots, TensorBoard) is not the loop's business: it emits
+//! events to the reporters of [`crate::report::pipeline`] (the start, every `log_interval`-th
+//! step, each evaluated epoch). A non-finite loss
 //! stops the run before the step is applied, leaving the last checkpoint on disk untouched; so
 //! do non-finite logits, which a loss plugin may refuse.
 
 use std::time::{Duration, Instant};
 
-use clshost_plugin_api::{MetricReport, StepParams, TensorRef};
+use clshost_plugin_api::{StepParams, TensorRef};
 
 use super::checkpoint::{BestWeights, Checkpoint, CheckpointError, HostState};
 use super::early::{Direction, Verdict};
@@ -32,11 +33,10 @@ use super::tuning::Tuning;
 use crate::data::{Loader, LoaderError};
 use crate::recipe::Recipe;
 use crate::registry::{Backbone, BatchAugment, ComponentError, Loss, Metric};
-use crate::report::console::{self, ClassLine, Progress};
-use crate::report::history::{self, Row};
-use crate::report::plots::{self, Confusion, PlotInput};
-use crate::report::tensorboard::EventLog;
-use crate::rundir::{RunDir, WriteError, atomic_write};
+use crate::report::console::{ClassLine, Progress};
+use crate::report::history::Row;
+use crate::report::pipeline::{EpochEvent, Event, ReportError, Reporters};
+use crate::rundir::{RunDir, WriteError};
 
 /// Why training stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +53,9 @@ pub enum TrainError {
     /// A run-directory file could not be written.
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// A required reporter (the epoch table, the metrics files) failed.
+    #[error(transparent)]
+    Report(#[from] ReportError),
     /// The loss, or the validation logits, are not finite numbers.
     #[error(
         "{what} at epoch {epoch}, step {step}: training diverged (lower `optimizer.lr`, add \
@@ -155,8 +158,7 @@ pub struct Trainer {
     /// The host's resumable state.
     pub state: HostState,
     control: Control,
-    printed_header: bool,
-    events: EventLog,
+    reporters: Reporters,
     /// Up to when wall-clock time has been added to the state's counters.
     counted_until: Instant,
 }
@@ -172,6 +174,7 @@ impl Trainer {
             r.trainer.epochs,
             parts.train.batches_per_epoch() as u64,
         );
+        let reporters = Reporters::first_party(run.path(), parts.classes.clone(), schedule.clone());
         Trainer {
             parts,
             run,
@@ -179,8 +182,7 @@ impl Trainer {
             state,
             counted_until: control.started,
             control,
-            printed_header: false,
-            events: EventLog::default(),
+            reporters,
         }
     }
 
@@ -263,10 +265,9 @@ impl Trainer {
             .max_time_minutes
             .map(|m| Duration::from_secs_f64(m.max(0.0) * 60.0));
         let epochs = self.parts.recipe.trainer.epochs;
-        self.events = EventLog::start(
-            &self.run.path().join("tensorboard"),
-            self.state.global_step + 1,
-        );
+        self.reporters.emit(&Event::Start {
+            next_step: self.state.global_step + 1,
+        })?;
         while self.state.epoch < epochs {
             if !self.train_epoch()? {
                 self.save_last()?;
@@ -397,14 +398,14 @@ impl Trainer {
                 images_per_s,
             );
             if step.is_multiple_of(log_every) {
-                self.events.scalars(
-                    self.state.global_step,
-                    &[
+                self.reporters.emit(&Event::Step {
+                    step: self.state.global_step,
+                    scalars: &[
                         ("train/loss".into(), loss),
                         ("train/lr".into(), lr),
                         ("train/images_per_s".into(), images_per_s),
                     ],
-                );
+                })?;
             }
             if self.control.stop.is_raised() && step < steps {
                 progress.finish();
@@ -415,8 +416,7 @@ impl Trainer {
         Ok(true)
     }
 
-    /// Evaluates the epoch just trained, records its row, writes the metrics files, the
-    /// TensorBoard scalars and the plots, and prints the table line. Also says whether the
+    /// Evaluates the epoch just trained, records its row and reports it. Also says whether the
     /// epoch entered the top-k list.
     fn evaluate_epoch(&mut self) -> Result<(Verdict, bool), TrainError> {
         let epoch = self.state.epoch;
@@ -457,29 +457,15 @@ impl Trainer {
             epoch + 1,
             value,
         );
-        if !self.printed_header {
-            crate::output::print(&console::table_header(&row))
-                .map_err(|e| write_err("stdout", e))?;
-            self.printed_header = true;
-        }
-        crate::output::print(&console::table_row(
-            &row,
-            self.state.monitor.best,
-            verdict.improved,
-        ))
-        .map_err(|e| write_err("stdout", e))?;
-        self.events
-            .scalars(self.state.global_step, &epoch_scalars(&row));
         self.state.history.push(row);
-        atomic_write(
-            &self.run.file("metrics.csv"),
-            history::csv(&self.state.history).as_bytes(),
-        )?;
-        atomic_write(
-            &self.run.file("metrics.jsonl"),
-            history::jsonl(&self.state.history).as_bytes(),
-        )?;
-        self.plot(epoch + 1, &eval.reports, &eval.ema_reports);
+        self.reporters.emit(&Event::Epoch(EpochEvent {
+            history: &self.state.history,
+            best: self.state.monitor.best,
+            improved: verdict.improved,
+            global_step: self.state.global_step,
+            reports: &eval.reports,
+            ema_reports: &eval.ema_reports,
+        }))?;
         Ok((verdict, top))
     }
 
@@ -492,25 +478,6 @@ impl Trainer {
             epoch: self.state.epoch + 1,
             step,
             kept: last.is_file().then(|| last.display().to_string()),
-        }
-    }
-
-    /// Redraws the plots after the evaluation of `epoch` (from 1), with its raw and EMA metric
-    /// reports; a failure is a warning.
-    fn plot(&self, epoch: u32, reports: &[MetricReport], ema_reports: &[MetricReport]) {
-        let classes = &self.parts.classes;
-        let raw = console::confusion_matrix(reports, classes.len());
-        let ema = console::confusion_matrix(ema_reports, classes.len());
-        let input = PlotInput {
-            history: &self.state.history,
-            schedule: &self.schedule,
-            iterations_done: self.state.global_step,
-            epoch,
-            confusion: raw.as_deref().map(|counts| Confusion { classes, counts }),
-            ema_confusion: ema.as_deref().map(|counts| Confusion { classes, counts }),
-        };
-        if let Err(e) = plots::write_all(&self.run.path().join("plots"), &input) {
-            tracing::warn!("{e}; the run goes on without updated plots");
         }
     }
 
@@ -531,18 +498,6 @@ impl Trainer {
     pub fn class_lines(&self, eval: &Evaluation, which: BestWeights) -> Vec<ClassLine> {
         eval.class_lines(&self.parts.classes, which)
     }
-}
-
-/// The TensorBoard scalars of an epoch's row: `epoch/epoch` and `epoch/<column>` for every
-/// other column.
-fn epoch_scalars(row: &Row) -> Vec<(String, f64)> {
-    std::iter::once(("epoch/epoch".to_string(), f64::from(row.epoch)))
-        .chain(
-            row.cells()
-                .into_iter()
-                .filter_map(|(name, v)| Some((format!("epoch/{name}"), v?))),
-        )
-        .collect()
 }
 
 fn write_err(what: &str, e: std::io::Error) -> TrainError {

@@ -1,0 +1,366 @@
+//! The reporting pipeline: the events a training run emits, and the reporters that show or keep
+//! them.
+//!
+//! The trainer knows nothing of tables, files or plots: it emits [`Event`]s, in order,
+//!
+//! - [`Event::Start`] when training starts or resumes, with the next global step;
+//! - [`Event::Step`] every `log_interval` steps: the step's loss, learning rate and throughput;
+//! - [`Event::Epoch`] after each evaluation: the epoch's row (every value of every metric
+//!   report), the whole history, the metric reports themselves, and the best value so far;
+//!
+//! and [`Reporters`] hands each one to every reporter. The first-party reporters are
+//!
+//! - [`Table`]: the epoch table on stdout ([`console`]);
+//! - [`HistoryFiles`]: `metrics.csv` and `metrics.jsonl` ([`history`]);
+//! - [`Plots`]: the PNG plots ([`plots`]);
+//! - [`TensorBoard`]: the TensorBoard event file ([`super::tensorboard`]).
+//!
+//! A reporter is either required, or advisory. The table and the metrics files are required:
+//! their failure ends the run, since a run directory without its metrics is broken. Plots and
+//! TensorBoard events are derived outputs: their failure is a warning and the run goes on.
+
+use std::path::{Path, PathBuf};
+
+use clshost_plugin_api::MetricReport;
+
+use super::console;
+use super::history::{self, Row};
+use super::plots::{self, Confusion, PlotError, PlotInput};
+use super::tensorboard::EventLog;
+use crate::rundir::{WriteError, atomic_write};
+use crate::train::Schedule;
+
+/// Something that happened in a run, as the reporters see it.
+pub enum Event<'a> {
+    /// Training starts, or resumes; its next global step (from 1).
+    Start {
+        /// The global step the run goes on from.
+        next_step: u64,
+    },
+    /// A logged training step.
+    Step {
+        /// The global step, from 1.
+        step: u64,
+        /// `train/loss`, `train/lr`, `train/images_per_s`.
+        scalars: &'a [(String, f64)],
+    },
+    /// An evaluated epoch.
+    Epoch(EpochEvent<'a>),
+}
+
+/// An evaluated epoch.
+pub struct EpochEvent<'a> {
+    /// Every evaluated epoch so far, this one last.
+    pub history: &'a [Row],
+    /// The best monitored value so far, this epoch included.
+    pub best: Option<f64>,
+    /// Whether this epoch set it.
+    pub improved: bool,
+    /// The global step at the end of the epoch.
+    pub global_step: u64,
+    /// The raw weights' metric reports.
+    pub reports: &'a [MetricReport],
+    /// The EMA weights' metric reports (empty without EMA).
+    pub ema_reports: &'a [MetricReport],
+}
+
+impl EpochEvent<'_> {
+    /// This epoch's row.
+    pub fn row(&self) -> Option<&Row> {
+        self.history.last()
+    }
+}
+
+/// Why a reporter could not take an event.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A file (or stdout) could not be written.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// A plot could not be made.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
+}
+
+/// Shows or keeps what a run reports.
+pub trait Reporter {
+    /// Takes `event`; an error is the end of the run for a required reporter, a warning for an
+    /// advisory one.
+    fn report(&mut self, event: &Event<'_>) -> Result<(), ReportError>;
+}
+
+/// The reporters of a run, in the order they are given each event.
+pub struct Reporters {
+    /// Reporters whose failure ends the run.
+    required: Vec<Box<dyn Reporter>>,
+    /// Reporters whose failure is a warning: (what it writes, the reporter).
+    advisory: Vec<(&'static str, Box<dyn Reporter>)>,
+}
+
+impl Reporters {
+    /// The first-party reporters of the run directory `run`: the table, the metrics files, the
+    /// plots of a run of `classes` along `schedule`, and TensorBoard events.
+    pub fn first_party(run: &Path, classes: Vec<String>, schedule: Schedule) -> Reporters {
+        Reporters {
+            required: vec![
+                Box::new(Table::default()),
+                Box::new(HistoryFiles { run: run.into() }),
+            ],
+            advisory: vec![
+                (
+                    "plots",
+                    Box::new(Plots {
+                        dir: run.join("plots"),
+                        classes,
+                        schedule,
+                    }),
+                ),
+                (
+                    "TensorBoard events",
+                    Box::new(TensorBoard {
+                        dir: run.join("tensorboard"),
+                        log: EventLog::default(),
+                    }),
+                ),
+            ],
+        }
+    }
+
+    /// Gives `event` to every reporter: the first required one's failure is returned (the
+    /// others have had the event), an advisory one's is logged as a warning.
+    pub fn emit(&mut self, event: &Event<'_>) -> Result<(), ReportError> {
+        let mut first = Ok(());
+        for reporter in &mut self.required {
+            let result = reporter.report(event);
+            if first.is_ok() {
+                first = result;
+            }
+        }
+        for (what, reporter) in &mut self.advisory {
+            if let Err(e) = reporter.report(event) {
+                tracing::warn!("{e}; the run goes on without updated {what}");
+            }
+        }
+        first
+    }
+}
+
+/// The epoch table on stdout: its header before the first row.
+#[derive(Default)]
+pub struct Table {
+    /// Whether the header is out.
+    printed_header: bool,
+}
+
+impl Reporter for Table {
+    fn report(&mut self, event: &Event<'_>) -> Result<(), ReportError> {
+        let Event::Epoch(epoch) = event else {
+            return Ok(());
+        };
+        let Some(row) = epoch.row() else {
+            return Ok(());
+        };
+        let stdout = |cause| WriteError {
+            path: "stdout".into(),
+            cause,
+        };
+        if !self.printed_header {
+            crate::output::print(&console::table_header(row)).map_err(stdout)?;
+            self.printed_header = true;
+        }
+        crate::output::print(&console::table_row(row, epoch.best, epoch.improved))
+            .map_err(stdout)?;
+        Ok(())
+    }
+}
+
+/// `metrics.csv` and `metrics.jsonl`, rewritten from the whole history after each evaluation.
+pub struct HistoryFiles {
+    /// The run directory.
+    run: PathBuf,
+}
+
+impl Reporter for HistoryFiles {
+    fn report(&mut self, event: &Event<'_>) -> Result<(), ReportError> {
+        let Event::Epoch(epoch) = event else {
+            return Ok(());
+        };
+        atomic_write(
+            &self.run.join("metrics.csv"),
+            history::csv(epoch.history).as_bytes(),
+        )?;
+        atomic_write(
+            &self.run.join("metrics.jsonl"),
+            history::jsonl(epoch.history).as_bytes(),
+        )?;
+        Ok(())
+    }
+}
+
+/// The PNG plots, redrawn after each evaluation.
+pub struct Plots {
+    /// `RUN_DIR/plots`.
+    dir: PathBuf,
+    /// The class names, for the confusion matrices.
+    classes: Vec<String>,
+    /// The learning-rate schedule, for `lr.png`.
+    schedule: Schedule,
+}
+
+impl Reporter for Plots {
+    fn report(&mut self, event: &Event<'_>) -> Result<(), ReportError> {
+        let Event::Epoch(epoch) = event else {
+            return Ok(());
+        };
+        let Some(row) = epoch.row() else {
+            return Ok(());
+        };
+        let n = self.classes.len();
+        let raw = console::confusion_matrix(epoch.reports, n);
+        let ema = console::confusion_matrix(epoch.ema_reports, n);
+        let classes = &self.classes;
+        let input = PlotInput {
+            history: epoch.history,
+            schedule: &self.schedule,
+            iterations_done: epoch.global_step,
+            epoch: row.epoch,
+            confusion: raw.as_deref().map(|counts| Confusion { classes, counts }),
+            ema_confusion: ema.as_deref().map(|counts| Confusion { classes, counts }),
+        };
+        Ok(plots::write_all(&self.dir, &input)?)
+    }
+}
+
+/// The run's TensorBoard event file (one per invocation): step scalars, and each epoch's row as
+/// `epoch/<column>` scalars. [`EventLog`] turns its own first failure into a warning.
+pub struct TensorBoard {
+    /// `RUN_DIR/tensorboard`.
+    dir: PathBuf,
+    /// The open event file, from [`Event::Start`] on.
+    log: EventLog,
+}
+
+impl Reporter for TensorBoard {
+    fn report(&mut self, event: &Event<'_>) -> Result<(), ReportError> {
+        match event {
+            Event::Start { next_step } => self.log = EventLog::start(&self.dir, *next_step),
+            Event::Step { step, scalars } => self.log.scalars(*step, scalars),
+            Event::Epoch(epoch) => {
+                if let Some(row) = epoch.row() {
+                    self.log.scalars(epoch.global_step, &epoch_scalars(row));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The TensorBoard scalars of an epoch's row: `epoch/epoch` and `epoch/<column>` for every
+/// other column.
+fn epoch_scalars(row: &Row) -> Vec<(String, f64)> {
+    std::iter::once(("epoch/epoch".to_string(), f64::from(row.epoch)))
+        .chain(
+            row.cells()
+                .into_iter()
+                .filter_map(|(name, v)| Some((format!("epoch/{name}"), v?))),
+        )
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+
+    /// Records what it is given, and fails when told to.
+    struct Recorder {
+        seen: Rc<RefCell<Vec<String>>>,
+        fail: bool,
+    }
+
+    impl Reporter for Recorder {
+        fn report(&mut self, event: &Event<'_>) -> Result<(), ReportError> {
+            let what = match event {
+                Event::Start { next_step } => format!("start {next_step}"),
+                Event::Step { step, .. } => format!("step {step}"),
+                Event::Epoch(e) => format!("epoch {}", e.row().map_or(0, |r| r.epoch)),
+            };
+            self.seen.borrow_mut().push(what);
+            if self.fail {
+                Err(ReportError::Write(WriteError {
+                    path: "somewhere".into(),
+                    cause: std::io::Error::other("full"),
+                }))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn every_reporter_sees_every_event_and_only_required_failures_end_the_run() {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let recorder = |fail| -> Box<dyn Reporter> {
+            Box::new(Recorder {
+                seen: seen.clone(),
+                fail,
+            })
+        };
+        let mut advisory_only = Reporters {
+            required: vec![recorder(false)],
+            advisory: vec![("a", recorder(true))],
+        };
+        advisory_only.emit(&Event::Start { next_step: 7 }).unwrap();
+        assert_eq!(*seen.borrow(), ["start 7", "start 7"]);
+
+        let mut failing = Reporters {
+            required: vec![recorder(true), recorder(false)],
+            advisory: vec![("a", recorder(false))],
+        };
+        let history = [Row {
+            epoch: 2,
+            train_loss: 0.5,
+            lr: 0.1,
+            values: Vec::new(),
+            seconds: 1.0,
+            images_per_s: 1.0,
+        }];
+        let event = Event::Epoch(EpochEvent {
+            history: &history,
+            best: None,
+            improved: false,
+            global_step: 4,
+            reports: &[],
+            ema_reports: &[],
+        });
+        let err = failing.emit(&event).unwrap_err();
+        assert!(matches!(err, ReportError::Write(e) if e.path == Path::new("somewhere")));
+        assert_eq!(seen.borrow()[2..], ["epoch 2", "epoch 2", "epoch 2"]);
+    }
+
+    #[test]
+    fn an_epoch_row_becomes_epoch_scalars_without_its_missing_values() {
+        let row = Row {
+            epoch: 3,
+            train_loss: 0.5,
+            lr: 0.1,
+            values: vec![("top1".into(), Some(0.75)), ("f1_macro".into(), None)],
+            seconds: 2.0,
+            images_per_s: 8.0,
+        };
+        let names: Vec<String> = epoch_scalars(&row).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "epoch/epoch",
+                "epoch/train_loss",
+                "epoch/lr",
+                "epoch/top1",
+                "epoch/seconds",
+                "epoch/images_per_s"
+            ]
+        );
+    }
+}
