@@ -669,6 +669,56 @@ mod tests {
         assert_eq!(unnamed.classes(), None);
     }
 
+    /// A server on 127.0.0.1 answering each of `statuses.len()` requests with the next status
+    /// and no body; its URL.
+    fn answering(statuses: &'static [&'static str]) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for (status, stream) in statuses.iter().zip(listener.incoming()) {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+                stream.write_all(answer.as_bytes()).unwrap();
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn a_gated_repository_asks_for_a_token_and_nothing_is_cached() {
+        for status in [&["401 Unauthorized"], &["403 Forbidden"]] {
+            let cache = tempfile::tempdir().unwrap();
+            let hub = Hub {
+                cache: cache.path().to_path_buf(),
+                endpoint: answering(status),
+                offline: false,
+                token: None,
+            };
+            let file = parse("org/gated/w.bin").unwrap();
+            let err = hub.fetch(&file, false).unwrap_err();
+            let code: u16 = status[0][..3].parse().unwrap();
+            assert!(
+                matches!(&err, HubError::Denied { status, .. } if *status == code),
+                "{err:?}"
+            );
+            assert!(
+                err.to_string().ends_with(&format!(
+                    "/org/gated/resolve/main/w.bin needs access ({code}): the repository is \
+                     gated or private; accept its terms on the Hub and set HF_TOKEN (or run \
+                     `huggingface-cli login`)"
+                )),
+                "{err}"
+            );
+            assert_eq!(hub.find(&file), None);
+        }
+    }
+
     /// The Hub configured from `vars`, with the home folder `/home/u`.
     fn configured(vars: &[(&str, &str)]) -> Hub {
         let vars: HashMap<String, OsString> = vars
