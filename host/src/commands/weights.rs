@@ -4,8 +4,9 @@
 //! published accuracy, eval preprocessing, file) and whether it is cached and where, and the
 //! cache folders (the Hugging Face Hub's among them);
 //! `clshost weights info NAME` shows one in detail, with its class names; `clshost weights
-//! fetch NAME|hf:REPO|URL|PATH` resolves a weight source as training will (a cache, PyTorch's cache, or
-//! a download) and prints the file's path. See [`crate::weights`] for the sources and caches.
+//! fetch NAME|hf:REPO|URL|PATH` resolves a weight source as training will (a cache, PyTorch's
+//! or the Hub's cache, or a download) and prints the file's path. See [`crate::weights`] for the
+//! sources and caches.
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;

@@ -50,7 +50,9 @@ pub enum Event<'a> {
 
 /// An evaluated epoch.
 pub struct EpochEvent<'a> {
-    /// Every evaluated epoch so far, this one last.
+    /// This epoch's row.
+    pub row: &'a Row,
+    /// Every evaluated epoch so far, `row` last.
     pub history: &'a [Row],
     /// The best monitored value so far, this epoch included.
     pub best: Option<f64>,
@@ -62,13 +64,6 @@ pub struct EpochEvent<'a> {
     pub reports: &'a [MetricReport],
     /// The EMA weights' metric reports (empty without EMA).
     pub ema_reports: &'a [MetricReport],
-}
-
-impl EpochEvent<'_> {
-    /// This epoch's row.
-    pub fn row(&self) -> Option<&Row> {
-        self.history.last()
-    }
 }
 
 /// Why a reporter could not take an event.
@@ -157,9 +152,7 @@ impl Reporter for Table {
         let Event::Epoch(epoch) = event else {
             return Ok(());
         };
-        let Some(row) = epoch.row() else {
-            return Ok(());
-        };
+        let row = epoch.row;
         let stdout = |cause| WriteError {
             path: "stdout".into(),
             cause,
@@ -212,9 +205,6 @@ impl Reporter for Plots {
         let Event::Epoch(epoch) = event else {
             return Ok(());
         };
-        let Some(row) = epoch.row() else {
-            return Ok(());
-        };
         let n = self.classes.len();
         let raw = console::confusion_matrix(epoch.reports, n);
         let ema = console::confusion_matrix(epoch.ema_reports, n);
@@ -223,7 +213,7 @@ impl Reporter for Plots {
             history: epoch.history,
             schedule: &self.schedule,
             iterations_done: epoch.global_step,
-            epoch: row.epoch,
+            epoch: epoch.row.epoch,
             confusion: raw.as_deref().map(|counts| Confusion { classes, counts }),
             ema_confusion: ema.as_deref().map(|counts| Confusion { classes, counts }),
         };
@@ -245,11 +235,9 @@ impl Reporter for TensorBoard {
         match event {
             Event::Start { next_step } => self.log = EventLog::start(&self.dir, *next_step),
             Event::Step { step, scalars } => self.log.scalars(*step, scalars),
-            Event::Epoch(epoch) => {
-                if let Some(row) = epoch.row() {
-                    self.log.scalars(epoch.global_step, &epoch_scalars(row));
-                }
-            }
+            Event::Epoch(epoch) => self
+                .log
+                .scalars(epoch.global_step, &epoch_scalars(epoch.row)),
         }
         Ok(())
     }
@@ -285,7 +273,7 @@ mod tests {
             let what = match event {
                 Event::Start { next_step } => format!("start {next_step}"),
                 Event::Step { step, .. } => format!("step {step}"),
-                Event::Epoch(e) => format!("epoch {}", e.row().map_or(0, |r| r.epoch)),
+                Event::Epoch(e) => format!("epoch {}", e.row.epoch),
             };
             self.seen.borrow_mut().push(what);
             if self.fail {
@@ -328,6 +316,7 @@ mod tests {
             images_per_s: 1.0,
         }];
         let event = Event::Epoch(EpochEvent {
+            row: &history[0],
             history: &history,
             best: None,
             improved: false,

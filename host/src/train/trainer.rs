@@ -458,8 +458,11 @@ impl Trainer {
             value,
         );
         self.state.history.push(row);
+        let history = &self.state.history;
         self.reporters.emit(&Event::Epoch(EpochEvent {
-            history: &self.state.history,
+            // The row just pushed.
+            row: &history[history.len() - 1],
+            history,
             best: self.state.monitor.best,
             improved: verdict.improved,
             global_step: self.state.global_step,

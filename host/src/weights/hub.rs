@@ -330,10 +330,12 @@ impl Hub {
         self.cache.join(file.repo().folder_name())
     }
 
-    /// The URL the file `name` of `file`'s repository is downloaded from.
+    /// The URL the file `name` of `file`'s repository is downloaded from (the client's
+    /// `resolve` URL, built from its own repository and revision paths).
     pub fn url(&self, file: &HubFile, name: &str) -> String {
-        let revision = file.revision.replace('/', "%2F");
-        format!("{}/{}/resolve/{revision}/{name}", self.endpoint, file.repo)
+        let repo = file.repo();
+        let (path, revision) = (repo.url(), repo.url_revision());
+        format!("{}/{path}/resolve/{revision}/{name}", self.endpoint)
     }
 
     /// Where `file` would be downloaded from: its URL, or its default files' URLs.
