@@ -269,8 +269,10 @@ pub struct Hub {
     endpoint: String,
     /// Whether only cached files may be used.
     offline: bool,
-    /// The access token, when one is set.
+    /// The access token `HF_TOKEN` gives.
     token: Option<String>,
+    /// The token file read without `HF_TOKEN`, when a download needs it.
+    token_file: Option<PathBuf>,
 }
 
 impl Hub {
@@ -298,21 +300,29 @@ impl Hub {
                 "1" | "true" | "yes" | "on"
             )
         });
-        let token = var(TOKEN_VAR)
-            .map(|t| t.to_string_lossy().trim().to_string())
-            .or_else(|| {
-                let path = var("HF_TOKEN_PATH")
-                    .map(PathBuf::from)
-                    .or_else(|| hf_home.map(|h| h.join("token")))?;
-                fs::read_to_string(path).ok().map(|t| t.trim().to_string())
-            })
-            .filter(|t| !t.is_empty());
+        let token = var(TOKEN_VAR).map(|t| t.to_string_lossy().trim().to_string());
+        let token_file = var("HF_TOKEN_PATH")
+            .map(PathBuf::from)
+            .or_else(|| hf_home.map(|h| h.join("token")));
         Hub {
             cache,
             endpoint,
             offline,
             token,
+            token_file,
         }
+    }
+
+    /// The access token: `HF_TOKEN`, else the token file's content (read only here, when a
+    /// download is about to be made); `None` when neither holds one.
+    fn token(&self) -> Option<String> {
+        self.token
+            .clone()
+            .or_else(|| {
+                let text = fs::read_to_string(self.token_file.as_ref()?).ok()?;
+                Some(text.trim().to_string())
+            })
+            .filter(|t| !t.is_empty())
     }
 
     /// The Hub cache folder.
@@ -372,7 +382,7 @@ impl Hub {
         }
         let api = ApiBuilder::from_cache(hf_hub::Cache::new(self.cache.clone()))
             .with_endpoint(self.endpoint.clone())
-            .with_token(self.token.clone())
+            .with_token(self.token())
             .with_progress(false)
             .with_user_agent("clshost", env!("CARGO_PKG_VERSION"))
             .build()
@@ -701,6 +711,7 @@ mod tests {
                 endpoint: answering(status),
                 offline: false,
                 token: None,
+                token_file: None,
             };
             let file = parse("org/gated/w.bin").unwrap();
             let err = hub.fetch(&file, false).unwrap_err();
@@ -775,8 +786,17 @@ mod tests {
             assert_eq!(configured(&[("HF_HUB_OFFLINE", value)]).offline, offline);
         }
         assert_eq!(
-            configured(&[("HF_TOKEN", " hf_x \n")]).token.as_deref(),
+            configured(&[("HF_TOKEN", " hf_x \n")]).token().as_deref(),
             Some("hf_x")
         );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        fs::write(&file, "hf_file\n").unwrap();
+        let path = file.to_str().unwrap();
+        assert_eq!(
+            configured(&[("HF_TOKEN_PATH", path)]).token().as_deref(),
+            Some("hf_file")
+        );
+        assert_eq!(configured(&[("HF_HOME", "/nowhere")]).token(), None);
     }
 }
