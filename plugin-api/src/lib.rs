@@ -1,14 +1,16 @@
 //! The stable plugin ABI of clshost.
 //!
-//! Every backbone, augmentation, loss, metric and exporter that clshost uses lives in a plugin: a
-//! shared library (`cdylib`) loaded at run time. This crate is the only thing a plugin and the host
-//! share. It defines:
+//! Every backbone, augmentation, loss, metric, exporter and logger that clshost uses lives in a
+//! plugin: a shared library (`cdylib`) loaded at run time. This crate is the only thing a plugin
+//! and the host share. It defines:
 //!
 //! - the **stable data types** that cross the boundary ([`Tensor`], [`TensorRef`], [`ImageU8`],
 //!   [`ModelGraph`], [`MetricReport`], [`PluginError`], ...), all `#[repr(C)]` and checked by
 //!   [`abi_stable`] when a plugin is loaded;
 //! - the six **component contracts** as `#[sabi_trait]` objects ([`AbiBackbone`],
-//!   [`AbiSampleAugment`], [`AbiBatchAugment`], [`AbiLoss`], [`AbiMetric`], [`AbiExporter`]);
+//!   [`AbiSampleAugment`], [`AbiBatchAugment`], [`AbiLoss`], [`AbiMetric`], [`AbiExporter`]),
+//!   and since ABI 1.4 the **logger** contract ([`AbiLogger`]), which hands a run's events to
+//!   an experiment tracker;
 //! - the **root module** every plugin exports ([`PluginRoot`]) and the version handshake on top of
 //!   abi_stable's own layout checks ([`AbiVersion`]);
 //! - the **device report** a plugin gives about the backends it was compiled with
@@ -99,6 +101,7 @@ mod device;
 mod error;
 mod exporter;
 mod graph;
+mod logger;
 mod loss;
 mod metric;
 mod root;
@@ -121,6 +124,10 @@ pub use exporter::{
     ExportedModelBox, ExporterBox, VerifyReport,
 };
 pub use graph::{Attribute, AttributeValue, GraphNode, ModelGraph, NamedTensor, ValueInfo};
+pub use logger::{
+    AbiLogger, AbiLogger_TO, EpochLog, FileLog, LoggerBox, LoggerContext, LoggerInfo, RunEnd,
+    RunStart, Scalar, StepLog, TextEntry,
+};
 pub use loss::{AbiLoss, AbiLoss_TO, LossBox, LossContext};
 pub use metric::{
     AbiMetric, AbiMetric_TO, MetricBox, MetricContext, MetricMatrix, MetricOutput, MetricReport,
@@ -128,7 +135,7 @@ pub use metric::{
 };
 pub use root::{
     ABI_MAJOR, ABI_MINOR, ABI_VERSION_STRING, AbiVersion, HANDSHAKE_SYMBOL, PluginRoot,
-    PluginRootRef, v1_0, v1_1, v1_2,
+    PluginRootRef, v1_0, v1_1, v1_2, v1_3,
 };
 pub use sample::{
     AbiBatchAugment, AbiBatchAugment_TO, AbiSampleAugment, AbiSampleAugment_TO, AugmentContext,
@@ -141,16 +148,16 @@ pub use abi_stable::std_types::{ROption, RResult, RSlice, RSliceMut, RStr, RStri
 /// Everything a plugin author needs, in one import: `use clshost_plugin_api::prelude::*;`.
 pub mod prelude {
     pub use crate::authoring::{
-        Backbone, BatchAugment, Component, ExportedModel, Exporter, ImageAugment, Loss, Metric,
-        Param, TensorAugment,
+        Backbone, BatchAugment, Component, ExportedModel, Exporter, ImageAugment, Logger, Loss,
+        Metric, Param, TensorAugment,
     };
     pub use crate::{
         AugmentContext, BackboneContext, BackboneSummary, BackendReport, ConfigDoc, DeviceEntry,
-        ExportMeta, ImageU8, LoadReport, LoadWeightsOptions, LossContext, MetricContext,
-        MetricMatrix, MetricOutput, MetricReport, MetricScalar, MetricVector, ModelGraph,
-        NamedTensor, PluginError, ROption, RString, RVec, StepParams, StepReport, Tensor,
-        TensorMut, TensorRef, TuneReport, TuneSpec, VerifyReport, WeightSet, check_file_name,
-        export_plugin, register,
+        EpochLog, ExportMeta, FileLog, ImageU8, LoadReport, LoadWeightsOptions, LoggerContext,
+        LossContext, MetricContext, MetricMatrix, MetricOutput, MetricReport, MetricScalar,
+        MetricVector, ModelGraph, NamedTensor, PluginError, ROption, RString, RVec, RunEnd,
+        RunStart, Scalar, StepLog, StepParams, StepReport, Tensor, TensorMut, TensorRef, TextEntry,
+        TuneReport, TuneSpec, VerifyReport, WeightSet, check_file_name, export_plugin, register,
     };
     pub use serde::{Deserialize, Serialize};
 }

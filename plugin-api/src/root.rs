@@ -8,7 +8,7 @@
 //!    append fields to prefix types (this root module);
 //! 3. abi_stable's layout check of the root module and every type reachable from it, against
 //!    the layout of the plugin's own minor version: [`PluginRoot`] for the current one,
-//!    [`v1_2::PluginRoot`] for 1.2, [`v1_1::PluginRoot`] for 1.1, [`v1_0::PluginRoot`] for 1.0.
+//!    [`v1_3::PluginRoot`] for 1.3, [`v1_2::PluginRoot`] for 1.2, [`v1_1::PluginRoot`] for 1.1, [`v1_0::PluginRoot`] for 1.0.
 //!
 //! abi_stable (0.11) accepts a library whose prefix type has *more* fields than the loader's,
 //! but rejects one with *fewer* ("too many fields"): an older host reads a newer plugin as is,
@@ -41,20 +41,26 @@
 //!   decay, frozen normalization statistics) to a backbone the plugin created. A 1.3 host loads
 //!   a 1.2 plugin with [`v1_2::PluginRoot`]'s layout; [`PluginRootRef::tune`] then returns
 //!   `None`, and a recipe asking for fine-tuning controls is refused by `clshost check`.
+//! - **1.4**: appends the logger kind ([`crate::AbiLogger`]): [`PluginRoot::loggers`] lists the
+//!   plugin's loggers, [`PluginRoot::validate_logger`] checks one's config and
+//!   [`PluginRoot::new_logger`] creates one. Loggers have entry points of their own because
+//!   [`crate::ComponentKind`], an exhaustive enum, cannot gain a variant within major 1. A 1.4
+//!   host loads a 1.3 plugin with [`v1_3::PluginRoot`]'s layout; its `loggers` then reads as
+//!   absent, which hosts read as "this plugin offers no loggers".
 
 use abi_stable::StableAbi;
 use abi_stable::library::RootModule;
 use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{ROption, RResult, RStr, RVec};
 
-use crate::{BackendReport, ExportedModelBox, PluginError};
+use crate::{BackendReport, ExportedModelBox, LoggerBox, LoggerContext, LoggerInfo, PluginError};
 
 /// The ABI major version: plugins and hosts must agree on it exactly.
 pub const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: raised when fields or methods are appended.
-pub const ABI_MINOR: u32 = 3;
+pub const ABI_MINOR: u32 = 4;
 /// `ABI_MAJOR.ABI_MINOR.0`, the version abi_stable's own check sees.
-pub const ABI_VERSION_STRING: &str = "1.3.0";
+pub const ABI_VERSION_STRING: &str = "1.4.0";
 
 /// The NUL-terminated name of the handshake function every plugin exports.
 pub const HANDSHAKE_SYMBOL: &[u8] = b"clshost_plugin_abi\0";
@@ -147,8 +153,8 @@ macro_rules! plugin_root {
 
 plugin_root! {
     /// The root module: the plugin's description, one constructor per component kind, (ABI
-    /// 1.1) its device report, (ABI 1.2) the reader of its exporters' files and (ABI 1.3) the
-    /// fine-tuning controls of its backbones.
+    /// 1.1) its device report, (ABI 1.2) the reader of its exporters' files, (ABI 1.3) the
+    /// fine-tuning controls of its backbones and (ABI 1.4) its loggers.
     ///
     /// Every constructor takes the component name and its config as RON text, parses the
     /// config, and returns the component or a [`PluginError`]. Plugins built with
@@ -172,6 +178,18 @@ plugin_root! {
             backbone: &mut crate::BackboneBox,
             spec: &crate::TuneSpec,
         ) -> RResult<crate::TuneReport, PluginError>,
+        /// ABI 1.4: the plugin's loggers (an empty list for a plugin without any). Absent from
+        /// older plugins: [`PluginRootRef::loggers`] returns `None`.
+        pub loggers: extern "C" fn() -> RResult<RVec<LoggerInfo>, PluginError>,
+        /// ABI 1.4: parses and checks a logger's config without creating the logger.
+        pub validate_logger:
+            extern "C" fn(name: RStr<'_>, config: RStr<'_>) -> RResult<(), PluginError>,
+        /// ABI 1.4: creates a logger.
+        pub new_logger: extern "C" fn(
+            name: RStr<'_>,
+            config: RStr<'_>,
+            ctx: &LoggerContext,
+        ) -> RResult<LoggerBox, PluginError>,
     }
 }
 
@@ -212,8 +230,36 @@ macro_rules! past_minor {
     };
 }
 
-/// The root module exactly as ABI 1.2 defined it, for loading 1.2 plugins, whose `tune` reads
+/// The root module exactly as ABI 1.3 defined it, for loading 1.3 plugins, whose loggers read
 /// as absent.
+#[doc(hidden)]
+pub mod v1_3 {
+    use abi_stable::library::RootModule;
+    use abi_stable::sabi_types::VersionStrings;
+    use abi_stable::std_types::{ROption, RResult, RStr, RVec};
+
+    use crate::{BackendReport, ExportedModelBox, PluginError};
+
+    past_minor! {
+        "1.3.0",
+        /// [`super::PluginRoot`] without the fields ABI 1.4 appended.
+        appended: {
+            /// The device report, as in [`super::PluginRoot::devices`].
+            pub devices: extern "C" fn() -> RResult<RVec<BackendReport>, PluginError>,
+            /// The file reader, as in [`super::PluginRoot::open_model`].
+            pub open_model:
+                extern "C" fn(path: RStr<'_>) -> RResult<ROption<ExportedModelBox>, PluginError>,
+            /// The fine-tuning controls, as in [`super::PluginRoot::tune`].
+            pub tune: extern "C" fn(
+                backbone: &mut crate::BackboneBox,
+                spec: &crate::TuneSpec,
+            ) -> RResult<crate::TuneReport, PluginError>,
+        }
+    }
+}
+
+/// The root module exactly as ABI 1.2 defined it, for loading 1.2 plugins, whose `tune` (and
+/// later fields) read as absent.
 #[doc(hidden)]
 pub mod v1_2 {
     use abi_stable::library::RootModule;
@@ -329,17 +375,18 @@ mod tests {
         use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
         use abi_stable::type_layout::TypeLayout;
 
-        let past: [(&str, &'static TypeLayout); 3] = [
+        let past: [(&str, &'static TypeLayout); 4] = [
             ("1.0", <v1_0::PluginRootRef as StableAbi>::LAYOUT),
             ("1.1", <v1_1::PluginRootRef as StableAbi>::LAYOUT),
             ("1.2", <v1_2::PluginRootRef as StableAbi>::LAYOUT),
+            ("1.3", <v1_3::PluginRootRef as StableAbi>::LAYOUT),
         ];
         let current = <PluginRootRef as StableAbi>::LAYOUT;
         for (minor, layout) in past {
             check_layout_compatibility(layout, current)
-                .unwrap_or_else(|e| panic!("a {minor} host accepts a 1.3 root module: {e}"));
+                .unwrap_or_else(|e| panic!("a {minor} host accepts a 1.4 root module: {e}"));
             let rejected = check_layout_compatibility(current, layout)
-                .expect_err("a 1.3 host rejects an older root module's layout");
+                .expect_err("a 1.4 host rejects an older root module's layout");
             assert!(rejected.to_string().contains("too many fields"), "{minor}");
         }
     }
@@ -403,8 +450,33 @@ mod tests {
         .upgrade();
         assert!(v12.open_model().is_some());
         assert!(v12.tune().is_none());
+        let v13 = v1_3::PluginRoot {
+            info: authored.info(),
+            validate: authored.validate(),
+            new_backbone: authored.new_backbone(),
+            new_sample_augment: authored.new_sample_augment(),
+            new_batch_augment: authored.new_batch_augment(),
+            new_loss: authored.new_loss(),
+            new_metric: authored.new_metric(),
+            new_exporter: authored.new_exporter(),
+            devices: authored
+                .devices()
+                .expect("the current root module has `devices`"),
+            open_model: authored
+                .open_model()
+                .expect("the current root module has `open_model`"),
+            tune: authored.tune().expect("the current root module has `tune`"),
+        }
+        .leak_into_prefix()
+        .upgrade();
+        assert!(v13.tune().is_some());
+        assert!(v13.loggers().is_none());
+        assert!(v13.new_logger().is_none());
         assert!(authored.open_model().is_some());
         assert!(authored.tune().is_some());
+        assert!(authored.loggers().is_some());
+        assert!(authored.validate_logger().is_some());
+        assert!(authored.new_logger().is_some());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! An out-of-tree plugin, built by its own `cargo build` in its own workspace against nothing but
 //! `clshost-plugin-api`, loads next to the first-party plugins, and its exporter runs at the end
 //! of a run like a first-party one; its metric's scalar is a column of the epoch table, a column
-//! of `metrics.csv` and a curve of `metrics.png`.
+//! of `metrics.csv` and a curve of `metrics.png`; its logger gets every event of a run, through
+//! an interrupt and a resume.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -104,6 +105,8 @@ fn its_exporter_writes_and_verifies_at_the_end_of_a_run_and_its_metric_is_a_colu
             "--set".as_ref(),
             "metrics=[(name: \"accuracy\", params: (top_k: [1])), (name: \"balanced_accuracy\")]"
                 .as_ref(),
+            "--set".as_ref(),
+            "loggers=[(name: \"events_file\")]".as_ref(),
         ])
         .current_dir(scratch.path())
         .output()
@@ -168,4 +171,125 @@ fn its_exporter_writes_and_verifies_at_the_end_of_a_run_and_its_metric_is_a_colu
         lines.iter().any(|l| l.starts_with("fc.weight,2x512,1024,")),
         "{csv}"
     );
+
+    // The logger saw the whole run: the start with the recipe's fields, the epoch with the
+    // values metrics.jsonl holds, the recipe, checkpoint, export and plot files, the end.
+    let events = events(&run);
+    let start = &events[0];
+    assert_eq!(start["event"], "start", "{start}");
+    assert_eq!(start["resumed"], false);
+    assert_eq!(start["next_step"], 1);
+    assert_eq!(start["classes"], serde_json::json!(["circle", "square"]));
+    assert_eq!(start["params"]["trainer.epochs"], "1");
+    assert_eq!(start["params"]["metrics.1.name"], "\"balanced_accuracy\"");
+    assert_eq!(start["environment"]["plugin_abi"], "1.4.0");
+    let epochs: Vec<&serde_json::Value> = of_kind(&events, "epoch");
+    let jsonl = fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(epochs.len(), rows.len());
+    for (event, row) in epochs.iter().zip(&rows) {
+        assert_eq!(event["epoch"], row["epoch"]);
+        for (name, value) in event["scalars"].as_object().unwrap() {
+            let expected = row[name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name} in {row}"));
+            assert!((value.as_f64().unwrap() - expected).abs() <= 1e-9 * expected.abs().max(1.0));
+        }
+        assert!(event["scalars"]["balanced_accuracy"].is_f64(), "{event}");
+    }
+    let files: Vec<(String, String)> = of_kind(&events, "file")
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().into(),
+                f["relative"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let has = |kind: &str, relative: &str| files.contains(&(kind.into(), relative.into()));
+    assert!(has("recipe", "recipe.ron"), "{files:?}");
+    assert!(has("checkpoint", "checkpoints/last.ckpt"), "{files:?}");
+    assert!(has("checkpoint", "checkpoints/best.ckpt"), "{files:?}");
+    assert!(has("export", "export/weights_summary.csv"), "{files:?}");
+    assert!(has("plot", "plots/metrics.png"), "{files:?}");
+    let end = events.last().unwrap();
+    assert_eq!(end["event"], "end", "{end}");
+    assert_eq!(end["status"], "completed");
+    assert_eq!(end["epochs"], 1);
+    assert_eq!(end["summary"]["best_epoch"], 1.0);
+}
+
+/// The example logger's events of the run in `run`.
+fn events(run: &Path) -> Vec<serde_json::Value> {
+    fs::read_to_string(run.join("loggers/events_file/events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The events whose `event` is `kind`.
+fn of_kind<'e>(events: &'e [serde_json::Value], kind: &str) -> Vec<&'e serde_json::Value> {
+    events.iter().filter(|e| e["event"] == kind).collect()
+}
+
+#[test]
+fn its_logger_follows_a_run_through_an_interrupt_and_a_resume() {
+    let dir = example_dir();
+    let clshost = Clshost::new();
+    let scratch = tempfile::tempdir().unwrap();
+    tiny_scratch(&clshost, scratch.path());
+    let run = |args: &[&str]| {
+        let mut all = vec!["--plugin-dir", dir.to_str().unwrap(), "run"];
+        all.extend_from_slice(args);
+        clshost
+            .command(all)
+            .current_dir(scratch.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "tiny.ron",
+        "--set",
+        "trainer.epochs=2",
+        "--set",
+        "loggers=[(name: \"events_file\")]",
+        "--stop-after-epoch",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(130));
+    let run_dir = fs::read_dir(scratch.path().join("runs/tiny"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let first = events(&run_dir);
+    let end = first.last().unwrap();
+    assert_eq!(end["status"], "interrupted", "{end}");
+    assert!(
+        end["message"].as_str().unwrap().contains("resume with"),
+        "{end}"
+    );
+
+    stdout_ok(&run(&["--resume", run_dir.to_str().unwrap()]));
+    let all = events(&run_dir);
+    let starts = of_kind(&all, "start");
+    assert_eq!(starts.len(), 2);
+    assert_eq!(starts[1]["resumed"], true);
+    let steps_per_epoch = of_kind(&first, "epoch")[0]["step"].as_u64().unwrap();
+    assert_eq!(starts[1]["next_step"], steps_per_epoch + 1);
+    let epochs: Vec<u64> = of_kind(&all, "epoch")
+        .iter()
+        .map(|e| e["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, [1, 2]);
+    let ends: Vec<&str> = of_kind(&all, "end")
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(ends, ["interrupted", "completed"]);
 }

@@ -1,6 +1,6 @@
 //! An example of a third-party clshost plugin, built outside the clshost workspace.
 //!
-//! It offers one loss, one metric and one exporter:
+//! It offers one loss, one metric, one exporter and one logger:
 //!
 //! - `poly1`: PolyLoss (Leng et al., ICLR 2022), cross-entropy plus `epsilon * (1 - p_t)`, where
 //!   `p_t` is the probability the model gives the target (for soft targets, `sum_j t_j p_j`);
@@ -8,7 +8,10 @@
 //!   as scikit-learn's `balanced_accuracy_score`, optionally adjusted for chance;
 //! - `weights_summary`: a CSV with one row per weight tensor of the trained model (name, shape,
 //!   element count, mean, standard deviation, mean absolute value), for diffing runs or spotting
-//!   dead layers ([`WeightsSummary`]).
+//!   dead layers ([`WeightsSummary`]);
+//! - `events_file`: every event of a run (start with the recipe's parameters, logged steps,
+//!   epochs, files, end) appended as one JSON object per line to a file in the run directory,
+//!   for a team that feeds runs into its own store ([`EventsFile`]).
 //!
 //! Build it with `cargo build --release` in this directory, then point clshost at
 //! `target/release/` with `--plugin-dir` or `CLSHOST_PLUGIN_PATH`.
@@ -324,8 +327,7 @@ impl Exporter for WeightsSummary {
                 files.len()
             )));
         };
-        let text = fs::read_to_string(path)
-            .map_err(|e| PluginError::io_at(&path, e))?;
+        let text = fs::read_to_string(path).map_err(|e| PluginError::io_at(path, e))?;
         let mut lines = text.lines().filter(|l| !l.starts_with('#'));
         if lines.next() != Some(SUMMARY_HEADER) {
             return Err(PluginError::input(format!(
@@ -358,9 +360,142 @@ impl Exporter for WeightsSummary {
     }
 }
 
-register!(Loss: Poly1, Metric: BalancedAccuracy, Exporter: WeightsSummary);
+/// Appends every event of a run to a JSON Lines file: a logger (ABI 1.4) for teams that feed
+/// runs into their own store. A resumed run appends to the same file, so the file holds the
+/// whole run, each invocation opened by a `start` line.
+pub struct EventsFile {
+    file: fs::File,
+    path: PathBuf,
+}
+
+/// Config of [`EventsFile`].
+#[derive(Debug, Clone, Serialize, Deserialize, ConfigDoc)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsFileConfig {
+    /// The file's name, in the logger's folder of the run directory (`loggers/events_file/`).
+    pub file: String,
+}
+
+impl Default for EventsFileConfig {
+    fn default() -> Self {
+        EventsFileConfig {
+            file: "events.jsonl".into(),
+        }
+    }
+}
+
+impl Component for EventsFile {
+    const NAME: &'static str = "events_file";
+    const DESCRIPTION: &'static str = "Every event of a run as JSON Lines in the run directory";
+    type Config = EventsFileConfig;
+
+    fn check(config: &EventsFileConfig) -> Result<(), PluginError> {
+        check_file_name("file", &config.file, "jsonl")
+    }
+}
+
+/// `{name: value}` of named scalars.
+fn scalars(values: &[Scalar]) -> serde_json::Value {
+    values
+        .iter()
+        .map(|s| (s.name.to_string(), serde_json::json!(s.value)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+impl EventsFile {
+    fn write(&mut self, event: serde_json::Value) -> Result<(), PluginError> {
+        use std::io::Write as _;
+        writeln!(self.file, "{event}").map_err(|e| PluginError::io_at(&self.path, e))
+    }
+}
+
+impl Logger for EventsFile {
+    fn new(config: EventsFileConfig, ctx: &LoggerContext) -> Result<Self, PluginError> {
+        let path = Path::new(ctx.state_dir.as_str()).join(&config.file);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| PluginError::io_at(&path, e))?;
+        Ok(EventsFile { file, path })
+    }
+
+    fn start(&mut self, run: &RunStart) -> Result<(), PluginError> {
+        let params: serde_json::Map<_, _> = run
+            .params
+            .iter()
+            .map(|p| (p.name.to_string(), p.value.as_str().into()))
+            .collect();
+        let environment: serde_json::Map<_, _> = run
+            .environment
+            .iter()
+            .map(|p| (p.name.to_string(), p.value.as_str().into()))
+            .collect();
+        self.write(serde_json::json!({
+            "event": "start",
+            "name": run.name.as_str(),
+            "resumed": run.resumed,
+            "next_step": run.next_step,
+            "epochs": run.epochs,
+            "classes": run.classes.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            "params": params,
+            "environment": environment,
+        }))
+    }
+
+    fn step(&mut self, step: &StepLog) -> Result<(), PluginError> {
+        self.write(serde_json::json!({
+            "event": "step",
+            "step": step.step,
+            "scalars": scalars(&step.scalars),
+        }))
+    }
+
+    fn epoch(&mut self, epoch: &EpochLog) -> Result<(), PluginError> {
+        self.write(serde_json::json!({
+            "event": "epoch",
+            "epoch": epoch.epoch,
+            "step": epoch.step,
+            "scalars": scalars(&epoch.scalars),
+            "best": epoch.best.into_option(),
+            "improved": epoch.improved,
+        }))
+    }
+
+    fn file(&mut self, file: &FileLog) -> Result<(), PluginError> {
+        self.write(serde_json::json!({
+            "event": "file",
+            "kind": file.kind.as_str(),
+            "relative": file.relative.as_str(),
+            "epoch": file.epoch.into_option(),
+        }))
+    }
+
+    fn end(&mut self, end: &RunEnd) -> Result<(), PluginError> {
+        self.write(serde_json::json!({
+            "event": "end",
+            "status": end.status.as_str(),
+            "message": end.message.as_str(),
+            "epochs": end.epochs,
+            "step": end.step,
+            "summary": scalars(&end.summary),
+        }))?;
+        self.file
+            .sync_all()
+            .map_err(|e| PluginError::io_at(&self.path, e))
+    }
+}
+
+register!(
+    Loss: Poly1,
+    Metric: BalancedAccuracy,
+    Exporter: WeightsSummary,
+    Logger: EventsFile
+);
 export_plugin!(
-    description: "Example third-party plugin: PolyLoss, balanced accuracy, a weights summary"
+    description: "Example third-party plugin: PolyLoss, balanced accuracy, a weights summary, \
+                  a JSON Lines logger"
 );
 
 #[cfg(test)]
@@ -391,6 +526,13 @@ mod tests {
                 ("weights_summary", "file_name", "\"weights_summary.csv\""),
             ]
         );
+        let list = root
+            .loggers()
+            .expect("an ABI 1.4 root module lists loggers");
+        let loggers = list().unwrap();
+        let logger = &loggers[0];
+        assert_eq!(logger.name.as_str(), "events_file");
+        assert_eq!(logger.params[0].default.as_str(), "\"events.jsonl\"");
     }
 
     /// The summary of a known tensor, and `verify` accepting the file `export` wrote and

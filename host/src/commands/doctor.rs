@@ -12,12 +12,12 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 use clap::Args;
-use clshost_plugin_api::{ABI_VERSION_STRING, BackendReport, ComponentKind, DeviceEntry};
+use clshost_plugin_api::{ABI_VERSION_STRING, BackendReport, DeviceEntry};
 use serde::Serialize;
 
 use crate::output;
 use crate::recipe::validate::rebuild_flags;
-use crate::registry::{DeviceSupport, FailureView, Location, Plugin, Registry, SearchPath};
+use crate::registry::{DeviceSupport, FailureView, Kind, Location, Plugin, Registry, SearchPath};
 
 /// The backends first-party backbones can be built with, always shown in the verdict.
 const KNOWN_BACKENDS: [&str; 4] = ["cpu", "wgpu", "cuda", "libtorch"];
@@ -285,15 +285,10 @@ impl LocationView {
 impl PluginView {
     fn new(p: &Plugin, support: &DeviceSupport) -> Self {
         let lib = &p.library;
-        let components = ComponentKind::ALL
+        let components = Kind::ALL
             .iter()
             .map(|&kind| {
-                let n = lib
-                    .info
-                    .components
-                    .iter()
-                    .filter(|c| c.kind == kind)
-                    .count();
+                let n = lib.components.iter().filter(|c| c.kind == kind).count();
                 (kind.as_str(), n)
             })
             .filter(|&(_, n)| n > 0)

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use clshost_plugin_api::WeightSet;
+use clshost_plugin_api::{ABI_VERSION_STRING, BackboneSummary, WeightSet};
 
 use crate::assemble::{self, parts};
 use crate::exit::Exit;
@@ -24,8 +24,9 @@ use crate::export;
 use crate::output;
 use crate::recipe::{Recipe, Resolved};
 use crate::registry::{Registry, SearchPath};
+use crate::report::pipeline::{EndEvent, Event, FileEvent, FileKind, StartEvent};
 use crate::report::summary::Summary;
-use crate::report::{console, provenance};
+use crate::report::{console, loggers, provenance};
 use crate::rundir::{self, RunDir};
 use crate::train::{
     BestWeights, Checkpoint, Control, Ending, Parts, StopFlag, Trainer, signal, tuning,
@@ -143,12 +144,76 @@ pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
         started: wall,
     };
     let fresh = args.resume.is_none();
-    let mut trainer = Trainer::new(run_parts, run, state, control);
+    let loggers = loggers::create(&registry, &recipe.loggers, run.path(), !fresh);
+    let environment = environment(&summary, &used);
+    let classes = run_parts.classes.clone();
+    let mut trainer = Trainer::new(run_parts, run, state, control, loggers);
+    let run_dir = trainer.run_dir().path().to_path_buf();
+    trainer.report(&Event::Start(StartEvent {
+        name: &recipe.name,
+        run_dir: &run_dir,
+        recipe: &resolved.to_ron(),
+        params: &resolved.params(),
+        environment: &environment,
+        classes: &classes,
+        resumed: !fresh,
+        next_step: trainer.state.global_step + 1,
+        epochs: recipe.trainer.epochs,
+    }))?;
+    let result = train_to_end(&mut trainer, fresh, &recipe, &registry, &resolved);
+    let (status, message) = match &result {
+        Ok(ending) => (ending.as_str(), String::new()),
+        Err(e) => match e.downcast_ref::<Exit>() {
+            Some(exit) if exit.code == 130 => (Ending::Interrupted.as_str(), exit.message.clone()),
+            _ => ("failed", format!("{e:#}")),
+        },
+    };
+    end(&mut trainer, status, &message);
+    result.map(drop)
+}
+
+/// Where a run runs, for loggers: clshost and its ABI, the OS, the backbone and its device, and
+/// the plugins used.
+fn environment(summary: &BackboneSummary, used: &[provenance::PluginUse]) -> Vec<(String, String)> {
+    let plugins: Vec<String> = used
+        .iter()
+        .map(|p| format!("{} {}", p.name, p.version))
+        .collect();
+    [
+        ("clshost_version", env!("CARGO_PKG_VERSION").to_string()),
+        ("plugin_abi", ABI_VERSION_STRING.to_string()),
+        (
+            "os",
+            format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        ),
+        ("device", summary.device.to_string()),
+        ("parameters", summary.num_parameters.to_string()),
+        ("plugins", plugins.join(", ")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Trains, and finishes the run when training ended without an interrupt; the ending, or the
+/// error (an [`Exit`] with code 130 for an interrupt).
+fn train_to_end(
+    trainer: &mut Trainer,
+    fresh: bool,
+    recipe: &Recipe,
+    registry: &Registry,
+    resolved: &Resolved,
+) -> Result<Ending> {
+    let recipe_file = trainer.run_dir().file("recipe.ron");
     if fresh {
+        trainer.report(&Event::File(FileEvent {
+            kind: FileKind::Recipe,
+            path: &recipe_file,
+            epoch: None,
+        }))?;
         trainer.save_last()?;
     }
     let ending = trainer.train()?;
-    let run_dir = trainer.run_dir().path().to_path_buf();
     if ending == Ending::Interrupted {
         let s = &trainer.state;
         let at = match s.batches_done {
@@ -159,17 +224,63 @@ pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
             code: 130,
             message: format!(
                 "stopped {at}; `last` is saved\nresume with: clshost run --resume {}",
-                run_dir.display()
+                trainer.run_dir().path().display()
             ),
         }
         .into());
     }
-    finish(trainer, &recipe, &registry, &resolved, ending)
+    finish(trainer, recipe, registry, resolved, ending)?;
+    Ok(ending)
+}
+
+/// The end of an invocation, for the reporters: the plots as files, then how it ended. A
+/// reporter's failure here is only a warning: the run's outcome is already decided.
+fn end(trainer: &mut Trainer, status: &str, message: &str) {
+    let plots = trainer.run_dir().file("plots");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&plots)
+        .map(|dir| dir.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    let wall_seconds = trainer.wall_seconds();
+    let s = &trainer.state;
+    let mut summary = vec![
+        ("wall_seconds".to_string(), wall_seconds),
+        (
+            "images_per_s".to_string(),
+            s.total_images as f64 / s.train_seconds.max(1e-9),
+        ),
+    ];
+    if let (Some(value), Some(epoch)) = (s.monitor.best, s.monitor.best_epoch) {
+        summary.push(("best_value".to_string(), value));
+        summary.push(("best_epoch".to_string(), f64::from(epoch)));
+    }
+    let (epochs, step) = (s.epoch, s.global_step);
+    let events = files
+        .iter()
+        .map(|path| {
+            Event::File(FileEvent {
+                kind: FileKind::Plot,
+                path,
+                epoch: None,
+            })
+        })
+        .chain(std::iter::once(Event::End(EndEvent {
+            status,
+            message,
+            epochs,
+            step,
+            summary: &summary,
+        })));
+    for event in events {
+        if let Err(e) = trainer.report(&event) {
+            tracing::warn!("{e}");
+        }
+    }
 }
 
 /// The end of a finished run: best weights back, per-class table, exports, summary.
 fn finish(
-    mut trainer: Trainer,
+    trainer: &mut Trainer,
     recipe: &Recipe,
     registry: &Registry,
     resolved: &Resolved,
@@ -198,7 +309,14 @@ fn finish(
             .map_or_else(|| "-".to_string(), |e| e.to_string()),
         console::class_table(&trainer.class_lines(&eval, which))
     ))?;
-    let exports = export::export_run(&mut trainer, registry, resolved, weights)?;
+    let exports = export::export_run(trainer, registry, resolved, weights)?;
+    for file in exports.iter().flat_map(|e| &e.files) {
+        trainer.report(&Event::File(FileEvent {
+            kind: FileKind::Export,
+            path: file,
+            epoch: None,
+        }))?;
+    }
     let wall_seconds = trainer.wall_seconds();
     let parts = trainer.parts();
     let summary = Summary {

@@ -189,6 +189,13 @@ impl Resolved {
         typed::to_doc(&self.recipe).to_ron() + "\n"
     }
 
+    /// The resolved recipe's every field as `(dotted path, RON value)`, defaults included
+    /// (`optimizer.lr`, `metrics.0.name`, `model.params.depth`): what loggers record as the
+    /// run's parameters.
+    pub fn params(&self) -> Vec<(String, String)> {
+        typed::to_doc(&self.recipe).flatten("")
+    }
+
     /// The origin of the value at `path` (or of its closest written parent).
     pub fn origin_of(&self, path: &str) -> Option<Origin> {
         doc::parse_path(path).map(|p| self.doc.origin_of(&p).clone())

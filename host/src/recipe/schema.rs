@@ -40,6 +40,8 @@ pub struct Recipe {
     pub metrics: Vec<Component>,
     /// Exporters run at the end.
     pub export: Vec<Component>,
+    /// Experiment trackers the run's events are sent to.
+    pub loggers: Vec<Component>,
     /// Extra plugin files or directories, relative to the recipe file.
     pub plugins: Vec<PathBuf>,
     /// The runs directory.
@@ -469,6 +471,7 @@ impl Default for Recipe {
             trainer: Trainer::default(),
             metrics: Vec::new(),
             export: Vec::new(),
+            loggers: Vec::new(),
             plugins: Vec::new(),
             output: PathBuf::from("runs"),
         }

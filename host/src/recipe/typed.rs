@@ -14,7 +14,7 @@ use super::schema::{BatchAugment, BatchEntry, Component, Model, Recipe};
 use super::{Problem, RecipeError};
 
 /// The top-level fields of a recipe.
-const SECTIONS: [&str; 14] = [
+const SECTIONS: [&str; 15] = [
     "name",
     "seed",
     "data",
@@ -27,6 +27,7 @@ const SECTIONS: [&str; 14] = [
     "trainer",
     "metrics",
     "export",
+    "loggers",
     "plugins",
     "output",
 ];
@@ -69,6 +70,7 @@ pub fn partial(root: &Node) -> (Recipe, Vec<Problem>) {
             "trainer" => typed(root, name, value).map(|v| recipe.trainer = v),
             "metrics" => list(root, name, value).map(|v| recipe.metrics = v),
             "export" => list(root, name, value).map(|v| recipe.export = v),
+            "loggers" => list(root, name, value).map(|v| recipe.loggers = v),
             "plugins" => typed(root, name, value).map(|v| recipe.plugins = v),
             "output" => typed(root, name, value).map(|v| recipe.output = v),
             other => Err(vec![unknown_section(other, value)]),
@@ -227,10 +229,11 @@ pub fn to_doc(recipe: &Recipe) -> Node {
         match field.name.as_str() {
             "model" => put(node, &recipe.model.params),
             "loss" => put(node, &recipe.loss.params),
-            "augment" | "metrics" | "export" => {
+            "augment" | "metrics" | "export" | "loggers" => {
                 let list = match field.name.as_str() {
                     "augment" => &recipe.augment,
                     "metrics" => &recipe.metrics,
+                    "loggers" => &recipe.loggers,
                     _ => &recipe.export,
                 };
                 if let Value::List(items) = &mut node.value {

@@ -16,13 +16,13 @@
 
 use std::path::PathBuf;
 
-use clshost_plugin_api::{BackendReport, ComponentKind, LossContext, MetricContext};
+use clshost_plugin_api::{BackendReport, LossContext, MetricContext};
 
 use super::doc::{Node, Value};
 use super::schema::{Component, Recipe};
 use super::{Problem, Resolved, section_of, typed};
 use crate::data::imagefolder::class_folders;
-use crate::registry::{CreateError, DeviceSupport, Registry};
+use crate::registry::{CreateError, DeviceSupport, Kind, Registry};
 use crate::train::checkpoint::is_checkpoint;
 use crate::weights::WeightSource;
 
@@ -57,12 +57,12 @@ pub fn component_problems(
 
 /// Every component the recipe names, in recipe order: its kind, its path, and its name and
 /// params.
-fn named_components(r: &Recipe) -> Vec<(ComponentKind, String, (&str, &str))> {
+fn named_components(r: &Recipe) -> Vec<(Kind, String, (&str, &str))> {
     fn listed<'r>(
-        kind: ComponentKind,
+        kind: Kind,
         section: &'static str,
         items: impl Iterator<Item = (&'r str, &'r str)>,
-    ) -> impl Iterator<Item = (ComponentKind, String, (&'r str, &'r str))> {
+    ) -> impl Iterator<Item = (Kind, String, (&'r str, &'r str))> {
         items
             .enumerate()
             .map(move |(i, item)| (kind, format!("{section}[{i}]"), item))
@@ -72,35 +72,28 @@ fn named_components(r: &Recipe) -> Vec<(ComponentKind, String, (&str, &str))> {
     }
     let entries = r.batch_augment.entries.iter();
     std::iter::once((
-        ComponentKind::Backbone,
+        Kind::Backbone,
         "model".to_string(),
         (r.model.name.as_str(), r.model.params.as_str()),
     ))
     .chain(listed(
-        ComponentKind::SampleAugment,
+        Kind::SampleAugment,
         "augment",
         r.augment.iter().map(pair),
     ))
     .chain(listed(
-        ComponentKind::BatchAugment,
+        Kind::BatchAugment,
         "batch_augment.entries",
         entries.map(|e| (e.name.as_str(), e.params.as_str())),
     ))
-    .chain(listed(
-        ComponentKind::Exporter,
-        "export",
-        r.export.iter().map(pair),
-    ))
+    .chain(listed(Kind::Exporter, "export", r.export.iter().map(pair)))
     .chain(std::iter::once((
-        ComponentKind::Loss,
+        Kind::Loss,
         "loss".to_string(),
         (r.loss.name.as_str(), r.loss.params.as_str()),
     )))
-    .chain(listed(
-        ComponentKind::Metric,
-        "metrics",
-        r.metrics.iter().map(pair),
-    ))
+    .chain(listed(Kind::Metric, "metrics", r.metrics.iter().map(pair)))
+    .chain(listed(Kind::Logger, "loggers", r.loggers.iter().map(pair)))
     .collect()
 }
 
@@ -308,7 +301,7 @@ impl Validator<'_> {
         let reported = registry
             .get(&r.model.name)
             .filter(|_| device != "cpu")
-            .filter(|e| e.info.kind == ComponentKind::Backbone)
+            .filter(|e| e.info.kind == Kind::Backbone)
             .and_then(|e| match e.plugin.library.devices() {
                 DeviceSupport::Reported(reports) if !reports.is_empty() => {
                     Some((e.plugin.library.info.name.to_string(), reports))
@@ -409,7 +402,7 @@ impl Validator<'_> {
         };
         let plugin = registry
             .get(&m.name)
-            .filter(|e| e.info.kind == ComponentKind::Backbone)
+            .filter(|e| e.info.kind == Kind::Backbone)
             .map(|e| &e.plugin.library);
         if let Some(library) = plugin
             && library.root.tune().is_none()
@@ -512,7 +505,7 @@ impl Validator<'_> {
     fn check(
         &mut self,
         registry: &Registry,
-        kind: ComponentKind,
+        kind: Kind,
         path: &str,
         name: &str,
         params: &str,
@@ -583,10 +576,10 @@ impl Validator<'_> {
                 continue;
             }
             match kind {
-                ComponentKind::Loss if !r.batch_augment.entries.is_empty() => {
+                Kind::Loss if !r.batch_augment.entries.is_empty() => {
                     self.soft_targets(registry, num_classes);
                 }
-                ComponentKind::Metric => match registry.new_metric(name, params, &ctx) {
+                Kind::Metric => match registry.new_metric(name, params, &ctx) {
                     Ok(metric) => match metric.outputs() {
                         Ok(outputs) => {
                             reported.extend(outputs.into_iter().map(|o| o.name.to_string()));

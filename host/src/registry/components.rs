@@ -11,19 +11,20 @@ use std::sync::Arc;
 use abi_stable::std_types::{RResult, RStr, RString, RVec};
 use clshost_plugin_api::{
     AugmentContext, AugmentStage, BackboneBox, BackboneContext, BackboneSummary, BatchAugmentBox,
-    ComponentKind, ExportMeta, ExportedModelBox, ExporterBox, ImageU8, LoadReport,
-    LoadWeightsOptions, LossBox, LossContext, MetricBox, MetricContext, MetricOutput, MetricReport,
-    ModelGraph, NamedTensor, PluginError, SampleAugmentBox, StepParams, StepReport, Tensor,
-    TensorMut, TensorRef, TuneReport, TuneSpec, VerifyReport, WeightSet,
+    EpochLog, ExportMeta, ExportedModelBox, ExporterBox, FileLog, ImageU8, LoadReport,
+    LoadWeightsOptions, LoggerBox, LoggerContext, LossBox, LossContext, MetricBox, MetricContext,
+    MetricOutput, MetricReport, ModelGraph, NamedTensor, PluginError, RunEnd, RunStart,
+    SampleAugmentBox, StepLog, StepParams, StepReport, Tensor, TensorMut, TensorRef, TuneReport,
+    TuneSpec, VerifyReport, WeightSet,
 };
 
-use super::{Entry, Registry, ResolveError};
+use super::{Entry, Kind, Registry, ResolveError};
 
 /// Which component of which plugin file something came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     /// The component kind.
-    pub kind: ComponentKind,
+    pub kind: Kind,
     /// The component name.
     pub name: String,
     /// The plugin's name.
@@ -97,7 +98,7 @@ impl Registry {
     /// Resolves `name` as a `kind` and runs `create` with the plugin's root module.
     fn create<T>(
         &self,
-        kind: ComponentKind,
+        kind: Kind,
         name: &str,
         create: impl FnOnce(&Entry<'_>) -> RResult<T, PluginError>,
     ) -> Result<(T, Arc<Origin>), CreateError> {
@@ -108,14 +109,18 @@ impl Registry {
     }
 
     /// Parses and checks a component's config (RON) without creating the component.
-    pub fn validate(
-        &self,
-        kind: ComponentKind,
-        name: &str,
-        config: &str,
-    ) -> Result<(), CreateError> {
+    pub fn validate(&self, kind: Kind, name: &str, config: &str) -> Result<(), CreateError> {
+        let (name_, config_) = (RStr::from(name), RStr::from(config));
         self.create(kind, name, |e| {
-            (e.plugin.library.root.validate())(kind, RStr::from(name), RStr::from(config))
+            let root = &e.plugin.library.root;
+            match (kind.abi(), root.validate_logger()) {
+                (Some(abi_kind), _) => (root.validate())(abi_kind, name_, config_),
+                (None, Some(validate)) => validate(name_, config_),
+                // Only a 1.4 plugin lists loggers, and every 1.4 plugin can validate them.
+                (None, None) => RResult::RErr(PluginError::unsupported(
+                    "this plugin predates loggers (ABI 1.4)",
+                )),
+            }
         })
         .map(drop)
     }
@@ -128,7 +133,7 @@ impl Registry {
         ctx: &BackboneContext,
     ) -> Result<Backbone, CreateError> {
         let (mut tune, mut abi_minor) = (None, 0);
-        let (inner, origin) = self.create(ComponentKind::Backbone, name, |e| {
+        let (inner, origin) = self.create(Kind::Backbone, name, |e| {
             let library = &e.plugin.library;
             (tune, abi_minor) = (library.root.tune(), library.abi.minor);
             (library.root.new_backbone())(name.into(), config.into(), ctx)
@@ -148,7 +153,7 @@ impl Registry {
         config: &str,
         ctx: &AugmentContext,
     ) -> Result<SampleAugment, CreateError> {
-        let (inner, origin) = self.create(ComponentKind::SampleAugment, name, |e| {
+        let (inner, origin) = self.create(Kind::SampleAugment, name, |e| {
             (e.plugin.library.root.new_sample_augment())(name.into(), config.into(), ctx)
         })?;
         let stage = named(inner.stage(), &origin, "stage")?;
@@ -166,7 +171,7 @@ impl Registry {
         config: &str,
         ctx: &AugmentContext,
     ) -> Result<BatchAugment, CreateError> {
-        let (inner, origin) = self.create(ComponentKind::BatchAugment, name, |e| {
+        let (inner, origin) = self.create(Kind::BatchAugment, name, |e| {
             (e.plugin.library.root.new_batch_augment())(name.into(), config.into(), ctx)
         })?;
         Ok(BatchAugment { inner, origin })
@@ -179,7 +184,7 @@ impl Registry {
         config: &str,
         ctx: &LossContext,
     ) -> Result<Loss, CreateError> {
-        let (inner, origin) = self.create(ComponentKind::Loss, name, |e| {
+        let (inner, origin) = self.create(Kind::Loss, name, |e| {
             (e.plugin.library.root.new_loss())(name.into(), config.into(), ctx)
         })?;
         Ok(Loss { inner, origin })
@@ -192,7 +197,7 @@ impl Registry {
         config: &str,
         ctx: &MetricContext,
     ) -> Result<Metric, CreateError> {
-        let (inner, origin) = self.create(ComponentKind::Metric, name, |e| {
+        let (inner, origin) = self.create(Kind::Metric, name, |e| {
             (e.plugin.library.root.new_metric())(name.into(), config.into(), ctx)
         })?;
         Ok(Metric { inner, origin })
@@ -200,10 +205,72 @@ impl Registry {
 
     /// Creates an exporter.
     pub fn new_exporter(&self, name: &str, config: &str) -> Result<Exporter, CreateError> {
-        let (inner, origin) = self.create(ComponentKind::Exporter, name, |e| {
+        let (inner, origin) = self.create(Kind::Exporter, name, |e| {
             (e.plugin.library.root.new_exporter())(name.into(), config.into())
         })?;
         Ok(Exporter { inner, origin })
+    }
+
+    /// Creates a logger.
+    pub fn new_logger(
+        &self,
+        name: &str,
+        config: &str,
+        ctx: &LoggerContext,
+    ) -> Result<Logger, CreateError> {
+        let (inner, origin) = self.create(Kind::Logger, name, |e| {
+            match e.plugin.library.root.new_logger() {
+                Some(new) => new(name.into(), config.into(), ctx),
+                None => RResult::RErr(PluginError::unsupported(
+                    "this plugin predates loggers (ABI 1.4)",
+                )),
+            }
+        })?;
+        Ok(Logger::new(inner, origin))
+    }
+}
+
+/// An experiment tracker from a plugin. It is `Send`, so the host can call it on a thread of
+/// its own.
+pub struct Logger {
+    inner: LoggerBox,
+    origin: Arc<Origin>,
+}
+
+impl Logger {
+    /// Wraps a logger object that `origin` created.
+    pub fn new(inner: LoggerBox, origin: Arc<Origin>) -> Self {
+        Logger { inner, origin }
+    }
+
+    /// Which component this is.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// The run starts or resumes.
+    pub fn start(&mut self, run: &RunStart) -> Result<(), ComponentError> {
+        named(self.inner.start(run), &self.origin, "start")
+    }
+
+    /// A logged training step.
+    pub fn step(&mut self, step: &StepLog) -> Result<(), ComponentError> {
+        named(self.inner.step(step), &self.origin, "step")
+    }
+
+    /// An evaluated epoch.
+    pub fn epoch(&mut self, epoch: &EpochLog) -> Result<(), ComponentError> {
+        named(self.inner.epoch(epoch), &self.origin, "epoch")
+    }
+
+    /// A file the run wrote.
+    pub fn file(&mut self, file: &FileLog) -> Result<(), ComponentError> {
+        named(self.inner.file(file), &self.origin, "file")
+    }
+
+    /// The end of the invocation.
+    pub fn end(&mut self, end: &RunEnd) -> Result<(), ComponentError> {
+        named(self.inner.end(end), &self.origin, "end")
     }
 }
 

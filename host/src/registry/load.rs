@@ -11,7 +11,7 @@
 //! 5. abi_stable's own header, version and layout checks of the root module pass, against the
 //!    layout of the plugin's minor version (a 1.0 or 1.1 plugin is checked against that minor's
 //!    frozen root module and read without the fields later minors appended);
-//! 6. its `info()` answers.
+//! 6. its `info()` answers, and (ABI 1.4) its `loggers()`.
 //!
 //! Libraries are never unloaded: component objects and error messages may point into them.
 
@@ -20,9 +20,10 @@ use std::path::{Path, PathBuf};
 use abi_stable::library::{LibraryError, RawLibrary, lib_header_from_raw_library};
 use clshost_plugin_api::{
     ABI_MAJOR, ABI_MINOR, AbiVersion, BackendReport, HANDSHAKE_SYMBOL, PluginError, PluginInfo,
-    PluginRootRef, v1_0, v1_1, v1_2,
+    PluginRootRef, v1_0, v1_1, v1_2, v1_3,
 };
 
+use super::Described;
 use super::file_check::{self, FileError};
 
 /// Why a library could not be loaded as a plugin.
@@ -79,8 +80,10 @@ pub struct Library {
     pub abi: AbiVersion,
     /// Its root module.
     pub root: PluginRootRef,
-    /// What it says about itself.
+    /// What it says about itself; its `components` are moved into [`Library::components`].
     pub info: PluginInfo,
+    /// Every component it offers, loggers included, in the order it lists them.
+    pub components: Vec<Described>,
 }
 
 impl std::fmt::Debug for Library {
@@ -89,6 +92,7 @@ impl std::fmt::Debug for Library {
             .field("path", &self.path)
             .field("abi", &self.abi)
             .field("info", &self.info)
+            .field("components", &self.components)
             .finish_non_exhaustive()
     }
 }
@@ -161,6 +165,9 @@ pub fn load(path: &Path) -> Result<Library, LoadError> {
         2 => header
             .init_root_module::<v1_2::PluginRootRef>()
             .map(v1_2::PluginRootRef::upgrade),
+        3 => header
+            .init_root_module::<v1_3::PluginRootRef>()
+            .map(v1_3::PluginRootRef::upgrade),
         _ => header.init_root_module::<PluginRootRef>(),
     };
     let root = root.map_err(|e| match e {
@@ -173,14 +180,22 @@ pub fn load(path: &Path) -> Result<Library, LoadError> {
         }
         other => LoadError::Init(first_line(&other.to_string())),
     })?;
-    let info = (root.info())()
-        .into_result()
-        .map_err(|e: PluginError| LoadError::Init(e.to_string()))?;
+    let init = |e: PluginError| LoadError::Init(e.to_string());
+    let mut info = (root.info())().into_result().map_err(init)?;
+    let mut components: Vec<Described> = std::mem::take(&mut info.components)
+        .into_iter()
+        .map(Described::from)
+        .collect();
+    if let Some(loggers) = root.loggers() {
+        let loggers = loggers().into_result().map_err(init)?;
+        components.extend(loggers.into_iter().map(Described::from));
+    }
     Ok(Library {
         path: path.to_path_buf(),
         abi,
         root,
         info,
+        components,
     })
 }
 

@@ -15,17 +15,131 @@ pub mod load;
 pub mod search;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clshost_plugin_api::{ComponentInfo, ComponentKind};
+use abi_stable::std_types::{RString, RVec};
+use clshost_plugin_api::{ComponentInfo, ComponentKind, LoggerInfo, ParamDoc};
 
 pub use components::{
-    Backbone, BatchAugment, ComponentError, CreateError, ExportedModel, Exporter, Loss, Metric,
-    ModelFileError, Origin, SampleAugment,
+    Backbone, BatchAugment, ComponentError, CreateError, ExportedModel, Exporter, Logger, Loss,
+    Metric, ModelFileError, Origin, SampleAugment,
 };
 pub use load::{DeviceSupport, Library, LoadError};
 pub use search::{Candidate, Found, Location, SearchPath, Source};
+
+/// A component kind as the host sees it: the ABI's [`ComponentKind`]s, and loggers, which the
+/// ABI (1.4) lists and creates through entry points of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// A trainable model.
+    Backbone,
+    /// A per-sample augmentation.
+    SampleAugment,
+    /// A batch augmentation.
+    BatchAugment,
+    /// A loss.
+    Loss,
+    /// A metric.
+    Metric,
+    /// A model exporter.
+    Exporter,
+    /// An experiment tracker (ABI 1.4).
+    Logger,
+}
+
+impl Kind {
+    /// Every kind, in the order the host lists them.
+    pub const ALL: [Kind; 7] = [
+        Kind::Backbone,
+        Kind::SampleAugment,
+        Kind::BatchAugment,
+        Kind::Loss,
+        Kind::Metric,
+        Kind::Exporter,
+        Kind::Logger,
+    ];
+
+    /// The name used in tables, JSON and messages (`backbone`, ..., `logger`).
+    pub fn as_str(self) -> &'static str {
+        match self.abi() {
+            Some(kind) => kind.as_str(),
+            None => "logger",
+        }
+    }
+
+    /// The ABI's kind; `None` for loggers.
+    pub fn abi(self) -> Option<ComponentKind> {
+        Some(match self {
+            Kind::Backbone => ComponentKind::Backbone,
+            Kind::SampleAugment => ComponentKind::SampleAugment,
+            Kind::BatchAugment => ComponentKind::BatchAugment,
+            Kind::Loss => ComponentKind::Loss,
+            Kind::Metric => ComponentKind::Metric,
+            Kind::Exporter => ComponentKind::Exporter,
+            Kind::Logger => return None,
+        })
+    }
+}
+
+impl From<ComponentKind> for Kind {
+    fn from(kind: ComponentKind) -> Self {
+        match kind {
+            ComponentKind::Backbone => Kind::Backbone,
+            ComponentKind::SampleAugment => Kind::SampleAugment,
+            ComponentKind::BatchAugment => Kind::BatchAugment,
+            ComponentKind::Loss => Kind::Loss,
+            ComponentKind::Metric => Kind::Metric,
+            ComponentKind::Exporter => Kind::Exporter,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a plugin says about one of its components: a [`ComponentInfo`] or a [`LoggerInfo`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Described {
+    /// Its kind.
+    pub kind: Kind,
+    /// The name recipes use.
+    pub name: RString,
+    /// One line saying what it does.
+    pub description: RString,
+    /// Its parameters, in declaration order.
+    pub params: RVec<ParamDoc>,
+    /// Its complete default config, as RON.
+    pub default_config: RString,
+}
+
+impl From<ComponentInfo> for Described {
+    fn from(info: ComponentInfo) -> Self {
+        Described {
+            kind: info.kind.into(),
+            name: info.name,
+            description: info.description,
+            params: info.params,
+            default_config: info.default_config,
+        }
+    }
+}
+
+impl From<LoggerInfo> for Described {
+    fn from(info: LoggerInfo) -> Self {
+        Described {
+            kind: Kind::Logger,
+            name: info.name,
+            description: info.description,
+            params: info.params,
+            default_config: info.default_config,
+        }
+    }
+}
 
 /// A plugin file that could not be loaded, and why.
 #[derive(Debug)]
@@ -116,7 +230,7 @@ pub struct Registry {
 #[derive(Debug, Clone, Copy)]
 pub struct Entry<'a> {
     /// The component's description.
-    pub info: &'a ComponentInfo,
+    pub info: &'a Described,
     /// The plugin that offers it.
     pub plugin: &'a Plugin,
 }
@@ -153,7 +267,7 @@ impl Registry {
 
     fn add(&mut self, plugin: Plugin) -> Result<(), RegistryError> {
         let p = self.plugins.len();
-        for (c, info) in plugin.library.info.components.iter().enumerate() {
+        for (c, info) in plugin.library.components.iter().enumerate() {
             if let Some(&(other, _)) = self.index.get(info.name.as_str()) {
                 let first = &self.plugins.get(other).unwrap_or(&plugin).library;
                 return Err(RegistryError::Duplicate {
@@ -205,7 +319,7 @@ impl Registry {
     fn entry(&self, p: usize, c: usize) -> Entry<'_> {
         let plugin = &self.plugins[p];
         Entry {
-            info: &plugin.library.info.components[c],
+            info: &plugin.library.components[c],
             plugin,
         }
     }
@@ -216,7 +330,7 @@ impl Registry {
     }
 
     /// Names close to `name` (of `kind`, when given), best first, for "did you mean" messages.
-    pub fn suggestions(&self, name: &str, kind: Option<ComponentKind>) -> Vec<&str> {
+    pub fn suggestions(&self, name: &str, kind: Option<Kind>) -> Vec<&str> {
         let mut scored: Vec<(f64, &str)> = self
             .entries()
             .into_iter()
@@ -234,7 +348,7 @@ impl Registry {
     }
 
     /// The component `name` of `kind`, or an error saying what exists instead.
-    pub fn resolve(&self, kind: ComponentKind, name: &str) -> Result<Entry<'_>, ResolveError> {
+    pub fn resolve(&self, kind: Kind, name: &str) -> Result<Entry<'_>, ResolveError> {
         match self.get(name) {
             Some(entry) if entry.info.kind == kind => Ok(entry),
             Some(entry) => Err(ResolveError::WrongKind {
@@ -270,7 +384,7 @@ pub enum ResolveError {
         /// The name asked for.
         name: String,
         /// The kind asked for.
-        kind: ComponentKind,
+        kind: Kind,
         /// Close names of that kind.
         suggestions: Vec<String>,
         /// Every name of that kind.
@@ -282,18 +396,13 @@ pub enum ResolveError {
         /// The name asked for.
         name: String,
         /// The kind asked for.
-        wanted: ComponentKind,
+        wanted: Kind,
         /// The kind it is.
-        found: ComponentKind,
+        found: Kind,
     },
 }
 
-fn unknown_message(
-    name: &str,
-    kind: ComponentKind,
-    suggestions: &[String],
-    available: &[String],
-) -> String {
+fn unknown_message(name: &str, kind: Kind, suggestions: &[String], available: &[String]) -> String {
     let mut message = format!("no {kind} named `{name}`");
     if let Some(best) = suggestions.first() {
         message.push_str(&format!("; did you mean `{best}`?"));

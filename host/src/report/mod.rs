@@ -3,7 +3,8 @@
 //! output and the run directory's derived files.
 //!
 //! - [`pipeline`]: the events a run emits and the reporters that take them (the table, the
-//!   metrics files, the plots, TensorBoard);
+//!   metrics files, the plots, TensorBoard, the loggers);
+//! - [`loggers`]: the recipe's logger plugins, each on a thread of its own;
 //! - [`console`]: progress bar, the epoch table and the per-class table;
 //! - [`history`]: `metrics.csv` and `metrics.jsonl`;
 //! - [`plots`]: the PNG plots;
@@ -13,6 +14,7 @@
 
 pub mod console;
 pub mod history;
+pub mod loggers;
 pub mod pipeline;
 pub mod plots;
 pub mod provenance;

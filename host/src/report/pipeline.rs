@@ -1,23 +1,32 @@
 //! The reporting pipeline: the events a training run emits, and the reporters that show or keep
 //! them.
 //!
-//! The trainer knows nothing of tables, files or plots: it emits [`Event`]s, in order,
+//! The trainer knows nothing of tables, files, plots or trackers: it and `clshost run` emit
+//! [`Event`]s, in order,
 //!
-//! - [`Event::Start`] when training starts or resumes, with the next global step;
+//! - [`Event::Start`] when the run starts or resumes: the resolved recipe, its fields, the
+//!   environment, the next global step;
 //! - [`Event::Step`] every `log_interval` steps: the step's loss, learning rate and throughput;
 //! - [`Event::Epoch`] after each evaluation: the epoch's row (every value of every metric
 //!   report), the whole history, the metric reports themselves, and the best value so far;
+//! - [`Event::File`] for each file a tracker may keep: the recipe, checkpoints as they are
+//!   written, exports, and the plots at the end;
+//! - [`Event::End`] last: how the invocation ended (completed, early stopping, time limit,
+//!   interrupted or failed) and the summary values;
 //!
 //! and [`Reporters`] hands each one to every reporter. The first-party reporters are
 //!
 //! - [`Table`]: the epoch table on stdout ([`console`]);
 //! - [`HistoryFiles`]: `metrics.csv` and `metrics.jsonl` ([`history`]);
 //! - [`Plots`]: the PNG plots ([`plots`]);
-//! - [`TensorBoard`]: the TensorBoard event file ([`super::tensorboard`]).
+//! - [`TensorBoard`]: the TensorBoard event file ([`super::tensorboard`]);
+//!
+//! and the recipe's loggers, each on a thread of its own ([`super::loggers`]).
 //!
 //! A reporter is either required, or advisory. The table and the metrics files are required:
-//! their failure ends the run, since a run directory without its metrics is broken. Plots and
-//! TensorBoard events are derived outputs: their failure is a warning and the run goes on.
+//! their failure ends the run, since a run directory without its metrics is broken. Plots,
+//! TensorBoard events and loggers are derived outputs: their failure is a warning and the run
+//! goes on.
 
 use std::path::{Path, PathBuf};
 
@@ -32,11 +41,8 @@ use crate::train::Schedule;
 
 /// Something that happened in a run, as the reporters see it.
 pub enum Event<'a> {
-    /// Training starts, or resumes; its next global step (from 1).
-    Start {
-        /// The global step the run goes on from.
-        next_step: u64,
-    },
+    /// The run starts, or resumes.
+    Start(StartEvent<'a>),
     /// A logged training step.
     Step {
         /// The global step, from 1.
@@ -46,6 +52,81 @@ pub enum Event<'a> {
     },
     /// An evaluated epoch.
     Epoch(EpochEvent<'a>),
+    /// A file the run wrote.
+    File(FileEvent<'a>),
+    /// The end of the invocation: the last event.
+    End(EndEvent<'a>),
+}
+
+/// The run starting or resuming.
+pub struct StartEvent<'a> {
+    /// The recipe's name.
+    pub name: &'a str,
+    /// The run directory.
+    pub run_dir: &'a Path,
+    /// The resolved recipe, as RON.
+    pub recipe: &'a str,
+    /// The recipe's fields as `(dotted path, RON value)`.
+    pub params: &'a [(String, String)],
+    /// Where it runs, as `(name, value)`.
+    pub environment: &'a [(String, String)],
+    /// The class names, in class-index order.
+    pub classes: &'a [String],
+    /// Whether this invocation resumes the run.
+    pub resumed: bool,
+    /// The global step the run goes on from (from 1).
+    pub next_step: u64,
+    /// The epochs the recipe trains for.
+    pub epochs: u32,
+}
+
+/// What kind of file a [`FileEvent`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// `recipe.ron`.
+    Recipe,
+    /// A checkpoint, as it is written.
+    Checkpoint,
+    /// An exported model.
+    Export,
+    /// A plot, at the end of the invocation.
+    Plot,
+}
+
+impl FileKind {
+    /// The name loggers get (`recipe`, `checkpoint`, `export`, `plot`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Recipe => "recipe",
+            FileKind::Checkpoint => "checkpoint",
+            FileKind::Export => "export",
+            FileKind::Plot => "plot",
+        }
+    }
+}
+
+/// A file the run wrote.
+pub struct FileEvent<'a> {
+    /// What it is.
+    pub kind: FileKind,
+    /// Where it is.
+    pub path: &'a Path,
+    /// The epoch (from 1) it belongs to, if any.
+    pub epoch: Option<u32>,
+}
+
+/// The end of an invocation.
+pub struct EndEvent<'a> {
+    /// `completed`, `early_stopping`, `time_limit`, `interrupted` or `failed`.
+    pub status: &'a str,
+    /// Why it failed or where it stopped; empty otherwise.
+    pub message: &'a str,
+    /// Epochs trained.
+    pub epochs: u32,
+    /// The last global step.
+    pub step: u64,
+    /// Summary values (`best_value`, `best_epoch`, `wall_seconds`, `images_per_s`) that exist.
+    pub summary: &'a [(String, f64)],
 }
 
 /// An evaluated epoch.
@@ -89,7 +170,7 @@ pub struct Reporters {
     /// Reporters whose failure ends the run.
     required: Vec<Box<dyn Reporter>>,
     /// Reporters whose failure is a warning: (what it writes, the reporter).
-    advisory: Vec<(&'static str, Box<dyn Reporter>)>,
+    advisory: Vec<(String, Box<dyn Reporter>)>,
 }
 
 impl Reporters {
@@ -103,7 +184,7 @@ impl Reporters {
             ],
             advisory: vec![
                 (
-                    "plots",
+                    "plots".into(),
                     Box::new(Plots {
                         dir: run.join("plots"),
                         classes,
@@ -111,7 +192,7 @@ impl Reporters {
                     }),
                 ),
                 (
-                    "TensorBoard events",
+                    "TensorBoard events".into(),
                     Box::new(TensorBoard {
                         dir: run.join("tensorboard"),
                         log: EventLog::default(),
@@ -119,6 +200,11 @@ impl Reporters {
                 ),
             ],
         }
+    }
+
+    /// Adds an advisory reporter, after the others; `what` names what it keeps in warnings.
+    pub fn add_advisory(&mut self, what: String, reporter: Box<dyn Reporter>) {
+        self.advisory.push((what, reporter));
     }
 
     /// Gives `event` to every reporter: the first required one's failure is returned (the
@@ -233,11 +319,12 @@ pub struct TensorBoard {
 impl Reporter for TensorBoard {
     fn report(&mut self, event: &Event<'_>) -> Result<(), ReportError> {
         match event {
-            Event::Start { next_step } => self.log = EventLog::start(&self.dir, *next_step),
+            Event::Start(start) => self.log = EventLog::start(&self.dir, start.next_step),
             Event::Step { step, scalars } => self.log.scalars(*step, scalars),
             Event::Epoch(epoch) => self
                 .log
                 .scalars(epoch.global_step, &epoch_scalars(epoch.row)),
+            Event::File(_) | Event::End(_) => {}
         }
         Ok(())
     }
@@ -248,10 +335,18 @@ impl Reporter for TensorBoard {
 fn epoch_scalars(row: &Row) -> Vec<(String, f64)> {
     std::iter::once(("epoch/epoch".to_string(), f64::from(row.epoch)))
         .chain(
-            row.cells()
+            row_scalars(row)
                 .into_iter()
-                .filter_map(|(name, v)| Some((format!("epoch/{name}"), v?))),
+                .map(|(name, v)| (format!("epoch/{name}"), v)),
         )
+        .collect()
+}
+
+/// Every defined value of an epoch's row, named as `metrics.csv` names its columns.
+pub fn row_scalars(row: &Row) -> Vec<(String, f64)> {
+    row.cells()
+        .into_iter()
+        .filter_map(|(name, v)| Some((name, v?)))
         .collect()
 }
 
@@ -271,9 +366,11 @@ mod tests {
     impl Reporter for Recorder {
         fn report(&mut self, event: &Event<'_>) -> Result<(), ReportError> {
             let what = match event {
-                Event::Start { next_step } => format!("start {next_step}"),
+                Event::Start(s) => format!("start {}", s.next_step),
                 Event::Step { step, .. } => format!("step {step}"),
                 Event::Epoch(e) => format!("epoch {}", e.row.epoch),
+                Event::File(f) => format!("file {}", f.path.display()),
+                Event::End(e) => format!("end {}", e.status),
             };
             self.seen.borrow_mut().push(what);
             if self.fail {
@@ -298,14 +395,25 @@ mod tests {
         };
         let mut advisory_only = Reporters {
             required: vec![recorder(false)],
-            advisory: vec![("a", recorder(true))],
+            advisory: vec![("a".into(), recorder(true))],
         };
-        advisory_only.emit(&Event::Start { next_step: 7 }).unwrap();
+        let start = StartEvent {
+            name: "r",
+            run_dir: Path::new("runs/r/1"),
+            recipe: "()",
+            params: &[],
+            environment: &[],
+            classes: &[],
+            resumed: false,
+            next_step: 7,
+            epochs: 1,
+        };
+        advisory_only.emit(&Event::Start(start)).unwrap();
         assert_eq!(*seen.borrow(), ["start 7", "start 7"]);
 
         let mut failing = Reporters {
             required: vec![recorder(true), recorder(false)],
-            advisory: vec![("a", recorder(false))],
+            advisory: vec![("a".into(), recorder(false))],
         };
         let history = [Row {
             epoch: 2,

@@ -40,6 +40,7 @@ fn component_names(recipe: &Recipe) -> Vec<&str> {
     names.extend(recipe.batch_augment.entries.iter().map(|c| c.name.as_str()));
     names.extend(recipe.metrics.iter().map(|c| c.name.as_str()));
     names.extend(recipe.export.iter().map(|c| c.name.as_str()));
+    names.extend(recipe.loggers.iter().map(|c| c.name.as_str()));
     names
 }
 

@@ -13,8 +13,9 @@
 //! competes for `best` and for the top-k list. `last` is written after every epoch, and on an
 //! interrupt after the current step. What the run shows and keeps about itself (the epoch
 //! table, the metrics files, the plots, TensorBoard) is not the loop's business: it emits
-//! events to the reporters of [`crate::report::pipeline`] (the start, every `log_interval`-th
-//! step, each evaluated epoch). A non-finite loss
+//! events to the reporters of [`crate::report::pipeline`] (every `log_interval`-th step, each
+//! evaluated epoch, each checkpoint file; `clshost run` emits the start, the exports and the
+//! end). A non-finite loss
 //! stops the run before the step is applied, leaving the last checkpoint on disk untouched; so
 //! do non-finite logits, which a loss plugin may refuse.
 
@@ -35,7 +36,8 @@ use crate::recipe::Recipe;
 use crate::registry::{Backbone, BatchAugment, ComponentError, Loss, Metric};
 use crate::report::console::{ClassLine, Progress};
 use crate::report::history::Row;
-use crate::report::pipeline::{EpochEvent, Event, ReportError, Reporters};
+use crate::report::loggers::Tracked;
+use crate::report::pipeline::{EpochEvent, Event, FileEvent, FileKind, ReportError, Reporters};
 use crate::rundir::{RunDir, WriteError};
 
 /// Why training stopped with an error.
@@ -165,7 +167,14 @@ pub struct Trainer {
 
 impl Trainer {
     /// A trainer over `parts`, writing into `run`, starting from `state`.
-    pub fn new(parts: Parts, run: RunDir, state: HostState, control: Control) -> Self {
+    /// The recipe's `loggers` get every event after the first-party reporters.
+    pub fn new(
+        parts: Parts,
+        run: RunDir,
+        state: HostState,
+        control: Control,
+        loggers: Vec<Tracked>,
+    ) -> Self {
         let r = &parts.recipe;
         let schedule = Schedule::new(
             &r.schedule,
@@ -174,7 +183,11 @@ impl Trainer {
             r.trainer.epochs,
             parts.train.batches_per_epoch() as u64,
         );
-        let reporters = Reporters::first_party(run.path(), parts.classes.clone(), schedule.clone());
+        let mut reporters =
+            Reporters::first_party(run.path(), parts.classes.clone(), schedule.clone());
+        for logger in loggers {
+            reporters.add_advisory(format!("logger `{}`", logger.name()), Box::new(logger));
+        }
         Trainer {
             parts,
             run,
@@ -247,7 +260,20 @@ impl Trainer {
         if keep.top_k > 0 {
             topk::prune(&dir, &self.state.top_k)?;
         }
+        let epoch = (self.state.epoch > 0).then_some(self.state.epoch);
+        for path in paths {
+            self.report(&Event::File(FileEvent {
+                kind: FileKind::Checkpoint,
+                path,
+                epoch,
+            }))?;
+        }
         Ok(())
+    }
+
+    /// Gives `event` to the reporters; a required reporter's failure is the error.
+    pub fn report(&mut self, event: &Event<'_>) -> Result<(), TrainError> {
+        Ok(self.reporters.emit(event)?)
     }
 
     /// Writes `checkpoints/last.ckpt` (when the recipe keeps it).
@@ -265,9 +291,6 @@ impl Trainer {
             .max_time_minutes
             .map(|m| Duration::from_secs_f64(m.max(0.0) * 60.0));
         let epochs = self.parts.recipe.trainer.epochs;
-        self.reporters.emit(&Event::Start {
-            next_step: self.state.global_step + 1,
-        })?;
         while self.state.epoch < epochs {
             if !self.train_epoch()? {
                 self.save_last()?;

@@ -7,13 +7,15 @@ use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 
 use super::guard::guard;
 use super::{
-    Backbone, BatchAugment, ExportedModel, Exporter, ImageAugment, Loss, Metric, TensorAugment,
+    Backbone, BatchAugment, ExportedModel, Exporter, ImageAugment, Logger, Loss, Metric,
+    TensorAugment,
 };
 use crate::{
-    AbiBackbone, AbiBatchAugment, AbiExportedModel, AbiExporter, AbiLoss, AbiMetric,
-    AbiSampleAugment, AugmentStage, BackboneSummary, ExportMeta, ImageU8, LoadReport,
-    LoadWeightsOptions, MetricOutput, MetricReport, ModelGraph, NamedTensor, PluginError,
-    StepParams, StepReport, Tensor, TensorMut, TensorRef, VerifyReport, WeightSet,
+    AbiBackbone, AbiBatchAugment, AbiExportedModel, AbiExporter, AbiLogger, AbiLoss, AbiMetric,
+    AbiSampleAugment, AugmentStage, BackboneSummary, EpochLog, ExportMeta, FileLog, ImageU8,
+    LoadReport, LoadWeightsOptions, MetricOutput, MetricReport, ModelGraph, NamedTensor,
+    PluginError, RunEnd, RunStart, StepLog, StepParams, StepReport, Tensor, TensorMut, TensorRef,
+    VerifyReport, WeightSet,
 };
 
 /// Wraps an authoring-trait value so it implements the matching ABI trait.
@@ -142,6 +144,24 @@ impl<T: Metric> AbiMetric for Adapter<T> {
     }
     fn compute(&self) -> RResult<MetricReport, PluginError> {
         guard(|| self.0.compute())
+    }
+}
+
+impl<T: Logger> AbiLogger for Adapter<T> {
+    fn start(&mut self, run: &RunStart) -> RResult<(), PluginError> {
+        guard(|| self.0.start(run))
+    }
+    fn step(&mut self, step: &StepLog) -> RResult<(), PluginError> {
+        guard(|| self.0.step(step))
+    }
+    fn epoch(&mut self, epoch: &EpochLog) -> RResult<(), PluginError> {
+        guard(|| self.0.epoch(epoch))
+    }
+    fn file(&mut self, file: &FileLog) -> RResult<(), PluginError> {
+        guard(|| self.0.file(file))
+    }
+    fn end(&mut self, end: &RunEnd) -> RResult<(), PluginError> {
+        guard(|| self.0.end(end))
     }
 }
 

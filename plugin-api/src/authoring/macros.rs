@@ -2,7 +2,7 @@
 //! [`crate::export_plugin!`] once, with the hidden helpers they expand to.
 
 /// Registers components with the plugin, one `Kind: Type` pair each. Kinds: `Backbone`,
-/// `ImageAugment`, `TensorAugment`, `BatchAugment`, `Loss`, `Metric`, `Exporter`.
+/// `ImageAugment`, `TensorAugment`, `BatchAugment`, `Loss`, `Metric`, `Exporter`, `Logger`.
 ///
 /// ```text
 /// register!(Loss: CrossEntropy, Metric: Accuracy);
@@ -42,6 +42,9 @@ macro_rules! __register_one {
     };
     (Exporter, $ty:ty) => {
         $crate::authoring::Registration::exporter::<$ty>()
+    };
+    (Logger, $ty:ty) => {
+        $crate::authoring::Registration::logger::<$ty>()
     };
 }
 

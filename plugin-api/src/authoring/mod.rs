@@ -1,7 +1,8 @@
 //! Writing a plugin in plain Rust.
 //!
 //! Implement [`Component`] plus one kind trait ([`Backbone`], [`ImageAugment`],
-//! [`TensorAugment`], [`BatchAugment`], [`Loss`], [`Metric`] or [`Exporter`]) for a type, derive
+//! [`TensorAugment`], [`BatchAugment`], [`Loss`], [`Metric`], [`Exporter`] or [`Logger`]) for a
+//! type, derive
 //! [`ConfigDoc`] on its config, register it with [`crate::register!`], and call
 //! [`crate::export_plugin!`] once in the crate. This module supplies the rest:
 //!
@@ -35,10 +36,10 @@ pub use registry::Registration;
 pub use root::{DeviceReporter, IntoBackendReports, root_module};
 
 use crate::{
-    AugmentContext, BackboneContext, BackboneSummary, ExportMeta, ImageU8, LoadReport,
-    LoadWeightsOptions, LossContext, MetricContext, MetricOutput, MetricReport, ModelGraph,
-    NamedTensor, PluginError, StepParams, StepReport, Tensor, TensorMut, TensorRef, TuneReport,
-    TuneSpec, VerifyReport, WeightSet,
+    AugmentContext, BackboneContext, BackboneSummary, EpochLog, ExportMeta, FileLog, ImageU8,
+    LoadReport, LoadWeightsOptions, LoggerContext, LossContext, MetricContext, MetricOutput,
+    MetricReport, ModelGraph, NamedTensor, PluginError, RunEnd, RunStart, StepLog, StepParams,
+    StepReport, Tensor, TensorMut, TensorRef, TuneReport, TuneSpec, VerifyReport, WeightSet,
 };
 
 /// Documentation of one field of a [`Component::Config`]: its name as written in a recipe, and
@@ -260,6 +261,41 @@ pub trait Metric: Component {
     fn update(&mut self, logits: TensorRef<'_>, labels: &[u32]) -> Result<(), PluginError>;
     /// Reports over everything accumulated.
     fn compute(&self) -> Result<MetricReport, PluginError>;
+}
+
+/// An experiment tracker (ABI 1.4): gets a run's events, in order, on a thread of its own.
+/// Every method but [`Logger::new`] defaults to doing nothing, so a logger implements what it
+/// sends. An error is shown to the user as a warning (once per logger) and never ends the run;
+/// see [`crate::AbiLogger`] for the events.
+pub trait Logger: Component {
+    /// Creates the logger. Keep it cheap and offline: connect on [`Logger::start`], so that a
+    /// tracker that is down costs a warning, not the run.
+    fn new(config: Self::Config, ctx: &LoggerContext) -> Result<Self, PluginError>;
+    /// The run starts or resumes.
+    fn start(&mut self, run: &RunStart) -> Result<(), PluginError> {
+        let _ = run;
+        Ok(())
+    }
+    /// A logged training step.
+    fn step(&mut self, step: &StepLog) -> Result<(), PluginError> {
+        let _ = step;
+        Ok(())
+    }
+    /// An evaluated epoch.
+    fn epoch(&mut self, epoch: &EpochLog) -> Result<(), PluginError> {
+        let _ = epoch;
+        Ok(())
+    }
+    /// A file the run wrote.
+    fn file(&mut self, file: &FileLog) -> Result<(), PluginError> {
+        let _ = file;
+        Ok(())
+    }
+    /// The end of the invocation; flush here.
+    fn end(&mut self, end: &RunEnd) -> Result<(), PluginError> {
+        let _ = end;
+        Ok(())
+    }
 }
 
 /// A model exporter.

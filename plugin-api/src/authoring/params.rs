@@ -2,13 +2,48 @@
 //! [`ConfigDoc`]) paired with the defaults, cut from the RON of `Config::default()` so they print
 //! exactly as a recipe writes them, and the whole default config.
 
-use super::{Component, ConfigDoc};
-use crate::{ComponentInfo, ComponentKind, ParamDoc, PluginError};
+use abi_stable::std_types::{RString, RVec};
 
-/// Builds a component's info: defaults come from serializing `Config::default()`.
-pub(super) fn component_info<T: Component>(
-    kind: ComponentKind,
-) -> Result<ComponentInfo, PluginError> {
+use super::{Component, ConfigDoc};
+use crate::{ComponentInfo, ComponentKind, LoggerInfo, ParamDoc, PluginError};
+
+/// A component's parameters with their defaults, and its whole default config: what its
+/// [`ComponentInfo`] or [`LoggerInfo`] lists besides its name and description.
+pub(super) struct Documented {
+    params: RVec<ParamDoc>,
+    default_config: RString,
+}
+
+impl Documented {
+    /// The component list entry of a component of `kind` named `name`.
+    pub(super) fn component(
+        self,
+        kind: ComponentKind,
+        name: &str,
+        description: &str,
+    ) -> ComponentInfo {
+        ComponentInfo {
+            kind,
+            name: name.into(),
+            description: description.into(),
+            params: self.params,
+            default_config: self.default_config,
+        }
+    }
+
+    /// The list entry of the logger named `name`.
+    pub(super) fn logger(self, name: &str, description: &str) -> LoggerInfo {
+        LoggerInfo {
+            name: name.into(),
+            description: description.into(),
+            params: self.params,
+            default_config: self.default_config,
+        }
+    }
+}
+
+/// Documents a component's config: defaults come from serializing `Config::default()`.
+pub(super) fn documented<T: Component>() -> Result<Documented, PluginError> {
     let defaults = default_fields::<T>()?;
     let params = <T::Config as ConfigDoc>::PARAMS
         .iter()
@@ -25,10 +60,7 @@ pub(super) fn component_info<T: Component>(
         .collect();
     let default_config = ron::ser::to_string_pretty(&T::Config::default(), pretty())
         .map_err(|e| PluginError::internal(format!("cannot write the default config: {e}")))?;
-    Ok(ComponentInfo {
-        kind,
-        name: T::NAME.into(),
-        description: T::DESCRIPTION.into(),
+    Ok(Documented {
         params,
         default_config: default_config.into(),
     })
@@ -162,7 +194,11 @@ mod tests {
 
     #[test]
     fn params_pair_the_config_docs_with_defaults_as_a_recipe_writes_them() {
-        let info = component_info::<Crop>(ComponentKind::SampleAugment).unwrap();
+        let info = documented::<Crop>().unwrap().component(
+            ComponentKind::SampleAugment,
+            Crop::NAME,
+            Crop::DESCRIPTION,
+        );
         let params: Vec<(&str, &str, &str)> = info
             .params
             .iter()

@@ -7,15 +7,16 @@ use std::path::Path;
 use abi_stable::sabi_trait::{TD_CanDowncast, TD_Opaque};
 
 use super::adapters::{Adapter, ImageStage, Opened, TensorStage};
-use super::params::component_info;
+use super::params::{Documented, documented};
 use super::{
-    Backbone, BatchAugment, Component, Exporter, ImageAugment, Loss, Metric, TensorAugment,
+    Backbone, BatchAugment, Component, Exporter, ImageAugment, Logger, Loss, Metric, TensorAugment,
 };
 use crate::{
-    AbiBackbone_TO, AbiBatchAugment_TO, AbiExportedModel_TO, AbiExporter_TO, AbiLoss_TO,
-    AbiMetric_TO, AbiSampleAugment_TO, AugmentContext, BackboneBox, BackboneContext,
-    BatchAugmentBox, ComponentInfo, ComponentKind, ExportedModelBox, ExporterBox, LossBox,
-    LossContext, MetricBox, MetricContext, PluginError, TuneReport, TuneSpec, parse_config,
+    AbiBackbone_TO, AbiBatchAugment_TO, AbiExportedModel_TO, AbiExporter_TO, AbiLogger_TO,
+    AbiLoss_TO, AbiMetric_TO, AbiSampleAugment_TO, AugmentContext, BackboneBox, BackboneContext,
+    BatchAugmentBox, ComponentKind, ExportedModelBox, ExporterBox, LoggerBox, LoggerContext,
+    LossBox, LossContext, MetricBox, MetricContext, PluginError, TuneReport, TuneSpec,
+    parse_config,
 };
 
 /// Parses and checks a component's config.
@@ -34,6 +35,15 @@ pub(super) enum Constructor {
     Loss(fn(&str, &LossContext) -> Result<LossBox, PluginError>),
     Metric(fn(&str, &MetricContext) -> Result<MetricBox, PluginError>),
     Exporter(fn(&str) -> Result<ExporterBox, PluginError>),
+    Logger(fn(&str, &LoggerContext) -> Result<LoggerBox, PluginError>),
+}
+
+/// What a registration is: a component of one of the kinds of ABI 1.0, or (ABI 1.4) a logger,
+/// which has entry points of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Kind {
+    Component(ComponentKind),
+    Logger,
 }
 
 fn new_backbone<T: Backbone>(
@@ -103,6 +113,11 @@ fn new_exporter<T: Exporter>(config: &str) -> Result<ExporterBox, PluginError> {
     Ok(AbiExporter_TO::from_value(Adapter(value), TD_Opaque))
 }
 
+fn new_logger<T: Logger>(config: &str, ctx: &LoggerContext) -> Result<LoggerBox, PluginError> {
+    let value = T::new(parse_checked::<T>(config)?, ctx)?;
+    Ok(AbiLogger_TO::from_value(Adapter(value), TD_Opaque))
+}
+
 fn open_exported<T: Exporter>(path: &Path) -> Result<Option<ExportedModelBox>, PluginError> {
     Ok(T::open(path)?.map(|model| AbiExportedModel_TO::from_value(Opened(model), TD_Opaque)))
 }
@@ -112,9 +127,10 @@ pub(super) type Opener = fn(&Path) -> Result<Option<ExportedModelBox>, PluginErr
 
 /// One registered component: what [`crate::register!`] submits to the plugin's inventory.
 pub struct Registration {
-    pub(super) kind: ComponentKind,
+    pub(super) kind: Kind,
     pub(super) name: &'static str,
-    pub(super) info: fn(ComponentKind) -> Result<ComponentInfo, PluginError>,
+    pub(super) description: &'static str,
+    pub(super) documented: fn() -> Result<Documented, PluginError>,
     pub(super) validate: fn(&str) -> Result<(), PluginError>,
     pub(super) constructor: Constructor,
     /// An exporter's [`Exporter::open`].
@@ -127,10 +143,15 @@ inventory::collect!(Registration);
 
 impl Registration {
     const fn of<T: Component>(kind: ComponentKind, constructor: Constructor) -> Self {
+        Self::registered::<T>(Kind::Component(kind), constructor)
+    }
+
+    const fn registered<T: Component>(kind: Kind, constructor: Constructor) -> Self {
         Registration {
             kind,
             name: T::NAME,
-            info: component_info::<T>,
+            description: T::DESCRIPTION,
+            documented: documented::<T>,
             validate: validate::<T>,
             constructor,
             open: None,
@@ -190,6 +211,11 @@ impl Registration {
         );
         registration.open = Some(open_exported::<T>);
         registration
+    }
+
+    /// Registers a logger (ABI 1.4).
+    pub const fn logger<T: Logger>() -> Self {
+        Self::registered::<T>(Kind::Logger, Constructor::Logger(new_logger::<T>))
     }
 }
 

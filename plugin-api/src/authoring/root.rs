@@ -8,11 +8,12 @@ use std::sync::OnceLock;
 use abi_stable::std_types::{ROption, RResult, RStr, RVec};
 
 use super::guard::{guard, install_panic_hook};
-use super::registry::{Constructor, Registration};
+use super::registry::{Constructor, Kind, Registration};
 use crate::{
     AugmentContext, BackboneBox, BackboneContext, BackendReport, BatchAugmentBox, ComponentKind,
-    ExportedModelBox, ExporterBox, LossBox, LossContext, MetricBox, MetricContext, PluginError,
-    PluginInfo, PluginRoot, PluginRootRef, TuneReport, TuneSpec,
+    ExportedModelBox, ExporterBox, LoggerBox, LoggerContext, LoggerInfo, LossBox, LossContext,
+    MetricBox, MetricContext, PluginError, PluginInfo, PluginRoot, PluginRootRef, TuneReport,
+    TuneSpec,
 };
 
 /// The plugin's identity, set once by [`crate::export_plugin!`].
@@ -42,24 +43,41 @@ impl IntoBackendReports for Result<Vec<BackendReport>, PluginError> {
     }
 }
 
-fn find(kind: ComponentKind, name: &str) -> Result<&'static Registration, PluginError> {
+fn find(kind: Kind, name: &str) -> Result<&'static Registration, PluginError> {
     inventory::iter::<Registration>
         .into_iter()
         .find(|r| r.kind == kind && r.name == name)
         .ok_or_else(|| {
+            let kind = match kind {
+                Kind::Component(kind) => kind.as_str(),
+                Kind::Logger => "logger",
+            };
             PluginError::unsupported(format!("this plugin has no {kind} named `{name}`"))
         })
+}
+
+/// Every registration, sorted by kind and name.
+fn registrations() -> Vec<&'static Registration> {
+    let mut registrations: Vec<&Registration> =
+        inventory::iter::<Registration>.into_iter().collect();
+    registrations.sort_by_key(|r| (r.kind, r.name));
+    registrations
 }
 
 extern "C" fn root_info() -> RResult<PluginInfo, PluginError> {
     guard(|| {
         let (name, version, description) = PLUGIN.get().copied().unwrap_or(("", "", ""));
-        let mut registrations: Vec<&Registration> =
-            inventory::iter::<Registration>.into_iter().collect();
-        registrations.sort_by_key(|r| (r.kind, r.name));
-        let components = registrations
+        let components = registrations()
             .into_iter()
-            .map(|r| (r.info)(r.kind).map_err(|e| e.within(r.name)))
+            .filter_map(|r| match r.kind {
+                Kind::Component(kind) => Some((kind, r)),
+                Kind::Logger => None,
+            })
+            .map(|(kind, r)| {
+                (r.documented)()
+                    .map(|d| d.component(kind, r.name, r.description))
+                    .map_err(|e| e.within(r.name))
+            })
             .collect::<Result<RVec<_>, _>>()?;
         Ok(PluginInfo {
             name: name.into(),
@@ -84,14 +102,36 @@ extern "C" fn root_validate(
     name: RStr<'_>,
     config: RStr<'_>,
 ) -> RResult<(), PluginError> {
-    guard(|| (find(kind, name.as_str())?.validate)(config.as_str()))
+    guard(|| (find(Kind::Component(kind), name.as_str())?.validate)(config.as_str()))
 }
 
-/// Looks up `name` among the registrations of `kind` and runs its constructor.
+extern "C" fn root_loggers() -> RResult<RVec<LoggerInfo>, PluginError> {
+    guard(|| {
+        registrations()
+            .into_iter()
+            .filter(|r| r.kind == Kind::Logger)
+            .map(|r| {
+                (r.documented)()
+                    .map(|d| d.logger(r.name, r.description))
+                    .map_err(|e| e.within(r.name))
+            })
+            .collect()
+    })
+}
+
+extern "C" fn root_validate_logger(name: RStr<'_>, config: RStr<'_>) -> RResult<(), PluginError> {
+    guard(|| (find(Kind::Logger, name.as_str())?.validate)(config.as_str()))
+}
+
+/// Looks up `name` among the registrations of a kind (a `ComponentKind` variant, or a [`Kind`]
+/// followed by `=>` and the constructor variant) and runs its constructor.
 macro_rules! construct {
-    ($kind:ident, $name:expr, $($arg:expr),*) => {
-        guard(|| match find(ComponentKind::$kind, $name.as_str())?.constructor {
-            Constructor::$kind(ctor) => ctor($($arg),*),
+    ($variant:ident, $name:expr, $($arg:expr),*) => {
+        construct!(Kind::Component(ComponentKind::$variant) => $variant, $name, $($arg),*)
+    };
+    ($kind:expr => $variant:ident, $name:expr, $($arg:expr),*) => {
+        guard(|| match find($kind, $name.as_str())?.constructor {
+            Constructor::$variant(ctor) => ctor($($arg),*),
             _ => unreachable!("registrations of one kind share a constructor kind"),
         })
     };
@@ -142,6 +182,14 @@ extern "C" fn root_new_exporter(
     config: RStr<'_>,
 ) -> RResult<ExporterBox, PluginError> {
     construct!(Exporter, name, config.as_str())
+}
+
+extern "C" fn root_new_logger(
+    name: RStr<'_>,
+    config: RStr<'_>,
+    ctx: &LoggerContext,
+) -> RResult<LoggerBox, PluginError> {
+    construct!(Kind::Logger => Logger, name, config.as_str(), ctx)
 }
 
 extern "C" fn root_open_model(path: RStr<'_>) -> RResult<ROption<ExportedModelBox>, PluginError> {
@@ -204,6 +252,9 @@ pub fn root_module(
         devices: root_devices,
         open_model: root_open_model,
         tune: root_tune,
+        loggers: root_loggers,
+        validate_logger: root_validate_logger,
+        new_logger: root_new_logger,
     }
     .leak_into_prefix()
 }

@@ -150,6 +150,29 @@ impl Node {
         }
     }
 
+    /// Every leaf under the node as `(dotted path, RON value)`, in written order: struct fields
+    /// and list items (by index) are descended into, anything else (and an empty struct or
+    /// list) is a leaf. `prefix` is the node's own path (empty for the root). A tracker's
+    /// parameter table: `optimizer.lr`, `augment.0.name`.
+    pub fn flatten(&self, prefix: &str) -> Vec<(String, String)> {
+        let join = |name: &str| match prefix {
+            "" => name.to_string(),
+            p => format!("{p}.{name}"),
+        };
+        match &self.value {
+            Value::Struct { fields, .. } if !fields.is_empty() => fields
+                .iter()
+                .flat_map(|f| f.value.flatten(&join(&f.name)))
+                .collect(),
+            Value::List(items) if !items.is_empty() => items
+                .iter()
+                .enumerate()
+                .flat_map(|(i, item)| item.flatten(&join(&i.to_string())))
+                .collect(),
+            _ => vec![(prefix.to_string(), self.inline())],
+        }
+    }
+
     /// Prints the node as RON, each struct, tuple or list on one line when it fits in 100
     /// columns and spread over indented lines otherwise.
     pub fn to_ron(&self) -> String {
