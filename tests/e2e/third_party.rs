@@ -236,37 +236,44 @@ fn of_kind<'e>(events: &'e [serde_json::Value], kind: &str) -> Vec<&'e serde_jso
     events.iter().filter(|e| e["event"] == kind).collect()
 }
 
-#[test]
-fn its_logger_follows_a_run_through_an_interrupt_and_a_resume() {
-    let dir = example_dir();
-    let clshost = Clshost::new();
-    let scratch = tempfile::tempdir().unwrap();
-    tiny_scratch(&clshost, scratch.path());
-    let run = |args: &[&str]| {
-        let mut all = vec!["--plugin-dir", dir.to_str().unwrap(), "run"];
-        all.extend_from_slice(args);
-        clshost
-            .command(all)
-            .current_dir(scratch.path())
-            .output()
-            .unwrap()
-    };
-    let out = run(&[
-        "tiny.ron",
-        "--set",
-        "trainer.epochs=2",
-        "--set",
-        "loggers=[(name: \"events_file\")]",
-        "--stop-after-epoch",
-        "1",
-    ]);
+/// `clshost run` with the example plugin in `scratch` (a [`tiny_scratch`]).
+fn run_with_example(clshost: &Clshost, scratch: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["--plugin-dir", example_dir().to_str().unwrap(), "run"];
+    all.extend_from_slice(args);
+    clshost.command(all).current_dir(scratch).output().unwrap()
+}
+
+/// A two-epoch tiny run with the example's logger, stopped after epoch 1: its run directory.
+fn interrupted_run(clshost: &Clshost, scratch: &Path) -> PathBuf {
+    tiny_scratch(clshost, scratch);
+    let out = run_with_example(
+        clshost,
+        scratch,
+        &[
+            "tiny.ron",
+            "--set",
+            "trainer.epochs=2",
+            "--set",
+            "loggers=[(name: \"events_file\")]",
+            "--stop-after-epoch",
+            "1",
+        ],
+    );
     assert_eq!(out.status.code(), Some(130));
-    let run_dir = fs::read_dir(scratch.path().join("runs/tiny"))
+    fs::read_dir(scratch.join("runs/tiny"))
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
-        .path();
+        .path()
+}
+
+#[test]
+fn its_logger_follows_a_run_through_an_interrupt_and_a_resume() {
+    let clshost = Clshost::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let run_dir = interrupted_run(&clshost, scratch.path());
+    let run = |args: &[&str]| run_with_example(&clshost, scratch.path(), args);
     let first = events(&run_dir);
     let end = first.last().unwrap();
     assert_eq!(end["status"], "interrupted", "{end}");
@@ -292,4 +299,42 @@ fn its_logger_follows_a_run_through_an_interrupt_and_a_resume() {
         .map(|e| e["status"].as_str().unwrap())
         .collect();
     assert_eq!(ends, ["interrupted", "completed"]);
+}
+
+/// A logger whose every write fails (its file is `/dev/full`) costs one warning, and the run
+/// completes; one that cannot even be created (its file is a directory) is left out, with a
+/// warning.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failing_logger_is_one_warning_and_the_run_completes() {
+    let clshost = Clshost::new();
+    let scratch = tempfile::tempdir().unwrap();
+    let run_dir = interrupted_run(&clshost, scratch.path());
+    let file = run_dir.join("loggers/events_file/events.jsonl");
+    fs::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &file).unwrap();
+    let out = run_with_example(
+        &clshost,
+        scratch.path(),
+        &["--resume", run_dir.to_str().unwrap()],
+    );
+    stdout_ok(&out);
+    let err = crate::support::stderr(&out);
+    let warned = err
+        .matches("this logger's later errors are not shown")
+        .count();
+    assert_eq!(warned, 1, "{err}");
+    assert!(err.contains("logger `events_file`"), "{err}");
+    assert!(run_dir.join("summary.json").is_file());
+
+    fs::remove_file(&file).unwrap();
+    fs::create_dir(&file).unwrap();
+    let out = run_with_example(
+        &clshost,
+        scratch.path(),
+        &["--resume", run_dir.to_str().unwrap()],
+    );
+    stdout_ok(&out);
+    let err = crate::support::stderr(&out);
+    assert!(err.contains("the run goes on without this logger"), "{err}");
 }
