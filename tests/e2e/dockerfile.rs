@@ -208,7 +208,7 @@ fn the_build_is_the_readmes_with_the_gpu_backends_and_ships_every_plugin() {
             }
         }
     }
-    assert_eq!(plugins.len(), 5, "{plugins:?}");
+    assert_eq!(plugins.len(), 6, "{plugins:?}");
     for p in &plugins {
         assert!(
             p.starts_with("clshost_plugin_"),

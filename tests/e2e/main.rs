@@ -12,6 +12,8 @@ mod eval;
 mod export_keys;
 mod finetune;
 mod hostile;
+#[cfg(unix)]
+mod mlflow;
 mod plugin_failures;
 mod plugins_cli;
 mod predict;

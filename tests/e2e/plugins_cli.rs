@@ -3,15 +3,16 @@
 
 use clshost_plugin_api::{ABI_MAJOR, ABI_MINOR};
 
-use crate::support::{Clshost, stdout_ok};
+use crate::support::{Clshost, FIRST_PARTY_PLUGINS, stdout_ok};
 
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 7] = [
     "backbone",
     "sample_augment",
     "batch_augment",
     "loss",
     "metric",
     "exporter",
+    "logger",
 ];
 
 #[test]
@@ -36,6 +37,7 @@ fn json_lists_every_kind_from_the_executable_directory() {
         [
             "clshost-plugin-augment",
             "clshost-plugin-export",
+            "clshost-plugin-loggers",
             "clshost-plugin-losses",
             "clshost-plugin-metrics",
             "clshost-plugin-resnet",
@@ -68,7 +70,10 @@ fn the_table_has_a_row_per_component_and_a_footer() {
         .filter(|l| KINDS.contains(&l.split_whitespace().next().unwrap_or("")))
         .count();
     assert_eq!(rows, count, "{text}");
-    let footer = format!("{count} components from 5 plugins, loaded in ");
+    let footer = format!(
+        "{count} components from {} plugins, loaded in ",
+        FIRST_PARTY_PLUGINS.len()
+    );
     assert!(text.contains(&footer), "{text}");
 }
 

@@ -72,12 +72,13 @@ pub fn clshost_binary() -> &'static Path {
 }
 
 /// The first-party plugin crates.
-pub const FIRST_PARTY_PLUGINS: [&str; 5] = [
+pub const FIRST_PARTY_PLUGINS: [&str; 6] = [
     "clshost-plugin-resnet",
     "clshost-plugin-augment",
     "clshost-plugin-losses",
     "clshost-plugin-metrics",
     "clshost-plugin-export",
+    "clshost-plugin-loggers",
 ];
 
 /// Builds the separate Cargo workspace at `manifest_dir` (relative to the repository root) into
@@ -273,6 +274,15 @@ pub fn tiny_scratch(clshost: &Clshost, dir: &Path) {
             .expect("clshost runs"),
     );
     std::fs::write(dir.join("tiny.ron"), TINY_RECIPE).expect("writing tiny.ron");
+}
+
+/// The run directory of the only run of [`TINY_RECIPE`] in `scratch` (a [`tiny_scratch`]).
+pub fn tiny_run_dir(scratch: &Path) -> PathBuf {
+    let mut runs = std::fs::read_dir(scratch.join("runs/tiny")).expect("a runs/tiny folder");
+    runs.next()
+        .expect("one run")
+        .expect("a listable run")
+        .path()
 }
 
 /// A tiny run for the tests of one test process to share: [`tiny_scratch`] in

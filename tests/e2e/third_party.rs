@@ -8,7 +8,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::support::{Clshost, build_workspace, plugin_file, stdout_ok, tiny_scratch};
+use crate::support::{
+    Clshost, FIRST_PARTY_PLUGINS, build_workspace, plugin_file, stdout_ok, tiny_run_dir,
+    tiny_scratch,
+};
 
 fn example_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -57,7 +60,7 @@ fn its_components_are_listed_next_to_first_party_ones() {
         .iter()
         .filter(|p| p["found_in"] == "executable directory")
         .count();
-    assert_eq!(first_party, 5, "{listing:#}");
+    assert_eq!(first_party, FIRST_PARTY_PLUGINS.len(), "{listing:#}");
     assert_eq!(
         listing["failures"].as_array().unwrap().len(),
         0,
@@ -130,12 +133,7 @@ fn its_exporter_writes_and_verifies_at_the_end_of_a_run_and_its_metric_is_a_colu
             "time"
         ]
     );
-    let run = fs::read_dir(scratch.path().join("runs/tiny"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run = tiny_run_dir(scratch.path());
     // Its scalar has its own plot beside the accuracy (which holds only top-k columns).
     let plot = image::open(run.join("plots/metrics.png"))
         .unwrap()
@@ -260,12 +258,7 @@ fn interrupted_run(clshost: &Clshost, scratch: &Path) -> PathBuf {
         ],
     );
     assert_eq!(out.status.code(), Some(130));
-    fs::read_dir(scratch.join("runs/tiny"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
+    tiny_run_dir(scratch)
 }
 
 #[test]

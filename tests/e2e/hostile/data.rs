@@ -81,7 +81,7 @@ fn a_symlink_loop_is_skipped_with_a_warning_by_check_and_run() {
     let check = clshost.run_in(dir.path(), &["check", "tiny.ron"]);
     assert_eq!(
         stdout_ok(&check),
-        "tiny.ron: ok (resnet18 on cpu, 3 epochs; 5 plugins loaded; 12 train / 6 val images in \
+        "tiny.ron: ok (resnet18 on cpu, 3 epochs; 6 plugins loaded; 12 train / 6 val images in \
          2 classes)\n"
     );
     assert_eq!(
