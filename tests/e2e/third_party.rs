@@ -306,13 +306,14 @@ fn a_failing_logger_is_one_warning_and_the_run_completes() {
     let file = run_dir.join("loggers/events_file/events.jsonl");
     fs::remove_file(&file).unwrap();
     std::os::unix::fs::symlink("/dev/full", &file).unwrap();
-    let out = run_with_example(
-        &clshost,
-        scratch.path(),
-        &["--resume", run_dir.to_str().unwrap()],
-    );
-    stdout_ok(&out);
-    let err = crate::support::stderr(&out);
+    // Resumes the run, which completes; its stderr.
+    let resume = || {
+        let args = ["--resume", run_dir.to_str().unwrap()];
+        let out = run_with_example(&clshost, scratch.path(), &args);
+        stdout_ok(&out);
+        crate::support::stderr(&out)
+    };
+    let err = resume();
     let warned = err
         .matches("this logger's later errors are not shown")
         .count();
@@ -322,12 +323,6 @@ fn a_failing_logger_is_one_warning_and_the_run_completes() {
 
     fs::remove_file(&file).unwrap();
     fs::create_dir(&file).unwrap();
-    let out = run_with_example(
-        &clshost,
-        scratch.path(),
-        &["--resume", run_dir.to_str().unwrap()],
-    );
-    stdout_ok(&out);
-    let err = crate::support::stderr(&out);
+    let err = resume();
     assert!(err.contains("the run goes on without this logger"), "{err}");
 }

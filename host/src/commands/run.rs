@@ -245,10 +245,7 @@ fn end(trainer: &mut Trainer, status: &str, message: &str) {
     let s = &trainer.state;
     let mut summary = vec![
         ("wall_seconds".to_string(), wall_seconds),
-        (
-            "images_per_s".to_string(),
-            s.total_images as f64 / s.train_seconds.max(1e-9),
-        ),
+        ("images_per_s".to_string(), s.images_per_s()),
     ];
     if let (Some(value), Some(epoch)) = (s.monitor.best, s.monitor.best_epoch) {
         summary.push(("best_value".to_string(), value));
@@ -329,7 +326,7 @@ fn finish(
         best_epoch: trainer.state.monitor.best_epoch,
         best_weights: which,
         wall_seconds,
-        images_per_s: trainer.state.total_images as f64 / trainer.state.train_seconds.max(1e-9),
+        images_per_s: trainer.state.images_per_s(),
         skipped_files: parts.train.skipped().len() + parts.val.skipped().len(),
         exports,
     };

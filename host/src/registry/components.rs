@@ -81,6 +81,11 @@ pub enum CreateError {
     Component(#[from] ComponentError),
 }
 
+/// The error of a logger entry point that a plugin older than ABI 1.4 lacks.
+fn predates_loggers() -> PluginError {
+    PluginError::unsupported("this plugin predates loggers (ABI 1.4)")
+}
+
 /// Converts a plugin result into a host result naming `origin` and `operation`.
 fn named<T>(
     result: RResult<T, PluginError>,
@@ -117,9 +122,7 @@ impl Registry {
                 (Some(abi_kind), _) => (root.validate())(abi_kind, name_, config_),
                 (None, Some(validate)) => validate(name_, config_),
                 // Only a 1.4 plugin lists loggers, and every 1.4 plugin can validate them.
-                (None, None) => RResult::RErr(PluginError::unsupported(
-                    "this plugin predates loggers (ABI 1.4)",
-                )),
+                (None, None) => RResult::RErr(predates_loggers()),
             }
         })
         .map(drop)
@@ -221,9 +224,7 @@ impl Registry {
         let (inner, origin) = self.create(Kind::Logger, name, |e| {
             match e.plugin.library.root.new_logger() {
                 Some(new) => new(name.into(), config.into(), ctx),
-                None => RResult::RErr(PluginError::unsupported(
-                    "this plugin predates loggers (ABI 1.4)",
-                )),
+                None => RResult::RErr(predates_loggers()),
             }
         })?;
         Ok(Logger::new(inner, origin))

@@ -80,8 +80,8 @@ pub fn create(
             continue;
         }
         let ctx = LoggerContext {
-            run_dir: run_dir.to_string_lossy().as_ref().into(),
-            state_dir: state_dir.to_string_lossy().as_ref().into(),
+            run_dir: text(run_dir),
+            state_dir: text(&state_dir),
             resumed,
         };
         match registry.new_logger(&c.name, &c.params, &ctx) {
@@ -249,14 +249,6 @@ impl Reporter for Tracked {
             self.finish();
         }
         Ok(())
-    }
-}
-
-impl Drop for Tracked {
-    /// A run that ends without [`Event::End`] (an error before training started) closes the
-    /// queue without waiting.
-    fn drop(&mut self) {
-        self.queue = None;
     }
 }
 

@@ -152,6 +152,13 @@ pub struct HostState {
     pub classes: Vec<String>,
 }
 
+impl HostState {
+    /// Training images per second over the whole run.
+    pub fn images_per_s(&self) -> f64 {
+        self.total_images as f64 / self.train_seconds.max(1e-9)
+    }
+}
+
 /// A checkpoint in memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {

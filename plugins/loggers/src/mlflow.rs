@@ -449,6 +449,14 @@ impl Client {
         }
     }
 
+    /// `request` with the `Authorization` header, when MLflow's environment gives one.
+    fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.authorization {
+            Some(auth) => request.header("Authorization", auth),
+            None => request,
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/api/2.0/mlflow/{path}", self.base)
     }
@@ -456,13 +464,10 @@ impl Client {
     /// POSTs `body` to `api/2.0/mlflow/<path>`.
     fn post(&self, path: &str, body: Value) -> Result<Value, PluginError> {
         let (status, answer) = self.send(path, |agent| {
-            let mut request = agent
+            let request = agent
                 .post(self.url(path))
                 .header("Content-Type", "application/json");
-            if let Some(auth) = &self.authorization {
-                request = request.header("Authorization", auth);
-            }
-            request.send(body.to_string())
+            self.authorized(request).send(body.to_string())
         })?;
         if status == 404 {
             return Err(PluginError::io(format!(
@@ -477,11 +482,8 @@ impl Client {
     fn experiment_id(&self, name: &str) -> Result<String, PluginError> {
         let path = "experiments/get-by-name";
         let (status, answer) = self.send(path, |agent| {
-            let mut request = agent.get(self.url(path)).query("experiment_name", name);
-            if let Some(auth) = &self.authorization {
-                request = request.header("Authorization", auth);
-            }
-            request.call()
+            let request = agent.get(self.url(path)).query("experiment_name", name);
+            self.authorized(request).call()
         })?;
         if status != 404 {
             return text_field(&answer["experiment"], "experiment_id");
@@ -500,11 +502,7 @@ impl Client {
     fn put_artifact(&self, target: &str, bytes: &[u8]) -> Result<(), PluginError> {
         let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{target}", self.base);
         let (status, answer) = self.send("artifact upload", |agent| {
-            let mut request = agent.put(&url);
-            if let Some(auth) = &self.authorization {
-                request = request.header("Authorization", auth);
-            }
-            request.send(bytes)
+            self.authorized(agent.put(&url)).send(bytes)
         })?;
         if status == 404 {
             return Err(PluginError::io(format!(
