@@ -142,7 +142,8 @@ pub struct EpochLog {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq)]
 pub struct FileLog {
-    /// What it is: `checkpoint`, `export`, `plot` or `recipe` (later versions may add kinds).
+    /// What it is: `recipe`, `samples` (the sheet of the first training batch), `checkpoint`,
+    /// `export` or `plot` (later versions may add kinds).
     pub kind: RString,
     /// Its path.
     pub path: RString,

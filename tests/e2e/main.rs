@@ -20,5 +20,6 @@ mod predict;
 mod preview;
 mod recipes_check;
 mod run;
+mod tensorboard;
 mod third_party;
 mod weights;

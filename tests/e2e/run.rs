@@ -8,8 +8,9 @@ use std::process::Output;
 
 use crate::support::{Clshost, TINY_RECIPE, interrupt, stderr, stdout_ok, tiny_scratch};
 use clshost::report::plots::{CURVE_SIZE, MATRIX_SIZE};
-use clshost::report::tensorboard::{Scalar, What, read_events, scalars};
 use clshost::train::Checkpoint;
+use clshost_plugin_loggers::tensorboard::proto::{Value, What};
+use clshost_plugin_loggers::tensorboard::records::{Scalar, read_events, scalars, values};
 use safetensors::SafeTensors;
 
 /// A scratch directory with the tiny dataset and recipe.
@@ -87,7 +88,7 @@ fn a_tiny_run_writes_every_run_directory_file() {
     let plugins: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(run.join("plugins.json")).unwrap()).unwrap();
     let plugins = plugins.as_array().unwrap();
-    assert_eq!(plugins.len(), 5, "{plugins:?}");
+    assert_eq!(plugins.len(), 6, "{plugins:?}");
     for p in plugins {
         assert_eq!(p["sha256"].as_str().unwrap().len(), 64);
         assert!(Path::new(p["file"].as_str().unwrap()).is_file());
@@ -157,6 +158,20 @@ fn a_tiny_run_writes_every_run_directory_file() {
     ] {
         assert_eq!(series(&board, tag).len(), 2, "{tag}");
     }
+    // The sheet of the first batch (4 images, 2x2, enlarged to 96 pixels), and TensorBoard's
+    // images: the sheet before the first step, the confusion matrix after each evaluation.
+    let sheet = image::open(run.join("samples.png")).unwrap();
+    assert_eq!((sheet.width(), sheet.height()), (4 + 2 * 100, 4 + 2 * 112));
+    let pictures: Vec<(String, i64)> = values(&first)
+        .filter(|(_, v)| matches!(v.value, Some(Value::Image(_))))
+        .map(|(step, v)| (v.tag.clone(), step))
+        .collect();
+    let expected = [
+        ("samples/train", 0),
+        ("confusion_matrix", 3),
+        ("confusion_matrix", 6),
+    ];
+    assert_eq!(pictures, expected.map(|(t, s)| (t.to_string(), s)));
 
     // Plots: valid PNGs of the documented sizes, not blank.
     for (name, size) in [

@@ -221,7 +221,8 @@ pub fn stdout_ok(output: &Output) -> String {
 }
 
 /// Three epochs of ResNet-18 (small-input stem) at 16x16 on the dataset of [`tiny_scratch`],
-/// keeping the two best epochs' checkpoints and exporting safetensors: a whole run in seconds.
+/// keeping the two best epochs' checkpoints, exporting safetensors and logging to TensorBoard:
+/// a whole run in seconds.
 pub const TINY_RECIPE: &str = r#"(
     name: "tiny",
     seed: 3,
@@ -247,6 +248,7 @@ pub const TINY_RECIPE: &str = r#"(
         (name: "confusion_matrix"),
     ],
     export: [(name: "safetensors")],
+    loggers: [(name: "tensorboard")],
     output: "runs",
 )"#;
 

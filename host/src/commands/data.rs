@@ -320,24 +320,13 @@ fn preview(search: &SearchPath, args: &PreviewArgs) -> Result<()> {
     if tiles.is_empty() {
         bail!("no image in the training set could be decoded");
     }
-    // Tiles are enlarged to at least 96 pixels wide, so small inputs and their labels show.
-    let factor = 96u32.div_ceil(tiles[0].image.width.max(1));
-    let tiles: Vec<Tile> = tiles
-        .into_iter()
-        .map(|t| Tile {
-            image: preview::upscale(&t.image, factor),
-            label: t.label,
-        })
-        .collect();
-    let columns = args
-        .columns
-        .unwrap_or_else(|| (tiles.len() as f64).sqrt().ceil() as usize);
-    let sheet = preview::grid(&tiles, columns)?;
+    let count = tiles.len();
+    let sheet = preview::sheet(tiles, args.columns)?;
     preview::save_png(&sheet, &args.out)?;
     output::print(&format!(
         "wrote {} ({} samples of epoch {}, {}x{} pixels; pipeline: {})\n",
         args.out.display(),
-        tiles.len(),
+        count,
         args.epoch,
         sheet.width,
         sheet.height,
@@ -364,8 +353,6 @@ fn recipe_samples(
     let loader = train_loader(recipe, &registry, &settings, train_set.samples, &ctx)?;
     let mixers = batch_augments(recipe, &registry, &ctx)?;
     let mixing = mixing_in(recipe, &mixers, args.epoch);
-    let size = settings.train_size;
-    let plane = 3 * size as usize * size as usize;
     let c = classes.len();
     let mut tiles = Vec::with_capacity(args.count);
     for batch in loader.epoch(u64::from(args.epoch)) {
@@ -374,18 +361,14 @@ fn recipe_samples(
         if mixing {
             mix(recipe, &mixers, c, args.epoch, &mut batch, &mut targets)?;
         }
-        for k in 0..batch.len().min(args.count - tiles.len()) {
-            tiles.push(Tile {
-                image: preview::denormalize(
-                    &batch.images[k * plane..(k + 1) * plane],
-                    size,
-                    size,
-                    settings.mean,
-                    settings.std,
-                ),
-                label: caption(&targets[k * c..(k + 1) * c], &classes),
-            });
-        }
+        tiles.extend(preview::batch_tiles(
+            &batch.images,
+            batch.shape,
+            &targets,
+            &classes,
+            (settings.mean, settings.std),
+            args.count - tiles.len(),
+        ));
         if tiles.len() == args.count {
             break;
         }
@@ -395,22 +378,6 @@ fn recipe_samples(
         stages.extend(recipe.batch_augment.entries.iter().map(|e| e.name.as_str()));
     }
     Ok((tiles, format!("{} ({})", stages.join(", "), path.display())))
-}
-
-/// The class of a one-hot target row, or the two heaviest classes and their weights.
-fn caption(row: &[f32], classes: &[String]) -> String {
-    let mut order: Vec<usize> = (0..row.len()).collect();
-    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-    match order.as_slice() {
-        [a, b, ..] if row[*a] < 0.999 => {
-            format!(
-                "{} {:.2} {} {:.2}",
-                classes[*a], row[*a], classes[*b], row[*b]
-            )
-        }
-        [a, ..] => classes[*a].clone(),
-        [] => String::new(),
-    }
 }
 
 /// The first `--count` samples of a folder through the `--augment` pipeline, shuffled with
@@ -458,22 +425,14 @@ fn folder_samples(
         return Ok((Vec::new(), specs.join(", ")));
     };
     let batch = batch?;
-    let plane = 3 * args.size as usize * args.size as usize;
-    let tiles = batch
-        .labels
-        .iter()
-        .enumerate()
-        .map(|(k, &label)| Tile {
-            image: preview::denormalize(
-                &batch.images[k * plane..(k + 1) * plane],
-                args.size,
-                args.size,
-                settings.mean,
-                settings.std,
-            ),
-            label: classes[label as usize].clone(),
-        })
-        .collect();
+    let tiles = preview::batch_tiles(
+        &batch.images,
+        batch.shape,
+        &one_hot(&batch.labels, classes.len()),
+        &classes,
+        (settings.mean, settings.std),
+        args.count,
+    );
     Ok((tiles, specs.join(", ")))
 }
 

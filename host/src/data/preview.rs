@@ -1,6 +1,7 @@
-//! Contact sheets of what the pipeline produces, for `clshost data preview`: normalized samples
-//! are mapped back to 8-bit RGB and laid out in a grid, each with its class name underneath in
-//! an 8x8 bitmap font.
+//! Contact sheets of what the pipeline produces, for `clshost data preview` and the sample
+//! sheet of a run (`RUN_DIR/samples.png`): normalized samples are mapped back to 8-bit RGB,
+//! enlarged, and laid out in a grid, each with its class name (or a mixed target's two heaviest
+//! classes) underneath in an 8x8 bitmap font.
 
 use std::path::{Path, PathBuf};
 
@@ -134,20 +135,89 @@ pub fn upscale(image: &ImageU8, factor: u32) -> ImageU8 {
     }
 }
 
-/// Writes `image` as a PNG file.
-pub fn save_png(image: &ImageU8, path: &Path) -> Result<(), PreviewError> {
-    image::save_buffer_with_format(
-        path,
+/// Tiles are enlarged to at least this many pixels wide, so small inputs and labels show.
+pub const MIN_TILE: u32 = 96;
+
+/// The class of a one-hot target row, or the two heaviest classes and their weights.
+pub fn caption(row: &[f32], classes: &[String]) -> String {
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+    match order.as_slice() {
+        [a, b, ..] if row[*a] < 0.999 => {
+            format!(
+                "{} {:.2} {} {:.2}",
+                classes[*a], row[*a], classes[*b], row[*b]
+            )
+        }
+        [a, ..] => classes[*a].clone(),
+        [] => String::new(),
+    }
+}
+
+/// The first `count` images of a batch of `shape` (`[N, 3, H, W]`, normalized with `mean` and
+/// `std`) as tiles captioned from their target rows (`[N, classes]`).
+pub fn batch_tiles(
+    images: &[f32],
+    shape: [usize; 4],
+    targets: &[f32],
+    classes: &[String],
+    (mean, std): ([f32; 3], [f32; 3]),
+    count: usize,
+) -> Vec<Tile> {
+    let [n, _, h, w] = shape;
+    let (plane, c) = (3 * h * w, classes.len());
+    (0..n.min(count))
+        .map(|k| Tile {
+            image: denormalize(
+                &images[k * plane..(k + 1) * plane],
+                h as u32,
+                w as u32,
+                mean,
+                std,
+            ),
+            label: caption(&targets[k * c..(k + 1) * c], classes),
+        })
+        .collect()
+}
+
+/// `tiles` enlarged to at least [`MIN_TILE`] pixels wide and laid out in `columns` columns
+/// (about as many as rows when `None`).
+pub fn sheet(tiles: Vec<Tile>, columns: Option<usize>) -> Result<ImageU8, PreviewError> {
+    let first = tiles.first().ok_or(PreviewError::Empty)?;
+    let factor = MIN_TILE.div_ceil(first.image.width.max(1));
+    let columns = columns.unwrap_or_else(|| (tiles.len() as f64).sqrt().ceil() as usize);
+    let tiles: Vec<Tile> = tiles
+        .into_iter()
+        .map(|t| Tile {
+            image: upscale(&t.image, factor),
+            label: t.label,
+        })
+        .collect();
+    grid(&tiles, columns)
+}
+
+/// `image` as a PNG file's bytes.
+pub fn png(image: &ImageU8) -> Result<Vec<u8>, image::ImageError> {
+    let mut bytes = Vec::new();
+    image::write_buffer_with_format(
+        &mut std::io::Cursor::new(&mut bytes),
         &image.data,
         image.width,
         image.height,
         image::ExtendedColorType::Rgb8,
         image::ImageFormat::Png,
-    )
-    .map_err(|error| PreviewError::Write {
+    )?;
+    Ok(bytes)
+}
+
+/// Writes `image` as a PNG file.
+pub fn save_png(image: &ImageU8, path: &Path) -> Result<(), PreviewError> {
+    let fail = |error| PreviewError::Write {
         path: path.to_path_buf(),
         error,
-    })
+    };
+    let bytes = png(image).map_err(fail)?;
+    std::fs::write(path, bytes).map_err(|e| fail(image::ImageError::IoError(e)))
 }
 
 #[cfg(test)]

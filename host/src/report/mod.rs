@@ -3,12 +3,11 @@
 //! output and the run directory's derived files.
 //!
 //! - [`pipeline`]: the events a run emits and the reporters that take them (the table, the
-//!   metrics files, the plots, TensorBoard, the loggers);
+//!   metrics files, the plots, the loggers);
 //! - [`loggers`]: the recipe's logger plugins, each on a thread of its own;
 //! - [`console`]: progress bar, the epoch table and the per-class table;
 //! - [`history`]: `metrics.csv` and `metrics.jsonl`;
 //! - [`plots`]: the PNG plots;
-//! - [`tensorboard`]: TensorBoard event files;
 //! - [`provenance`]: `plugins.json`, which plugin files a run used;
 //! - [`summary`]: `summary.json` and the closing lines.
 
@@ -19,4 +18,3 @@ pub mod pipeline;
 pub mod plots;
 pub mod provenance;
 pub mod summary;
-pub mod tensorboard;

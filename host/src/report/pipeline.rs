@@ -9,8 +9,8 @@
 //! - [`Event::Step`] every `log_interval` steps: the step's loss, learning rate and throughput;
 //! - [`Event::Epoch`] after each evaluation: the epoch's row (every value of every metric
 //!   report), the whole history, the metric reports themselves, and the best value so far;
-//! - [`Event::File`] for each file a tracker may keep: the recipe, checkpoints as they are
-//!   written, exports, and the plots at the end;
+//! - [`Event::File`] for each file a tracker may keep: the recipe, the sample sheet of the
+//!   first batch, checkpoints as they are written, exports, and the plots at the end;
 //! - [`Event::End`] last: how the invocation ended (completed, early stopping, time limit,
 //!   interrupted or failed) and the summary values;
 //!
@@ -19,13 +19,13 @@
 //! - [`Table`]: the epoch table on stdout ([`console`]);
 //! - [`HistoryFiles`]: `metrics.csv` and `metrics.jsonl` ([`history`]);
 //! - [`Plots`]: the PNG plots ([`plots`]);
-//! - [`TensorBoard`]: the TensorBoard event file ([`super::tensorboard`]);
 //!
-//! and the recipe's loggers, each on a thread of its own ([`super::loggers`]).
+//! and the recipe's loggers (TensorBoard, MLflow, ...), each on a thread of its own
+//! ([`super::loggers`]).
 //!
 //! A reporter is either required, or advisory. The table and the metrics files are required:
-//! their failure ends the run, since a run directory without its metrics is broken. Plots,
-//! TensorBoard events and loggers are derived outputs: their failure is a warning and the run
+//! their failure ends the run, since a run directory without its metrics is broken. Plots and
+//! loggers are derived outputs: their failure is a warning and the run
 //! goes on.
 
 use std::path::{Path, PathBuf};
@@ -35,7 +35,6 @@ use clshost_plugin_api::MetricReport;
 use super::console;
 use super::history::{self, Row};
 use super::plots::{self, Confusion, PlotError, PlotInput};
-use super::tensorboard::EventLog;
 use crate::rundir::{WriteError, atomic_write};
 use crate::train::Schedule;
 
@@ -91,16 +90,19 @@ pub enum FileKind {
     Export,
     /// A plot, at the end of the invocation.
     Plot,
+    /// `samples.png`, the first training batch as the backbone gets it.
+    Samples,
 }
 
 impl FileKind {
-    /// The name loggers get (`recipe`, `checkpoint`, `export`, `plot`).
+    /// The name loggers get (`recipe`, `checkpoint`, `export`, `plot`, `samples`).
     pub fn as_str(self) -> &'static str {
         match self {
             FileKind::Recipe => "recipe",
             FileKind::Checkpoint => "checkpoint",
             FileKind::Export => "export",
             FileKind::Plot => "plot",
+            FileKind::Samples => "samples",
         }
     }
 }
@@ -175,30 +177,21 @@ pub struct Reporters {
 
 impl Reporters {
     /// The first-party reporters of the run directory `run`: the table, the metrics files, the
-    /// plots of a run of `classes` along `schedule`, and TensorBoard events.
+    /// plots of a run of `classes` along `schedule`.
     pub fn first_party(run: &Path, classes: Vec<String>, schedule: Schedule) -> Reporters {
         Reporters {
             required: vec![
                 Box::new(Table::default()),
                 Box::new(HistoryFiles { run: run.into() }),
             ],
-            advisory: vec![
-                (
-                    "plots".into(),
-                    Box::new(Plots {
-                        dir: run.join("plots"),
-                        classes,
-                        schedule,
-                    }),
-                ),
-                (
-                    "TensorBoard events".into(),
-                    Box::new(TensorBoard {
-                        dir: run.join("tensorboard"),
-                        log: EventLog::default(),
-                    }),
-                ),
-            ],
+            advisory: vec![(
+                "plots".into(),
+                Box::new(Plots {
+                    dir: run.join("plots"),
+                    classes,
+                    schedule,
+                }),
+            )],
         }
     }
 
@@ -307,41 +300,6 @@ impl Reporter for Plots {
     }
 }
 
-/// The run's TensorBoard event file (one per invocation): step scalars, and each epoch's row as
-/// `epoch/<column>` scalars. [`EventLog`] turns its own first failure into a warning.
-pub struct TensorBoard {
-    /// `RUN_DIR/tensorboard`.
-    dir: PathBuf,
-    /// The open event file, from [`Event::Start`] on.
-    log: EventLog,
-}
-
-impl Reporter for TensorBoard {
-    fn report(&mut self, event: &Event<'_>) -> Result<(), ReportError> {
-        match event {
-            Event::Start(start) => self.log = EventLog::start(&self.dir, start.next_step),
-            Event::Step { step, scalars } => self.log.scalars(*step, scalars),
-            Event::Epoch(epoch) => self
-                .log
-                .scalars(epoch.global_step, &epoch_scalars(epoch.row)),
-            Event::File(_) | Event::End(_) => {}
-        }
-        Ok(())
-    }
-}
-
-/// The TensorBoard scalars of an epoch's row: `epoch/epoch` and `epoch/<column>` for every
-/// other column.
-fn epoch_scalars(row: &Row) -> Vec<(String, f64)> {
-    std::iter::once(("epoch/epoch".to_string(), f64::from(row.epoch)))
-        .chain(
-            row_scalars(row)
-                .into_iter()
-                .map(|(name, v)| (format!("epoch/{name}"), v)),
-        )
-        .collect()
-}
-
 /// Every defined value of an epoch's row, named as `metrics.csv` names its columns.
 pub fn row_scalars(row: &Row) -> Vec<(String, f64)> {
     row.cells()
@@ -435,29 +393,5 @@ mod tests {
         let err = failing.emit(&event).unwrap_err();
         assert!(matches!(err, ReportError::Write(e) if e.path == Path::new("somewhere")));
         assert_eq!(seen.borrow()[2..], ["epoch 2", "epoch 2", "epoch 2"]);
-    }
-
-    #[test]
-    fn an_epoch_row_becomes_epoch_scalars_without_its_missing_values() {
-        let row = Row {
-            epoch: 3,
-            train_loss: 0.5,
-            lr: 0.1,
-            values: vec![("top1".into(), Some(0.75)), ("f1_macro".into(), None)],
-            seconds: 2.0,
-            images_per_s: 8.0,
-        };
-        let names: Vec<String> = epoch_scalars(&row).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(
-            names,
-            [
-                "epoch/epoch",
-                "epoch/train_loss",
-                "epoch/lr",
-                "epoch/top1",
-                "epoch/seconds",
-                "epoch/images_per_s"
-            ]
-        );
     }
 }

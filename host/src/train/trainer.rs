@@ -31,14 +31,18 @@ use super::schedule::Schedule;
 use super::signal::StopFlag;
 use super::topk;
 use super::tuning::Tuning;
-use crate::data::{Loader, LoaderError};
+use crate::data::preview;
+use crate::data::{Batch, Loader, LoaderError};
 use crate::recipe::Recipe;
 use crate::registry::{Backbone, BatchAugment, ComponentError, Loss, Metric};
 use crate::report::console::{ClassLine, Progress};
 use crate::report::history::Row;
 use crate::report::loggers::Tracked;
 use crate::report::pipeline::{EpochEvent, Event, FileEvent, FileKind, ReportError, Reporters};
-use crate::rundir::{RunDir, WriteError};
+use crate::rundir::{RunDir, WriteError, atomic_write};
+
+/// How many images of the first training batch `samples.png` shows.
+pub const SAMPLES: usize = 16;
 
 /// Why training stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -378,6 +382,9 @@ impl Trainer {
                     &mut targets,
                 )?;
             }
+            if self.state.global_step == 0 && batch.index == 0 {
+                self.write_samples(&batch, &targets)?;
+            }
             let logits = self.parts.backbone.forward(batch.view())?;
             let step = batch.index as u64 + 1;
             // Diverged weights give non-finite logits, which a loss may refuse outright.
@@ -437,6 +444,41 @@ impl Trainer {
         }
         progress.finish();
         Ok(true)
+    }
+
+    /// Writes `samples.png`: the first [`SAMPLES`] images of the run's first batch as the
+    /// backbone gets them (after the sample and batch augmentations), captioned with their
+    /// targets; then reports the file. A sheet that cannot be made or written is a warning.
+    fn write_samples(&mut self, batch: &Batch, targets: &[f32]) -> Result<(), TrainError> {
+        let d = &self.parts.recipe.data;
+        let normalization = ([d.mean.0, d.mean.1, d.mean.2], [d.std.0, d.std.1, d.std.2]);
+        let tiles = preview::batch_tiles(
+            &batch.images,
+            batch.shape,
+            targets,
+            &self.parts.classes,
+            normalization,
+            SAMPLES,
+        );
+        let path = self.run.path().join("samples.png");
+        let written = preview::sheet(tiles, None)
+            .map_err(|e| e.to_string())
+            .and_then(|sheet| preview::png(&sheet).map_err(|e| e.to_string()))
+            .and_then(|bytes| atomic_write(&path, &bytes).map_err(|e| e.to_string()));
+        match written {
+            Ok(()) => self.report(&Event::File(FileEvent {
+                kind: FileKind::Samples,
+                path: &path,
+                epoch: Some(1),
+            })),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot write {}: {e}; the run goes on without it",
+                    path.display()
+                );
+                Ok(())
+            }
+        }
     }
 
     /// Evaluates the epoch just trained, records its row and reports it. Also says whether the

@@ -4,10 +4,64 @@
 //!   MLflow run per clshost run (continued by `--resume`), the recipe's fields as params, every
 //!   step and epoch scalar as metrics in batches within MLflow's limits, the environment as
 //!   tags, and the recipe, exports and plots as artifacts.
+//! - `tensorboard` ([`tensorboard::Tensorboard`]): TensorBoard event files in the run
+//!   directory. Step and epoch scalars, the confusion matrix and the training samples as
+//!   images, the recipe's fields as hyperparameters.
 
 pub mod mlflow;
+pub mod tensorboard;
 
 use clshost_plugin_api::prelude::*;
 
-register!(Logger: mlflow::Mlflow);
-export_plugin!(description: "Experiment trackers: MLflow");
+register!(Logger: mlflow::Mlflow, Logger: tensorboard::Tensorboard);
+export_plugin!(description: "Experiment trackers: MLflow, TensorBoard");
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_plugin_lists_its_loggers_with_every_default() {
+        let root = clshost_plugin_api::authoring::root_module("loggers", "0", "test", None);
+        let list = root
+            .loggers()
+            .expect("an ABI 1.4 root module lists loggers");
+        let loggers: Vec<(String, Vec<(String, String)>)> = list()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let params = l
+                    .params
+                    .iter()
+                    .map(|p| (p.name.to_string(), p.default.to_string()))
+                    .collect();
+                (l.name.to_string(), params)
+            })
+            .collect();
+        let expect = |name: &str, params: &[(&str, &str)]| {
+            let params = params
+                .iter()
+                .map(|(n, d)| (n.to_string(), d.to_string()))
+                .collect();
+            (name.to_string(), params)
+        };
+        assert_eq!(
+            loggers,
+            [
+                expect(
+                    "mlflow",
+                    &[
+                        ("tracking_uri", "None"),
+                        ("experiment", "None"),
+                        ("run_name", "None"),
+                        ("tags", "[]"),
+                        ("artifacts", "true"),
+                        ("timeout_s", "10.0")
+                    ]
+                ),
+                expect(
+                    "tensorboard",
+                    &[("dir", "\"tensorboard\""), ("images", "true")]
+                ),
+            ]
+        );
+    }
+}

@@ -19,9 +19,9 @@
 //!   at the global step. Step metrics are buffered and sent with the next epoch, or every
 //!   10 s, in `runs/log-batch` requests within MLflow's limits (1000 metrics, 100 params,
 //!   100 tags each). Values that are not finite are left out (JSON has no NaN).
-//! - **Artifacts** (`params.artifacts`): the recipe, the exports and the plots, uploaded to a
-//!   server that serves artifacts (`mlflow-artifacts:` URIs) or copied into a local artifact
-//!   directory. Checkpoints are not uploaded.
+//! - **Artifacts** (`params.artifacts`): the recipe, the sample sheet, the exports and the
+//!   plots, uploaded to a server that serves artifacts (`mlflow-artifacts:` URIs) or copied
+//!   into a local artifact directory. Checkpoints are not uploaded.
 //!
 //! A request that fails returns an error (which the host shows once); unsent metrics are kept,
 //! up to [`MAX_PENDING`], and sent with the next request that succeeds, and a run that could
@@ -82,7 +82,7 @@ pub struct MlflowConfig {
     pub run_name: Option<String>,
     /// Extra `(key, value)` tags set on the MLflow run.
     pub tags: Vec<(String, String)>,
-    /// Upload the recipe, the exports and the plots as artifacts.
+    /// Upload the recipe, the sample sheet, the exports and the plots as artifacts.
     pub artifacts: bool,
     /// Seconds one request may take before it counts as failed.
     pub timeout_s: f64,
@@ -366,7 +366,7 @@ impl Logger for Mlflow {
 
     fn file(&mut self, file: &FileLog) -> Result<(), PluginError> {
         match file.kind.as_str() {
-            "recipe" | "export" | "plot" if self.artifacts => {
+            "recipe" | "samples" | "export" | "plot" if self.artifacts => {
                 self.upload(Path::new(file.path.as_str()), file.relative.as_str())
             }
             _ => Ok(()),
@@ -518,33 +518,6 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_plugin_lists_the_logger_with_every_default() {
-        let root = clshost_plugin_api::authoring::root_module("loggers", "0", "test", None);
-        let list = root
-            .loggers()
-            .expect("an ABI 1.4 root module lists loggers");
-        let loggers = list().unwrap();
-        assert_eq!(loggers.len(), 1);
-        assert_eq!(loggers[0].name.as_str(), Mlflow::NAME);
-        let params: Vec<(&str, &str)> = loggers[0]
-            .params
-            .iter()
-            .map(|p| (p.name.as_str(), p.default.as_str()))
-            .collect();
-        assert_eq!(
-            params,
-            [
-                ("tracking_uri", "None"),
-                ("experiment", "None"),
-                ("run_name", "None"),
-                ("tags", "[]"),
-                ("artifacts", "true"),
-                ("timeout_s", "10.0")
-            ]
-        );
-    }
 
     #[test]
     fn only_an_http_tracking_server_and_a_positive_timeout_are_accepted() {

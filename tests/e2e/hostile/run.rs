@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::plugin_failures::fixture;
 use crate::support::{Clshost, interrupt, stderr, stdout_ok, tiny_scratch};
-use clshost::report::tensorboard::{What, read_events};
 use clshost::train::Checkpoint;
+use clshost_plugin_loggers::tensorboard::proto::What;
+use clshost_plugin_loggers::tensorboard::records::read_events;
 use safetensors::SafeTensors;
 
 /// A scratch directory with the tiny dataset and recipe.
