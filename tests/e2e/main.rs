@@ -22,4 +22,5 @@ mod recipes_check;
 mod run;
 mod tensorboard;
 mod third_party;
+mod wandb;
 mod weights;

@@ -49,12 +49,17 @@ fn tensorboard_reads_every_scalar_image_and_hyperparameter_of_a_run() {
     let clshost = Clshost::new();
     let scratch = tempfile::tempdir().unwrap();
     tiny_scratch(&clshost, scratch.path());
-    let out = clshost
-        .command(["run", "tiny.ron", "--set", "trainer.epochs=2"])
-        .args(["--set", "trainer.ema=(decay: 0.9)"])
-        .current_dir(scratch.path())
-        .output()
-        .unwrap();
+    let out = clshost.run_in(
+        scratch.path(),
+        &[
+            "run",
+            "tiny.ron",
+            "--set",
+            "trainer.epochs=2",
+            "--set",
+            "trainer.ema=(decay: 0.9)",
+        ],
+    );
     stdout_ok(&out);
     let run = tiny_run_dir(scratch.path());
     let read = tensorboard_reads(&run);
@@ -134,18 +139,13 @@ fn tensorboard_shows_an_interrupted_and_resumed_run_once() {
     let clshost = Clshost::new();
     let scratch = tempfile::tempdir().unwrap();
     tiny_scratch(&clshost, scratch.path());
-    let out = clshost
-        .command(["run", "tiny.ron", "--stop-after-epoch", "1"])
-        .current_dir(scratch.path())
-        .output()
-        .unwrap();
+    let out = clshost.run_in(
+        scratch.path(),
+        &["run", "tiny.ron", "--stop-after-epoch", "1"],
+    );
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let run = tiny_run_dir(scratch.path());
-    let out = clshost
-        .command(["run", "--resume", run.to_str().unwrap()])
-        .current_dir(scratch.path())
-        .output()
-        .unwrap();
+    let out = clshost.run_in(scratch.path(), &["run", "--resume", run.to_str().unwrap()]);
     stdout_ok(&out);
     let read = tensorboard_reads(&run);
     let steps: Vec<i64> = points(&read, "train/loss").iter().map(|p| p.0).collect();

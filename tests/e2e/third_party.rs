@@ -209,6 +209,7 @@ fn its_exporter_writes_and_verifies_at_the_end_of_a_run_and_its_metric_is_a_colu
         .collect();
     let has = |kind: &str, relative: &str| files.contains(&(kind.into(), relative.into()));
     assert!(has("recipe", "recipe.ron"), "{files:?}");
+    assert!(has("samples", "samples.png"), "{files:?}");
     assert!(has("checkpoint", "checkpoints/last.ckpt"), "{files:?}");
     assert!(has("checkpoint", "checkpoints/best.ckpt"), "{files:?}");
     assert!(has("export", "export/weights_summary.csv"), "{files:?}");

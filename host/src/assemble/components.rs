@@ -1,6 +1,7 @@
 //! The components of a recipe other than the backbone's weights: the contexts plugins are
 //! created with, the backbone's fine-tuning controls, the loss, the metrics, the batch
-//! augmentations, and which way the monitored metric is better.
+//! augmentations, and which way the monitored metric is better; and components given on the
+//! command line as `NAME=PARAMS`.
 
 use anyhow::Result;
 use clshost_plugin_api::{
@@ -10,9 +11,22 @@ use clshost_plugin_api::{
 
 use crate::data::DataSettings;
 use crate::recipe::Recipe;
-use crate::recipe::schema::{Mode, OptimizerName};
+use crate::recipe::schema::{Component, Mode, OptimizerName};
 use crate::registry::{BatchAugment, Loss, Metric, Registry};
 use crate::train::{Direction, Tuning, monitor_column};
+
+/// A component given on the command line as `NAME=PARAMS`: split at the first `=`, with `()`
+/// params when there is none (`--augment random_erasing=(p: 1.0)`, `--logger tensorboard`).
+pub fn from_spec(spec: &str) -> Component {
+    let (name, params) = match spec.split_once('=') {
+        Some((name, params)) => (name.trim(), params.trim()),
+        None => (spec.trim(), "()"),
+    };
+    Component {
+        name: name.to_string(),
+        params: params.to_string(),
+    }
+}
 
 /// What the backbone of `recipe` is created with.
 pub fn backbone_context(recipe: &Recipe, num_classes: u32) -> BackboneContext {
@@ -152,4 +166,25 @@ pub fn direction(recipe: &Recipe, metrics: &[Metric]) -> Result<Direction> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_specs_split_at_the_first_equals() {
+        let split = |spec| {
+            let c = from_spec(spec);
+            (c.name, c.params)
+        };
+        assert_eq!(
+            split("horizontal_flip"),
+            ("horizontal_flip".into(), "()".into())
+        );
+        assert_eq!(
+            split("random_erasing=(p: 1.0, value: \"a=b\")"),
+            ("random_erasing".into(), "(p: 1.0, value: \"a=b\")".into())
+        );
+    }
 }

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::assemble::components::{augment_context, batch_augments};
+use crate::assemble::components::{augment_context, batch_augments, from_spec};
 use crate::assemble::loaders::train_loader;
 use crate::assemble::{anchor_paths, load_valid};
 use crate::data::preview::{self, Tile};
@@ -300,14 +300,6 @@ fn stats_text(folder: &ImageFolder, s: &DatasetStats) -> String {
     out
 }
 
-/// Splits `NAME=PARAMS` into the name and its RON params (`()` when absent).
-fn parse_augment(spec: &str) -> (&str, &str) {
-    match spec.split_once('=') {
-        Some((name, params)) => (name.trim(), params.trim()),
-        None => (spec.trim(), "()"),
-    }
-}
-
 fn preview(search: &SearchPath, args: &PreviewArgs) -> Result<()> {
     if args.count == 0 {
         bail!("--count must be at least 1");
@@ -403,9 +395,9 @@ fn folder_samples(
     let augments = specs
         .iter()
         .map(|spec| {
-            let (name, params) = parse_augment(spec);
+            let c = from_spec(spec);
             registry
-                .new_sample_augment(name, params, &ctx)
+                .new_sample_augment(&c.name, &c.params, &ctx)
                 .with_context(|| format!("--augment {spec}"))
         })
         .collect::<Result<Vec<SampleAugment>>>()?;
@@ -434,18 +426,4 @@ fn folder_samples(
         args.count,
     );
     Ok((tiles, specs.join(", ")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn augment_specs_split_at_the_first_equals() {
-        assert_eq!(parse_augment("horizontal_flip"), ("horizontal_flip", "()"));
-        assert_eq!(
-            parse_augment("random_erasing=(p: 1.0, value: \"a=b\")"),
-            ("random_erasing", "(p: 1.0, value: \"a=b\")")
-        );
-    }
 }

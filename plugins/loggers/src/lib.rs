@@ -7,14 +7,22 @@
 //! - `tensorboard` ([`tensorboard::Tensorboard`]): TensorBoard event files in the run
 //!   directory. Step and epoch scalars, the confusion matrix and the training samples as
 //!   images, the recipe's fields as hyperparameters.
+//! - `wandb` ([`wandb::Wandb`]): a Weights & Biases offline run that `wandb sync` uploads.
+//!   Config, history, summary, files and exit code, continued by `--resume`.
 
 pub mod mlflow;
 pub mod tensorboard;
+pub mod values;
+pub mod wandb;
 
 use clshost_plugin_api::prelude::*;
 
-register!(Logger: mlflow::Mlflow, Logger: tensorboard::Tensorboard);
-export_plugin!(description: "Experiment trackers: MLflow, TensorBoard");
+register!(
+    Logger: mlflow::Mlflow,
+    Logger: tensorboard::Tensorboard,
+    Logger: wandb::Wandb
+);
+export_plugin!(description: "Experiment trackers: MLflow, TensorBoard, Weights & Biases");
 
 #[cfg(test)]
 mod tests {
@@ -60,6 +68,20 @@ mod tests {
                 expect(
                     "tensorboard",
                     &[("dir", "\"tensorboard\""), ("images", "true")]
+                ),
+                expect(
+                    "wandb",
+                    &[
+                        ("project", "None"),
+                        ("entity", "None"),
+                        ("name", "None"),
+                        ("group", "None"),
+                        ("job_type", "None"),
+                        ("tags", "[]"),
+                        ("notes", "None"),
+                        ("dir", "None"),
+                        ("files", "true")
+                    ]
                 ),
             ]
         );

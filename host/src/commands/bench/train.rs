@@ -8,6 +8,13 @@
 //! (`parameters` then counts the trainable ones). `scripts/bench/train_torch.py` runs the same steps in PyTorch and
 //! prints the same JSON fields.
 //!
+//! `--logger NAME[=PARAMS]` (repeatable) measures what the loggers cost a step: after the timed
+//! steps, four more blocks of `--steps` steps run without, with, with and without the loggers
+//! (the ABBA order cancels a linear drift of the machine's speed). With them on, every step
+//! gives its scalars to the loggers (a `log_interval` of 1, the most a recipe can log) and each
+//! block ends with an epoch event that carries a confusion matrix of `--classes` classes (far more
+//! epochs than a real run has), so the figure is an upper bound.
+//!
 //! Devices run asynchronously: a forward returns once its logits are read back, which also waits
 //! for the previous step's backward. The per-phase times are therefore indicative; the throughput
 //! is exact, because the timed span ends with a synchronizing read after the last update.
@@ -17,15 +24,19 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use clshost_plugin_api::{
-    BackboneContext, LossContext, OptimizerKind, OptimizerSpec, StepParams, Tensor, TuneSpec,
-    WeightSet,
+    BackboneContext, LossContext, MetricMatrix, MetricReport, OptimizerKind, OptimizerSpec,
+    StepParams, Tensor, TuneSpec, WeightSet,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::assemble::components::from_spec;
 use crate::output;
-use crate::registry::{Backbone, Loss, Registry, SearchPath};
+use crate::registry::{Backbone, Kind, Loss, Registry, SearchPath};
+use crate::report::history::Row;
+use crate::report::loggers;
+use crate::report::pipeline::{EndEvent, EpochEvent, Event, Reporter, StartEvent};
 
 /// Arguments of `clshost bench train`.
 #[derive(Debug, Args)]
@@ -69,6 +80,11 @@ pub struct BenchTrainArgs {
     /// '!fc.*'` times a step that trains only the head.
     #[arg(long, value_name = "PATTERN", allow_hyphen_values = true)]
     pub freeze: Vec<String>,
+
+    /// Also measure what these loggers cost a step (repeatable): `NAME` or `NAME=PARAMS`, as
+    /// a recipe's `loggers` (`--logger tensorboard --logger 'mlflow=(tracking_uri: "...")'`).
+    #[arg(long, value_name = "NAME[=PARAMS]")]
+    pub logger: Vec<String>,
 }
 
 /// The result of `clshost bench train`; the field names are shared with
@@ -102,6 +118,24 @@ struct Report {
     eval_ms_per_batch: f64,
     first_loss: f64,
     last_loss: f64,
+    /// With `--logger`: what the loggers cost a step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loggers: Option<LoggerCost>,
+}
+
+/// What `--logger` measured.
+#[derive(Debug, Serialize)]
+struct LoggerCost {
+    /// The loggers, as given.
+    names: Vec<String>,
+    /// A step without loggers, over the two blocks without.
+    ms_per_step_without: f64,
+    /// A step with the loggers on, over the two blocks with.
+    ms_per_step_with: f64,
+    /// How much longer a step is with the loggers on, in percent (noise can make it negative).
+    overhead_percent: f64,
+    /// The training thread's own time handing one step's events to the loggers.
+    emit_us_per_step: f64,
 }
 
 /// Time spent in each phase of the timed steps.
@@ -245,6 +279,11 @@ pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
     let eval = start.elapsed().as_secs_f64();
 
     let abi_call_us = bench.abi_round_trip_us()?;
+    let loggers = if args.logger.is_empty() {
+        None
+    } else {
+        Some(logger_cost(&mut bench, &registry, args)?)
+    };
 
     let steps = f64::from(args.steps);
     let ms = |d: Duration| d.as_secs_f64() * 1e3 / steps;
@@ -273,8 +312,130 @@ pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
         eval_ms_per_batch: eval * 1e3 / steps,
         first_loss,
         last_loss,
+        loggers,
     };
     Ok(output::print_report(args.json, &report, text)?)
+}
+
+/// Times blocks of steps without, with, with and without the `--logger` loggers, which log
+/// into a temporary run directory; see the module's documentation.
+fn logger_cost(
+    bench: &mut Bench,
+    registry: &Registry,
+    args: &BenchTrainArgs,
+) -> Result<LoggerCost> {
+    let dir = tempfile::tempdir().context("cannot create a temporary run directory")?;
+    let components: Vec<_> = args.logger.iter().map(|s| from_spec(s)).collect();
+    for c in &components {
+        registry
+            .validate(Kind::Logger, &c.name, &c.params)
+            .with_context(|| format!("--logger {}", c.name))?;
+    }
+    let mut tracked = loggers::create(registry, &components, dir.path(), false);
+    if tracked.len() < components.len() {
+        bail!("a logger could not be created (see the warning above)");
+    }
+    let classes: Vec<String> = (0..args.classes).map(|k| format!("class_{k}")).collect();
+    let mut emit = |event: &Event<'_>| -> Result<()> {
+        for logger in &mut tracked {
+            logger.report(event)?;
+        }
+        Ok(())
+    };
+    let params = [
+        ("model.name".to_string(), format!("{:?}", args.model)),
+        ("data.batch_size".to_string(), args.batch.to_string()),
+    ];
+    emit(&Event::Start(StartEvent {
+        name: "bench",
+        run_dir: dir.path(),
+        recipe: "()",
+        params: &params,
+        environment: &[],
+        classes: &classes,
+        resumed: false,
+        next_step: 1,
+        epochs: 2,
+    }))?;
+    let n = args.classes as usize;
+    let confusion = MetricReport {
+        matrices: vec![MetricMatrix {
+            name: "confusion_matrix".into(),
+            rows: args.classes,
+            cols: args.classes,
+            values: (0..n * n)
+                .map(|i| (i % (n + 1) == 0) as u8 as f64)
+                .collect(),
+        }]
+        .into(),
+        ..MetricReport::default()
+    };
+    let mut ignored = Phases::default();
+    let (mut with, mut without, mut handing) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut step = 0;
+    for (block, on) in [false, true, true, false].into_iter().enumerate() {
+        bench.sync()?;
+        let start = Instant::now();
+        let mut loss_sum = 0.0;
+        for k in 1..=args.steps {
+            let loss = bench.step(&mut ignored)?;
+            loss_sum += loss;
+            if on {
+                step += 1;
+                let images_per_s = f64::from(k) * args.batch as f64 / start.elapsed().as_secs_f64();
+                let scalars = [
+                    ("train/loss".to_string(), loss),
+                    ("train/lr".to_string(), 0.01),
+                    ("train/images_per_s".to_string(), images_per_s),
+                ];
+                let t = Instant::now();
+                emit(&Event::Step {
+                    step,
+                    scalars: &scalars,
+                })?;
+                handing += t.elapsed();
+            }
+        }
+        if on {
+            let t = Instant::now();
+            let row = Row {
+                epoch: block as u32,
+                train_loss: loss_sum / f64::from(args.steps),
+                lr: 0.01,
+                values: vec![("top1".into(), Some(1.0 / f64::from(args.classes)))],
+                seconds: start.elapsed().as_secs_f64(),
+                images_per_s: 0.0,
+            };
+            emit(&Event::Epoch(EpochEvent {
+                row: &row,
+                history: std::slice::from_ref(&row),
+                best: None,
+                improved: false,
+                global_step: step,
+                reports: std::slice::from_ref(&confusion),
+                ema_reports: &[],
+            }))?;
+            handing += t.elapsed();
+        }
+        bench.sync()?;
+        *if on { &mut with } else { &mut without } += start.elapsed();
+    }
+    emit(&Event::End(EndEvent {
+        status: "completed",
+        message: "",
+        epochs: 2,
+        step,
+        summary: &[],
+    }))?;
+    let per_step = |d: Duration| d.as_secs_f64() * 1e3 / (2.0 * f64::from(args.steps));
+    let (ms_with, ms_without) = (per_step(with), per_step(without));
+    Ok(LoggerCost {
+        names: components.into_iter().map(|c| c.name).collect(),
+        ms_per_step_without: ms_without,
+        ms_per_step_with: ms_with,
+        overhead_percent: 100.0 * (ms_with / ms_without - 1.0),
+        emit_us_per_step: per_step(handing) * 1e3,
+    })
 }
 
 /// SGD as torchvision's classification reference trains ResNets.
@@ -308,12 +469,23 @@ fn synthetic_batch(args: &BenchTrainArgs) -> Result<(Tensor, Tensor)> {
 }
 
 fn text(r: &Report) -> String {
+    let loggers = r.loggers.as_ref().map_or(String::new(), |l| {
+        format!(
+            "loggers ({}): {:.1} ms/step with, {:.1} ms/step without: {:+.2}% ({:.1} us per \
+             step on the training thread)\n",
+            l.names.join(", "),
+            l.ms_per_step_with,
+            l.ms_per_step_without,
+            l.overhead_percent,
+            l.emit_us_per_step
+        )
+    });
     format!(
         "{} ({} parameters) on {} ({}), {}x{}, batch {}, {} classes\n\
          train: {:.1} images/s, {:.1} ms/step (forward {:.1} ms, loss {:.1} ms, backward + update \
          {:.1} ms) over {} steps after {} warm-up; loss {:.4} -> {:.4}\n\
          host + ABI: {:.2}% of the step (loss and host {:.2} ms, {:.1} us per ABI call)\n\
-         eval:  {:.1} images/s, {:.1} ms/batch\n",
+         eval:  {:.1} images/s, {:.1} ms/batch\n{}",
         r.model,
         r.parameters,
         r.device,
@@ -335,6 +507,7 @@ fn text(r: &Report) -> String {
         r.loss_ms,
         r.abi_call_us,
         r.eval_images_per_second,
-        r.eval_ms_per_batch
+        r.eval_ms_per_batch,
+        loggers
     )
 }
