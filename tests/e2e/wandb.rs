@@ -1,9 +1,9 @@
 //! The `wandb` logger read by W&B's own reader of offline runs (`wandb leet inspect`, from the
 //! `wandb` client that `scripts/setup-wandb.sh` installs; it is the Go `wandb-core` that
 //! `wandb sync` uploads with): every record of the transaction log parses, the run's config,
-//! every history row (each step's loss, each epoch's values equal to `metrics.jsonl`), the
-//! summary, the files and the exit code are there; and a run interrupted and resumed is one W&B
-//! run in two offline folders.
+//! every history row (each step's loss, each epoch's values equal to `metrics.jsonl`, the sample
+//! sheet and the confusion matrices as images), the summary, the files and the exit code are
+//! there; and a run interrupted and resumed is one W&B run in two offline folders.
 //!
 //! Ignored unless run with `--ignored`, with `CLSHOST_TEST_WANDB` naming the `wandb` command;
 //! `.ci/run` does both.
@@ -101,17 +101,40 @@ fn wandb_reads_the_config_history_summary_and_files_of_a_run() {
     assert_eq!(config["model"]["name"], "resnet18");
     assert_eq!(config["clshost"]["plugin_abi"], "1.4.0");
 
-    // History: one row per step, each with its loss; each epoch's values in the row of the step
-    // that ends it, equal to metrics.jsonl.
+    // History: the sample sheet before the first step, then one row per step, each with its
+    // loss; each epoch's values and confusion matrix in the row of the step that ends it, the
+    // values equal to metrics.jsonl.
     let history = of(&records, "history");
     let steps: Vec<i64> = history
         .iter()
         .map(|h| h["step"]["num"].as_i64().unwrap())
         .collect();
-    assert_eq!(steps, (1..=9).collect::<Vec<_>>());
-    for h in &history {
+    assert_eq!(steps, (0..=9).collect::<Vec<_>>());
+    for h in &history[1..] {
         assert!(h["item"]["train/loss"].is_f64(), "{h}");
         assert_eq!(h["item"]["_step"], h["step"]["num"]);
+    }
+    let image = |step: usize, key: &str| {
+        let item = &history[step]["item"];
+        assert_eq!(
+            item[format!("{key}._type")],
+            "image-file",
+            "{key} at {step}: {item}"
+        );
+        let path = folders[0]
+            .join("files")
+            .join(item[format!("{key}.path")].as_str().unwrap());
+        let png = image::open(&path).unwrap();
+        assert_eq!(item[format!("{key}.width")], png.width());
+        assert_eq!(item[format!("{key}.height")], png.height());
+        assert_eq!(
+            item[format!("{key}.size")],
+            fs::metadata(&path).unwrap().len()
+        );
+    };
+    image(0, "samples/train");
+    for step in [3, 6, 9] {
+        image(step, "confusion_matrix");
     }
     let rows: Vec<Value> = fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
@@ -119,7 +142,7 @@ fn wandb_reads_the_config_history_summary_and_files_of_a_run() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     for (row, step) in rows.iter().zip([3, 6, 9]) {
-        let item = &history[step - 1]["item"];
+        let item = &history[step]["item"];
         for (name, value) in row.as_object().unwrap() {
             let Some(value) = value.as_f64() else {
                 continue;
@@ -206,6 +229,6 @@ fn a_resumed_run_is_one_wandb_run_in_two_offline_folders() {
             .map(|h| h["step"]["num"].as_i64().unwrap())
             .collect()
     };
-    assert_eq!(steps(&first), [1, 2, 3]);
+    assert_eq!(steps(&first), [0, 1, 2, 3]);
     assert_eq!(steps(&second), (4..=9).collect::<Vec<_>>());
 }

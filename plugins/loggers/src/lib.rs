@@ -10,6 +10,7 @@
 //! - `wandb` ([`wandb::Wandb`]): a Weights & Biases offline run that `wandb sync` uploads.
 //!   Config, history, summary, files and exit code, continued by `--resume`.
 
+pub mod images;
 pub mod mlflow;
 pub mod tensorboard;
 pub mod values;
@@ -80,7 +81,8 @@ mod tests {
                         ("tags", "[]"),
                         ("notes", "None"),
                         ("dir", "None"),
-                        ("files", "true")
+                        ("files", "true"),
+                        ("images", "true")
                     ]
                 ),
             ]

@@ -20,7 +20,6 @@
 //!   session start at the step the run continues from, so TensorBoard drops what an earlier
 //!   invocation logged past its last checkpoint.
 
-pub mod images;
 pub mod proto;
 pub mod records;
 
@@ -34,6 +33,7 @@ use self::proto::{
     SessionEndInfo, SessionLog, SessionStartInfo, Status, SummaryValue, What,
 };
 use self::records::{EventWriter, hparams, image, now, scalar};
+use crate::images;
 use crate::values::{FieldValue, field_value};
 
 /// The `tensorboard` logger.
@@ -129,15 +129,8 @@ impl Tensorboard {
         tag: &str,
         reports: &[MetricReport],
     ) -> Result<Option<SummaryValue>, PluginError> {
-        let n = self.classes.len();
-        let Some(matrix) = reports.iter().flat_map(|r| r.matrices.iter()).find(|m| {
-            m.name.as_str() == "confusion_matrix" && m.rows as usize == n && m.cols as usize == n
-        }) else {
-            return Ok(None);
-        };
-        let img = images::confusion_matrix(&self.classes, &matrix.values);
-        let (width, height) = img.dimensions();
-        Ok(Some(image(tag, images::png(&img)?, width, height)))
+        let png = images::confusion_png(reports, &self.classes)?;
+        Ok(png.map(|p| image(tag, p.bytes, p.width, p.height)))
     }
 }
 
@@ -215,12 +208,12 @@ impl Logger for Tensorboard {
         if !self.images || file.kind.as_str() != "samples" {
             return Ok(());
         }
-        let path = Path::new(file.path.as_str());
-        let png = fs::read(path).map_err(|e| PluginError::io_at(path, e))?;
-        let (width, height) = images::png_size(&png).map_err(|e| PluginError::io_at(path, e))?;
+        let png = images::read_png(Path::new(file.path.as_str()))?;
         let step = self.step;
-        self.writer()?
-            .summary(step, vec![image("samples/train", png, width, height)])
+        self.writer()?.summary(
+            step,
+            vec![image("samples/train", png.bytes, png.width, png.height)],
+        )
     }
 
     fn end(&mut self, end: &RunEnd) -> Result<(), PluginError> {

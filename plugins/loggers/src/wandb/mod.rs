@@ -17,6 +17,9 @@
 //!   that ends it, each with W&B's `_step`, `_runtime` and `_timestamp`; values that are not
 //!   finite are left out (JSON has no NaN). **Summary**: each row's values as they are logged,
 //!   then the run's summary values at the end.
+//! - **Images** (`params.images`): the sample sheet (`samples/train`) and, after each
+//!   evaluation, the confusion matrix (`confusion_matrix`, `confusion_matrix/ema`) as W&B
+//!   images in the history, as the SDK logs a `wandb.Image`.
 //! - **Files** (`params.files`): the recipe, the sample sheet, the plots and the exports, linked
 //!   (or copied) into `files/` as they are written and listed for upload.
 //! - **Exit**: code 0 (completed, early stopping, time limit), 1 (failed) or 130 (interrupted;
@@ -32,12 +35,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clshost_plugin_api::prelude::*;
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 use self::log::TransactionLog;
 use self::proto::{
     ConfigRecord, EnvironmentRecord, FilesItem, FilesRecord, HeaderRecord, HistoryRecord,
     HistoryStep, Item, RecordType, RunExitRecord, RunRecord, SummaryRecord, Timestamp, VersionInfo,
 };
+use crate::images::{self, Png};
 use crate::values::{FieldValue, field_value};
 
 /// The oldest W&B reader of the transaction log format written here, as W&B's SDK 0.31 writes
@@ -65,8 +70,12 @@ struct OfflineRun {
     log: TransactionLog,
     /// `offline-run-.../files`.
     files: PathBuf,
-    /// The history row not written yet: its step and values.
-    row: Option<(u64, BTreeMap<String, f64>)>,
+    /// The history row not written yet: its step and values by key path.
+    row: Option<(u64, BTreeMap<Vec<String>, Value>)>,
+    /// The latest step given (before the first: the step before the one the run goes on from).
+    step: u64,
+    /// The class names, for the confusion matrix.
+    classes: Vec<String>,
     started: Instant,
     /// Seconds earlier invocations ran.
     earlier_runtime: f64,
@@ -94,6 +103,8 @@ pub struct WandbConfig {
     pub dir: Option<String>,
     /// Put the recipe, the sample sheet, the plots and the exports in the run's files.
     pub files: bool,
+    /// Log the confusion matrix after each evaluation and the sample sheet as images.
+    pub images: bool,
 }
 
 impl Default for WandbConfig {
@@ -108,6 +119,7 @@ impl Default for WandbConfig {
             notes: None,
             dir: None,
             files: true,
+            images: true,
         }
     }
 }
@@ -228,6 +240,7 @@ pub fn config_items(params: &[TextEntry], environment: &[TextEntry]) -> Vec<Item
     root.into_iter()
         .map(|(key, value)| Item {
             key,
+            nested_key: Vec::new(),
             value_json: value.to_string(),
         })
         .collect()
@@ -275,14 +288,62 @@ impl OfflineRun {
     fn add(
         &mut self,
         step: u64,
-        values: impl IntoIterator<Item = (String, f64)>,
+        values: impl IntoIterator<Item = (Vec<String>, Value)>,
     ) -> Result<(), PluginError> {
         if self.row.as_ref().is_some_and(|(s, _)| *s != step) {
             self.flush()?;
         }
+        self.step = step;
         let (_, row) = self.row.get_or_insert_with(|| (step, BTreeMap::new()));
-        row.extend(values.into_iter().filter(|(_, v)| v.is_finite()));
+        row.extend(values);
         Ok(())
+    }
+
+    /// Adds the finite ones of `scalars` to the row of `step`.
+    fn add_scalars(
+        &mut self,
+        step: u64,
+        scalars: impl IntoIterator<Item = (String, f64)>,
+    ) -> Result<(), PluginError> {
+        let values = scalars
+            .into_iter()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(key, v)| (vec![key], json!(v)));
+        self.add(step, values)
+    }
+
+    /// Adds the image `png` as `key` to the row of `step`, as W&B's SDK logs a `wandb.Image`:
+    /// the file in `files/media/images/`, listed for upload, and an `image-file` value.
+    fn add_image(&mut self, key: &str, png: &Png, step: u64) -> Result<(), PluginError> {
+        let sha: String = Sha256::digest(&png.bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let relative = format!("media/images/{key}_{step}_{}.png", &sha[..20]);
+        let target = self.files.join(&relative);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).map_err(|e| PluginError::io_at(parent, e))?;
+        }
+        fs::write(&target, &png.bytes).map_err(|e| PluginError::io_at(&target, e))?;
+        self.log.append(RecordType::Files(FilesRecord {
+            files: vec![FilesItem {
+                path: relative.clone(),
+                policy: 0,
+            }],
+        }))?;
+        let fields = [
+            ("_type", json!("image-file")),
+            ("format", json!("png")),
+            ("width", json!(png.width)),
+            ("height", json!(png.height)),
+            ("sha256", json!(sha)),
+            ("size", json!(png.bytes.len())),
+            ("path", json!(relative)),
+        ];
+        let values = fields
+            .into_iter()
+            .map(|(field, v)| (vec![key.to_string(), field.to_string()], v));
+        self.add(step, values)
     }
 
     /// Writes the pending row, and the summary update W&B's SDK writes with it.
@@ -296,14 +357,14 @@ impl OfflineRun {
         let runtime = self.earlier_runtime + self.started.elapsed().as_secs_f64();
         let items: Vec<Item> = row
             .into_iter()
-            .map(|(key, v)| (key, json!(v)))
             .chain([
-                ("_step".to_string(), json!(step)),
-                ("_runtime".to_string(), json!(runtime)),
-                ("_timestamp".to_string(), json!(now)),
+                (vec!["_step".to_string()], json!(step)),
+                (vec!["_runtime".to_string()], json!(runtime)),
+                (vec!["_timestamp".to_string()], json!(now)),
             ])
-            .map(|(key, value)| Item {
-                key,
+            .map(|(path, value)| Item {
+                key: String::new(),
+                nested_key: path,
                 value_json: value.to_string(),
             })
             .collect();
@@ -408,6 +469,8 @@ impl Logger for Wandb {
             log,
             files,
             row: None,
+            step: start.next_step.saturating_sub(1),
+            classes: start.classes.iter().map(|c| c.to_string()).collect(),
             started: Instant::now(),
             earlier_runtime: kept.runtime,
         });
@@ -419,7 +482,7 @@ impl Logger for Wandb {
             return Ok(());
         }
         let values = step.scalars.iter().map(|s| (s.name.to_string(), s.value));
-        self.run()?.add(step.step, values)
+        self.run()?.add_scalars(step.step, values)
     }
 
     fn epoch(&mut self, epoch: &EpochLog) -> Result<(), PluginError> {
@@ -429,16 +492,34 @@ impl Logger for Wandb {
         let values = std::iter::once(("epoch".to_string(), f64::from(epoch.epoch)))
             .chain(epoch.scalars.iter().map(|s| (s.name.to_string(), s.value)))
             .map(|(name, v)| (format!("epoch/{name}"), v));
-        self.run()?.add(epoch.step, values)
+        let images = self.config.images;
+        let run = self.run()?;
+        run.add_scalars(epoch.step, values)?;
+        if images {
+            for (key, reports) in [
+                ("confusion_matrix", &epoch.reports),
+                ("confusion_matrix/ema", &epoch.ema_reports),
+            ] {
+                if let Some(png) = images::confusion_png(reports, &run.classes)? {
+                    run.add_image(key, &png, epoch.step)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn file(&mut self, file: &FileLog) -> Result<(), PluginError> {
         let keep = matches!(file.kind.as_str(), "recipe" | "samples" | "plot" | "export");
+        let source = Path::new(file.path.as_str());
+        if !self.disabled && self.config.images && file.kind.as_str() == "samples" {
+            let run = self.run()?;
+            let step = run.step;
+            run.add_image("samples/train", &images::read_png(source)?, step)?;
+        }
         if self.disabled || !keep || !self.config.files {
             return Ok(());
         }
         let run = self.run()?;
-        let source = Path::new(file.path.as_str());
         let target = run.files.join(file.relative.as_str());
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).map_err(|e| PluginError::io_at(parent, e))?;
@@ -466,7 +547,8 @@ impl Logger for Wandb {
             .iter()
             .filter(|s| s.value.is_finite())
             .map(|s| Item {
-                key: s.name.to_string(),
+                key: String::new(),
+                nested_key: vec![s.name.to_string()],
                 value_json: json!(s.value).to_string(),
             })
             .collect();

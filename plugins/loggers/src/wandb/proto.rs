@@ -132,12 +132,16 @@ pub struct ConfigRecord {
     pub update: Vec<Item>,
 }
 
-/// `wandb_internal.ConfigItem`, `HistoryItem` and `SummaryItem`: a key and its value as JSON.
+/// `wandb_internal.ConfigItem`, `HistoryItem` and `SummaryItem`: a key, or a path of keys
+/// into nested values, and the value as JSON.
 #[derive(Clone, PartialEq, Message)]
 pub struct Item {
-    /// The key.
+    /// The key (as the SDK writes config keys).
     #[prost(string, tag = "1")]
     pub key: String,
+    /// The path of keys (as the SDK writes history and summary keys).
+    #[prost(string, repeated, tag = "2")]
+    pub nested_key: Vec<String>,
     /// The value, as JSON text.
     #[prost(string, tag = "16")]
     pub value_json: String,

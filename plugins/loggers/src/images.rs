@@ -1,5 +1,5 @@
-//! The images the `tensorboard` logger shows: a confusion matrix drawn as a heat map, and PNG
-//! files read and written with `image`.
+//! The images loggers show: a confusion matrix drawn as a heat map, and PNG files read and
+//! written with `image`.
 //!
 //! The matrix is drawn into a plain RGB buffer: one square cell per (true, predicted) pair,
 //! coloured from white to dark blue by the share of the true class's row, with the count in
@@ -8,8 +8,9 @@
 //! enough. No font files are needed.
 
 use std::io::Cursor;
+use std::path::Path;
 
-use clshost_plugin_api::PluginError;
+use clshost_plugin_api::{MetricMatrix, MetricReport, PluginError};
 use font8x8::{BASIC_FONTS, UnicodeFonts};
 use image::{ImageFormat, ImageReader, Rgb, RgbImage};
 
@@ -79,6 +80,15 @@ fn draw_text(img: &mut RgbImage, x: u32, y: u32, text: &str, colour: [u8; 3], ro
     }
 }
 
+/// The first `confusion_matrix` of `reports` that is `classes` x `classes`.
+pub fn find_confusion(reports: &[MetricReport], classes: usize) -> Option<&MetricMatrix> {
+    reports.iter().flat_map(|r| r.matrices.iter()).find(|m| {
+        m.name.as_str() == "confusion_matrix"
+            && m.rows as usize == classes
+            && m.cols as usize == classes
+    })
+}
+
 /// The confusion matrix `counts` (row-major, `classes.len()` squared; rows: true class,
 /// columns: predicted) as an image.
 pub fn confusion_matrix(classes: &[String], counts: &[f64]) -> RgbImage {
@@ -145,6 +155,46 @@ pub fn confusion_matrix(classes: &[String], counts: &[f64]) -> RgbImage {
         false,
     );
     img
+}
+
+/// A PNG file's bytes and its size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Png {
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// The confusion matrix of `reports` for `classes` ([`find_confusion`]), drawn and encoded;
+/// `None` when no metric reports one.
+pub fn confusion_png(
+    reports: &[MetricReport],
+    classes: &[String],
+) -> Result<Option<Png>, PluginError> {
+    let Some(matrix) = find_confusion(reports, classes.len()) else {
+        return Ok(None);
+    };
+    let img = confusion_matrix(classes, &matrix.values);
+    let (width, height) = img.dimensions();
+    Ok(Some(Png {
+        bytes: png(&img)?,
+        width,
+        height,
+    }))
+}
+
+/// The PNG file at `path`.
+pub fn read_png(path: &Path) -> Result<Png, PluginError> {
+    let bytes = std::fs::read(path).map_err(|e| PluginError::io_at(path, e))?;
+    let (width, height) = png_size(&bytes).map_err(|e| PluginError::io_at(path, e))?;
+    Ok(Png {
+        bytes,
+        width,
+        height,
+    })
 }
 
 /// `img` as a PNG file.
