@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Clshost, stderr, stdout_ok, tiny_run_dir, tiny_scratch};
+use crate::support::{Clshost, stderr, stdout_ok, tiny_run_dir, tiny_tempdir};
 
 /// A tracking server in a temporary directory, stopped when dropped.
 struct Server {
@@ -150,8 +150,7 @@ fn logger(server: &Server, experiment: &str) -> String {
 fn mlflow_gets_every_metric_params_tags_and_artifacts_of_a_run() {
     let server = Server::start();
     let clshost = Clshost::new();
-    let scratch = tempfile::tempdir().unwrap();
-    tiny_scratch(&clshost, scratch.path());
+    let scratch = tiny_tempdir(&clshost);
     let out = clshost
         .command(["run", "tiny.ron", "--set", &logger(&server, "tiny-e2e")])
         .current_dir(scratch.path())
@@ -251,8 +250,7 @@ fn mlflow_gets_every_metric_params_tags_and_artifacts_of_a_run() {
 fn a_server_stopped_mid_run_is_one_warning_and_the_run_completes() {
     let mut server = Server::start();
     let clshost = Clshost::new();
-    let scratch = tempfile::tempdir().unwrap();
-    tiny_scratch(&clshost, scratch.path());
+    let scratch = tiny_tempdir(&clshost);
     let child = clshost
         .command([
             "run",

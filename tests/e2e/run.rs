@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::support::{Clshost, TINY_RECIPE, interrupt, stderr, stdout_ok, tiny_scratch};
+use crate::support::{Clshost, TINY_RECIPE, interrupt, stderr, stdout_ok, tiny_tempdir};
 use clshost::report::plots::{CURVE_SIZE, MATRIX_SIZE};
 use clshost::train::Checkpoint;
 use clshost_plugin_loggers::tensorboard::proto::{Value, What};
@@ -14,12 +14,6 @@ use clshost_plugin_loggers::tensorboard::records::{Scalar, read_events, scalars,
 use safetensors::SafeTensors;
 
 /// A scratch directory with the tiny dataset and recipe.
-fn scratch(clshost: &Clshost) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    tiny_scratch(clshost, dir.path());
-    dir
-}
-
 fn run(clshost: &Clshost, dir: &Path, args: &[&str]) -> Output {
     clshost
         .command(["run"].iter().chain(args))
@@ -69,7 +63,7 @@ fn series(board: &[Scalar], tag: &str) -> Vec<(i64, f32)> {
 #[test]
 fn a_tiny_run_writes_every_run_directory_file() {
     let clshost = Clshost::new();
-    let dir = scratch(&clshost);
+    let dir = tiny_tempdir(&clshost);
     let out = run(
         &clshost,
         dir.path(),
@@ -240,7 +234,7 @@ fn assert_same_state(a: &[u8], b: &[u8]) {
 #[test]
 fn a_run_stopped_after_epoch_2_and_resumed_ends_bit_identical() {
     let clshost = Clshost::new();
-    let dir = scratch(&clshost);
+    let dir = tiny_tempdir(&clshost);
     stdout_ok(&run(&clshost, dir.path(), &["tiny.ron"]));
     let out = run(
         &clshost,
@@ -337,7 +331,7 @@ fn assert_close_values(epoch: u32, a: &[(String, Option<f64>)], b: &[(String, Op
 #[test]
 fn ctrl_c_saves_last_and_exits_130() {
     let clshost = Clshost::new();
-    let dir = scratch(&clshost);
+    let dir = tiny_tempdir(&clshost);
     let child = clshost.live_run(dir.path());
     interrupt(&child);
     let out = child.wait_with_output().unwrap();
@@ -352,7 +346,7 @@ fn ctrl_c_saves_last_and_exits_130() {
 #[test]
 fn a_diverging_loss_stops_and_keeps_the_checkpoint_before_it() {
     let clshost = Clshost::new();
-    let dir = scratch(&clshost);
+    let dir = tiny_tempdir(&clshost);
     let out = run(
         &clshost,
         dir.path(),
@@ -374,7 +368,7 @@ fn a_diverging_loss_stops_and_keeps_the_checkpoint_before_it() {
 #[test]
 fn an_unknown_recipe_field_fails_before_any_work() {
     let clshost = Clshost::new();
-    let dir = scratch(&clshost);
+    let dir = tiny_tempdir(&clshost);
     let broken = TINY_RECIPE.replace("trainer: (epochs: 3,", "trainer: (epochz: 3,");
     fs::write(dir.path().join("broken.ron"), broken).unwrap();
     let out = run(&clshost, dir.path(), &["broken.ron"]);

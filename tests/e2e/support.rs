@@ -278,6 +278,13 @@ pub fn tiny_scratch(clshost: &Clshost, dir: &Path) {
     std::fs::write(dir.join("tiny.ron"), TINY_RECIPE).expect("writing tiny.ron");
 }
 
+/// A temporary [`tiny_scratch`], removed when dropped.
+pub fn tiny_tempdir(clshost: &Clshost) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    tiny_scratch(clshost, dir.path());
+    dir
+}
+
 /// The run directory of the only run of [`TINY_RECIPE`] in `scratch` (a [`tiny_scratch`]).
 pub fn tiny_run_dir(scratch: &Path) -> PathBuf {
     let mut runs = std::fs::read_dir(scratch.join("runs/tiny")).expect("a runs/tiny folder");

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{Clshost, stderr, stdout_ok, tiny_run_dir, tiny_scratch};
+use crate::support::{Clshost, stderr, stdout_ok, tiny_run_dir, tiny_tempdir};
 
 /// What TensorBoard's reader loads from the run's `tensorboard/` directory.
 fn tensorboard_reads(run: &Path) -> Value {
@@ -47,8 +47,7 @@ fn points(read: &Value, tag: &str) -> Vec<(i64, f64)> {
 #[ignore = "needs TensorBoard: CLSHOST_TEST_TENSORBOARD_PYTHON=\"$(scripts/setup-tensorboard.sh)\""]
 fn tensorboard_reads_every_scalar_image_and_hyperparameter_of_a_run() {
     let clshost = Clshost::new();
-    let scratch = tempfile::tempdir().unwrap();
-    tiny_scratch(&clshost, scratch.path());
+    let scratch = tiny_tempdir(&clshost);
     let out = clshost.run_in(
         scratch.path(),
         &[
@@ -137,8 +136,7 @@ fn tensorboard_reads_every_scalar_image_and_hyperparameter_of_a_run() {
 #[ignore = "needs TensorBoard: CLSHOST_TEST_TENSORBOARD_PYTHON=\"$(scripts/setup-tensorboard.sh)\""]
 fn tensorboard_shows_an_interrupted_and_resumed_run_once() {
     let clshost = Clshost::new();
-    let scratch = tempfile::tempdir().unwrap();
-    tiny_scratch(&clshost, scratch.path());
+    let scratch = tiny_tempdir(&clshost);
     let out = clshost.run_in(
         scratch.path(),
         &["run", "tiny.ron", "--stop-after-epoch", "1"],

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use crate::support::{
     Clshost, FIRST_PARTY_PLUGINS, build_workspace, plugin_file, stdout_ok, tiny_run_dir,
-    tiny_scratch,
+    tiny_scratch, tiny_tempdir,
 };
 
 fn example_dir() -> &'static Path {
@@ -93,8 +93,7 @@ fn the_plugin_path_variable_finds_it_too() {
 fn its_exporter_writes_and_verifies_at_the_end_of_a_run_and_its_metric_is_a_column_and_a_curve() {
     let dir = example_dir();
     let clshost = Clshost::new();
-    let scratch = tempfile::tempdir().unwrap();
-    tiny_scratch(&clshost, scratch.path());
+    let scratch = tiny_tempdir(&clshost);
     let out = clshost
         .command([
             "--plugin-dir".as_ref(),

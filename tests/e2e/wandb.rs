@@ -14,7 +14,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{Clshost, stderr, stdout_ok, tiny_run_dir, tiny_scratch};
+use crate::support::{Clshost, stderr, stdout_ok, tiny_run_dir, tiny_tempdir};
 
 const LOGGER: &str =
     "loggers=[(name: \"wandb\", params: (project: \"tiny-e2e\", tags: [\"e2e\"]))]";
@@ -74,8 +74,7 @@ fn close(a: f64, b: f64) -> bool {
 #[ignore = "needs W&B's client: CLSHOST_TEST_WANDB=\"$(scripts/setup-wandb.sh)\""]
 fn wandb_reads_the_config_history_summary_and_files_of_a_run() {
     let clshost = Clshost::new();
-    let scratch = tempfile::tempdir().unwrap();
-    tiny_scratch(&clshost, scratch.path());
+    let scratch = tiny_tempdir(&clshost);
     let out = clshost.run_in(scratch.path(), &["run", "tiny.ron", "--set", LOGGER]);
     stdout_ok(&out);
     assert!(!stderr(&out).contains("wandb"), "{}", stderr(&out));
@@ -192,8 +191,7 @@ fn wandb_reads_the_config_history_summary_and_files_of_a_run() {
 #[ignore = "needs W&B's client: CLSHOST_TEST_WANDB=\"$(scripts/setup-wandb.sh)\""]
 fn a_resumed_run_is_one_wandb_run_in_two_offline_folders() {
     let clshost = Clshost::new();
-    let scratch = tempfile::tempdir().unwrap();
-    tiny_scratch(&clshost, scratch.path());
+    let scratch = tiny_tempdir(&clshost);
     let notes = "n".repeat(40_000);
     let logger = format!("loggers=[(name: \"wandb\", params: (notes: \"{notes}\"))]");
     let out = clshost.run_in(

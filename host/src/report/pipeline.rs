@@ -25,8 +25,7 @@
 //!
 //! A reporter is either required, or advisory. The table and the metrics files are required:
 //! their failure ends the run, since a run directory without its metrics is broken. Plots and
-//! loggers are derived outputs: their failure is a warning and the run
-//! goes on.
+//! loggers are derived outputs: their failure is a warning and the run goes on.
 
 use std::path::{Path, PathBuf};
 

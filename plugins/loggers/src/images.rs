@@ -81,7 +81,7 @@ fn draw_text(img: &mut RgbImage, x: u32, y: u32, text: &str, colour: [u8; 3], ro
 }
 
 /// The first `confusion_matrix` of `reports` that is `classes` x `classes`.
-pub fn find_confusion(reports: &[MetricReport], classes: usize) -> Option<&MetricMatrix> {
+fn find_confusion(reports: &[MetricReport], classes: usize) -> Option<&MetricMatrix> {
     reports.iter().flat_map(|r| r.matrices.iter()).find(|m| {
         m.name.as_str() == "confusion_matrix"
             && m.rows as usize == classes

@@ -16,6 +16,8 @@ pub mod tensorboard;
 pub mod values;
 pub mod wandb;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use clshost_plugin_api::prelude::*;
 
 register!(
@@ -24,6 +26,18 @@ register!(
     Logger: wandb::Wandb
 );
 export_plugin!(description: "Experiment trackers: MLflow, TensorBoard, Weights & Biases");
+
+/// Seconds since the Unix epoch, the wall time trackers stamp events with.
+pub fn unix_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The error of a logger given an event before its `start`: the host never does that.
+fn not_started() -> PluginError {
+    PluginError::internal("an event before the start of the run")
+}
 
 #[cfg(test)]
 mod tests {

@@ -34,6 +34,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clshost_plugin_api::prelude::*;
 use serde_json::{Value, json};
 
+use crate::not_started;
+
 /// MLflow's limit of metrics in one `runs/log-batch` request.
 pub const MAX_METRICS: usize = 1000;
 /// MLflow's limit of params in one `runs/log-batch` request.
@@ -169,10 +171,7 @@ impl Mlflow {
     /// The MLflow run, created on first need.
     fn ensure_run(&mut self) -> Result<&TrackedRun, PluginError> {
         if self.run.is_none() {
-            let start = self
-                .starting
-                .clone()
-                .ok_or_else(|| PluginError::internal("an event before the start of the run"))?;
+            let start = self.starting.clone().ok_or_else(not_started)?;
             let run = self.create_run(&start)?;
             self.starting = None;
             self.run = Some(run);

@@ -32,9 +32,9 @@ use self::proto::{
     HParamsData, Kind, ProtoValue, SESSION_END_INFO_TAG, SESSION_START, SESSION_START_INFO_TAG,
     SessionEndInfo, SessionLog, SessionStartInfo, Status, SummaryValue, What,
 };
-use self::records::{EventWriter, hparams, image, now, scalar};
-use crate::images;
+use self::records::{EventWriter, hparams, image, scalar};
 use crate::values::{FieldValue, field_value};
+use crate::{images, not_started, unix_seconds};
 
 /// The `tensorboard` logger.
 pub struct Tensorboard {
@@ -117,9 +117,7 @@ fn has_event_files(dir: &Path) -> bool {
 
 impl Tensorboard {
     fn writer(&mut self) -> Result<&mut EventWriter, PluginError> {
-        self.writer
-            .as_mut()
-            .ok_or_else(|| PluginError::internal("an event before the start of the run"))
+        self.writer.as_mut().ok_or_else(not_started)
     }
 
     /// The confusion matrices of `reports` (the first one of the run's size) as an image
@@ -162,7 +160,7 @@ impl Logger for Tensorboard {
                 .iter()
                 .map(|p| (p.name.to_string(), hparam_value(&p.value)))
                 .collect(),
-            start_time_secs: now(),
+            start_time_secs: unix_seconds(),
         };
         writer.summary(
             0,
@@ -222,7 +220,7 @@ impl Logger for Tensorboard {
         };
         let info = SessionEndInfo {
             status: status as i32,
-            end_time_secs: now(),
+            end_time_secs: unix_seconds(),
         };
         let step = end.step;
         self.writer()?.summary(

@@ -19,6 +19,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clshost_plugin_api::PluginError;
 use prost::Message;
 
+use crate::unix_seconds;
+
 use super::proto::{
     DT_FLOAT, Dim, Event, FILE_VERSION, HPARAMS_PLUGIN, HParamsData, HParamsPluginData, Image,
     PluginData, SummaryMetadata, SummaryValue, TensorProto, TensorShape, Value, What,
@@ -74,13 +76,6 @@ fn record(event: &Event) -> Vec<u8> {
     out.extend_from_slice(&data);
     out.extend_from_slice(&masked_crc(&data).to_le_bytes());
     out
-}
-
-/// Seconds since the Unix epoch.
-pub fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A scalar value; `None` when it is not finite (TensorBoard would plot it as a gap anyway).
@@ -184,7 +179,7 @@ impl EventWriter {
     /// Appends an event holding `what` at `step`, as one record.
     pub fn write(&mut self, step: u64, what: What) -> Result<(), PluginError> {
         let event = Event {
-            wall_time: now(),
+            wall_time: unix_seconds(),
             step: step as i64,
             what: Some(what),
         };

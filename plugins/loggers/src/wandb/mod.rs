@@ -44,6 +44,7 @@ use self::proto::{
 };
 use crate::images::{self, Png};
 use crate::values::{FieldValue, field_value};
+use crate::{not_started, unix_seconds};
 
 /// The oldest W&B reader of the transaction log format written here, as W&B's SDK 0.31 writes
 /// it in its own logs' header.
@@ -257,9 +258,7 @@ pub fn exit_code(status: &str) -> i32 {
 
 impl Wandb {
     fn run(&mut self) -> Result<&mut OfflineRun, PluginError> {
-        self.run
-            .as_mut()
-            .ok_or_else(|| PluginError::internal("an event before the start of the run"))
+        self.run.as_mut().ok_or_else(not_started)
     }
 
     /// The run id of the state file when resuming, else a new one.
@@ -351,16 +350,13 @@ impl OfflineRun {
         let Some((step, row)) = self.row.take() else {
             return Ok(());
         };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
         let runtime = self.earlier_runtime + self.started.elapsed().as_secs_f64();
         let items: Vec<Item> = row
             .into_iter()
             .chain([
                 (vec!["_step".to_string()], json!(step)),
                 (vec!["_runtime".to_string()], json!(runtime)),
-                (vec!["_timestamp".to_string()], json!(now)),
+                (vec!["_timestamp".to_string()], json!(unix_seconds())),
             ])
             .map(|(path, value)| Item {
                 key: String::new(),
