@@ -6,8 +6,9 @@ use std::panic::{self, AssertUnwindSafe};
 use burn::backend::Autodiff;
 use burn_flex::{Flex, FlexDevice};
 use clshost_plugin_api::{
-    BackboneContext, BackboneSummary, LoadReport, LoadWeightsOptions, ModelGraph, NamedTensor,
-    PluginError, StepParams, StepReport, Tensor, TensorRef, TuneReport, TuneSpec, WeightSet,
+    BackboneContext, BackboneSummary, CollectiveBox, LoadReport, LoadWeightsOptions, ModelGraph,
+    NamedTensor, PluginError, StepParams, StepReport, Tensor, TensorRef, TuneReport, TuneSpec,
+    WeightSet,
 };
 
 use crate::device::{DeviceChoice, available_devices, cpu_threads};
@@ -217,5 +218,12 @@ impl<F: ModelFamily> BurnBackbone<F> {
     pub fn tune(&mut self, spec: &TuneSpec) -> Result<TuneReport, PluginError> {
         let family = &self.family;
         with_session!(&mut self.engine, t => t.tune(family, spec))
+    }
+
+    /// Trains data-parallel through `collective` (plugin ABI 1.5): gradients are summed across
+    /// ranks before each optimizer step; see [`crate::distribute`].
+    pub fn distribute(&mut self, collective: CollectiveBox) -> Result<(), PluginError> {
+        with_session!(&mut self.engine, t => t.distribute(collective));
+        Ok(())
     }
 }

@@ -18,7 +18,9 @@
 //! - weights by name in PyTorch naming, loading a `.pth` or `.safetensors` state dict with a
 //!   report of what did not fit ([`weights`]), and the framework-neutral graph ([`graph`]);
 //! - fine-tuning controls (plugin ABI 1.3): freezing by name pattern, parameter groups,
-//!   layer-wise learning-rate decay and frozen normalization statistics ([`tune`]).
+//!   layer-wise learning-rate decay and frozen normalization statistics ([`tune`]);
+//! - data-parallel training (plugin ABI 1.5): gradients summed across ranks in one collective
+//!   call before each optimizer step ([`distribute`]).
 //!
 //! [`nn`] holds layers whose names and semantics match PyTorch where Burn's differ.
 
@@ -26,6 +28,7 @@ pub mod backbone;
 pub mod convert;
 pub mod device;
 pub mod devices;
+pub mod distribute;
 pub mod graph;
 #[cfg(feature = "libtorch")]
 pub mod libtorch;

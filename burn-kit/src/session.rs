@@ -6,13 +6,15 @@ use std::collections::{HashMap, HashSet};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use clshost_plugin_api::{
-    LoadReport, LoadWeightsOptions, ModelGraph, NamedTensor, OptimizerSpec, PluginError, RString,
-    ShapeMismatch, StepParams, StepReport, TensorRef, TuneReport, TuneSpec, WeightSet,
+    CollectiveBox, LoadReport, LoadWeightsOptions, ModelGraph, NamedTensor, OptimizerSpec,
+    PluginError, RString, ShapeMismatch, StepParams, StepReport, TensorRef, TuneReport, TuneSpec,
+    WeightSet,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::convert::{fnv1a, to_device, to_host, to_named};
+use crate::distribute;
 use crate::graph::GraphBuilder;
 use crate::model::{ClassifierModel, ModelFamily};
 use crate::nn::ForwardContext;
@@ -51,6 +53,8 @@ pub struct Session<AB: AutodiffBackend, F: ModelFamily> {
     params: Vec<(String, u64)>,
     /// Normalization statistics frozen by [`Session::tune`].
     frozen_norm: bool,
+    /// The other ranks of a data-parallel run ([`Session::distribute`]).
+    collective: Option<CollectiveBox>,
 }
 
 type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
@@ -93,7 +97,14 @@ impl<AB: AutodiffBackend, F: ModelFamily> Session<AB, F> {
             forward_passes: 0,
             params,
             frozen_norm: false,
+            collective: None,
         })
+    }
+
+    /// Trains data-parallel from now on: every optimizer step first sums the accumulated
+    /// gradients across the ranks of `collective` ([`crate::distribute`]).
+    pub fn distribute(&mut self, collective: CollectiveBox) {
+        self.collective = Some(collective);
     }
 
     /// Applies fine-tuning controls, replacing earlier ones ([`crate::tune`]): frozen
@@ -142,11 +153,34 @@ impl<AB: AutodiffBackend, F: ModelFamily> Session<AB, F> {
     }
 
     /// Backpropagates `sum(logits * grad)`, accumulates, and steps the optimizer when asked.
+    /// In a data-parallel run, a zero-row `grad` without a forward pass before it is a rank
+    /// without a batch in this window: it only takes part in the step.
     pub fn backward_step(
         &mut self,
         grad: TensorRef<'_>,
         step: StepParams,
     ) -> Result<StepReport, PluginError> {
+        let idle =
+            self.collective.is_some() && self.pending.is_none() && grad.shape.first() == Some(&0);
+        if !idle {
+            self.backward(grad)?;
+        }
+        if !step.apply_update {
+            return Ok(StepReport {
+                applied: false,
+                grad_norm: None.into(),
+            });
+        }
+        let grad_norm = self.apply(step.lr)?;
+        Ok(StepReport {
+            applied: true,
+            grad_norm: grad_norm.into(),
+        })
+    }
+
+    /// Backpropagates `sum(logits * grad)` through the pending forward pass and adds the
+    /// parameters' gradients to the accumulated ones.
+    fn backward(&mut self, grad: TensorRef<'_>) -> Result<(), PluginError> {
         let logits = self.pending.take().ok_or_else(|| {
             PluginError::input("backward_step called without a training forward pass before it")
         })?;
@@ -166,27 +200,23 @@ impl<AB: AutodiffBackend, F: ModelFamily> Session<AB, F> {
             };
             self.accum.insert(name, sum);
         }
-        if !step.apply_update {
-            return Ok(StepReport {
-                applied: false,
-                grad_norm: None.into(),
-            });
-        }
-        let grad_norm = self.apply(step.lr);
-        Ok(StepReport {
-            applied: true,
-            grad_norm: grad_norm.into(),
-        })
+        Ok(())
     }
 
-    /// Applies the optimizer to the accumulated gradients and updates the EMA; returns the
-    /// global gradient norm when clipping computed it.
-    fn apply(&mut self, lr: f64) -> Option<f64> {
+    /// Applies the optimizer to the accumulated gradients (summed across ranks first in a
+    /// data-parallel run) and updates the EMA; returns the global gradient norm when clipping
+    /// computed it.
+    fn apply(&mut self, lr: f64) -> Result<Option<f64>, PluginError> {
         let entries = collect_inner(&self.model);
-        let mut grads: Vec<(String, Tensor<Inner<AB>, 1>)> = entries
-            .iter()
-            .filter_map(|e| self.accum.remove(&e.name).map(|g| (e.name.clone(), g)))
-            .collect();
+        let mut grads: Vec<(String, Tensor<Inner<AB>, 1>)> = match &self.collective {
+            Some(collective) => {
+                distribute::all_reduce(collective, &entries, &mut self.accum, &self.device)?
+            }
+            None => entries
+                .iter()
+                .filter_map(|e| self.accum.remove(&e.name).map(|g| (e.name.clone(), g)))
+                .collect(),
+        };
         self.accum.clear();
         let norm = self
             .optim
@@ -208,7 +238,7 @@ impl<AB: AutodiffBackend, F: ModelFamily> Session<AB, F> {
         self.optimizer_steps += 1;
         self.eval_fresh = false;
         self.update_ema();
-        norm
+        Ok(norm)
     }
 
     /// Moves the EMA toward the current weights when its interval has come.

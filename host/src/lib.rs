@@ -11,6 +11,7 @@
 //!   metrics, augmentations, the backbone, a trained model);
 //! - [`data`]: ImageFolder datasets, decoding, and the deterministic parallel loader;
 //! - [`train`]: the training loop, mixing, evaluation and checkpoints;
+//! - [`distributed`]: the ranks of a data-parallel job (MPI) and their collectives;
 //! - [`report`]: what a run shows and writes about itself (tables, metrics files, plots,
 //!   TensorBoard events, `summary.json`);
 //! - [`export`]: the exporters at the end of a run, with their checks;
@@ -26,6 +27,7 @@ pub mod assemble;
 pub mod cli;
 pub mod commands;
 pub mod data;
+pub mod distributed;
 pub mod exit;
 pub mod export;
 pub mod logging;

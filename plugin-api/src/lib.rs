@@ -11,6 +11,8 @@
 //!   [`AbiSampleAugment`], [`AbiBatchAugment`], [`AbiLoss`], [`AbiMetric`], [`AbiExporter`]),
 //!   and since ABI 1.4 the **logger** contract ([`AbiLogger`]), which hands a run's events to
 //!   an experiment tracker;
+//! - since ABI 1.5, the **collective** ([`AbiCollective`]) the host hands a backbone trained
+//!   data-parallel, to average gradients across processes;
 //! - the **root module** every plugin exports ([`PluginRoot`]) and the version handshake on top of
 //!   abi_stable's own layout checks ([`AbiVersion`]);
 //! - the **device report** a plugin gives about the backends it was compiled with
@@ -95,6 +97,7 @@
 
 pub mod authoring;
 mod backbone;
+mod collective;
 mod component;
 mod config;
 mod device;
@@ -115,6 +118,7 @@ pub use backbone::{
     StepParams, StepReport, TuneReport, TuneSpec, WeightSet,
 };
 pub use clshost_plugin_api_derive::ConfigDoc;
+pub use collective::{AbiCollective, AbiCollective_TO, CollectiveBox};
 pub use component::{ComponentInfo, ComponentKind, ParamDoc, PluginInfo};
 pub use config::{check_file_name, parse_config};
 pub use device::{BackendReport, DeviceEntry};
@@ -135,7 +139,7 @@ pub use metric::{
 };
 pub use root::{
     ABI_MAJOR, ABI_MINOR, ABI_VERSION_STRING, AbiVersion, HANDSHAKE_SYMBOL, PluginRoot,
-    PluginRootRef, v1_0, v1_1, v1_2, v1_3,
+    PluginRootRef, v1_0, v1_1, v1_2, v1_3, v1_4,
 };
 pub use sample::{
     AbiBatchAugment, AbiBatchAugment_TO, AbiSampleAugment, AbiSampleAugment_TO, AugmentContext,
@@ -152,12 +156,13 @@ pub mod prelude {
         Metric, Param, TensorAugment,
     };
     pub use crate::{
-        AugmentContext, BackboneContext, BackboneSummary, BackendReport, ConfigDoc, DeviceEntry,
-        EpochLog, ExportMeta, FileLog, ImageU8, LoadReport, LoadWeightsOptions, LoggerContext,
-        LossContext, MetricContext, MetricMatrix, MetricOutput, MetricReport, MetricScalar,
-        MetricVector, ModelGraph, NamedTensor, PluginError, ROption, RString, RVec, RunEnd,
-        RunStart, Scalar, StepLog, StepParams, StepReport, Tensor, TensorMut, TensorRef, TextEntry,
-        TuneReport, TuneSpec, VerifyReport, WeightSet, check_file_name, export_plugin, register,
+        AbiCollective, AugmentContext, BackboneContext, BackboneSummary, BackendReport,
+        CollectiveBox, ConfigDoc, DeviceEntry, EpochLog, ExportMeta, FileLog, ImageU8, LoadReport,
+        LoadWeightsOptions, LoggerContext, LossContext, MetricContext, MetricMatrix, MetricOutput,
+        MetricReport, MetricScalar, MetricVector, ModelGraph, NamedTensor, PluginError, ROption,
+        RString, RVec, RunEnd, RunStart, Scalar, StepLog, StepParams, StepReport, Tensor,
+        TensorMut, TensorRef, TextEntry, TuneReport, TuneSpec, VerifyReport, WeightSet,
+        check_file_name, export_plugin, register,
     };
     pub use serde::{Deserialize, Serialize};
 }

@@ -37,6 +37,8 @@ fn bench_train_reports_every_field_and_the_loss_goes_down() {
     assert_eq!(report["device"], "cpu");
     assert_eq!(report["batch"], 4);
     assert_eq!(report["steps"], 3);
+    assert_eq!(report["ranks"], 1);
+    assert_eq!(report["allreduce_ms_per_step"], 0.0);
     // torchvision's resnet18 without its head has 11,176,512 parameters; the 3x3 stem of
     // `small_input` has 64 * 3 * (9 - 49) fewer, the 3-class head adds 512 * 3 + 3.
     assert_eq!(report["parameters"], 11_176_512 - 7_680 + 1_539);

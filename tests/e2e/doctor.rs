@@ -113,6 +113,13 @@ fn json_has_plugins_cpu_and_the_backends_with_their_devices() {
         json["cpu"]["available_parallelism"],
         std::thread::available_parallelism().unwrap().get()
     );
+    // Started directly: a job of one, whether or not the build has MPI.
+    let distributed = &json["distributed"];
+    assert_eq!(
+        (&distributed["rank"], &distributed["size"]),
+        (&0.into(), &1.into())
+    );
+    assert!(distributed["launcher"].is_null() && distributed["problem"].is_null());
     let names: Vec<&str> = json["plugins"]
         .as_array()
         .unwrap()

@@ -6,6 +6,7 @@
 mod support;
 
 mod bench_gpu_check;
+mod distributed;
 mod dockerfile;
 mod doctor;
 mod eval;

@@ -58,13 +58,18 @@ fn run_cargo(dir: &Path, command: &mut Command) {
     );
 }
 
-/// The `clshost` binary, with every first-party plugin built next to it.
+/// The `clshost` binary, with every first-party plugin built next to it; with the cargo
+/// features `CLSHOST_TEST_FEATURES` names, when set (`clshost/mpi` for the distributed tests).
 pub fn clshost_binary() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
+        let features = env::var("CLSHOST_TEST_FEATURES").unwrap_or_default();
         let mut args = vec!["build", "--quiet", "-p", "clshost"];
         for plugin in FIRST_PARTY_PLUGINS {
             args.extend(["-p", plugin]);
+        }
+        if !features.is_empty() {
+            args.extend(["--features", &features]);
         }
         cargo(&repo_root(), args);
         profile_dir().join(format!("clshost{}", env::consts::EXE_SUFFIX))
@@ -137,8 +142,26 @@ impl Clshost {
         S: AsRef<OsStr>,
     {
         let mut cmd = Command::new(clshost_binary());
-        cmd.args(args)
-            .env_remove("CLSHOST_PLUGIN_PATH")
+        cmd.args(args);
+        self.isolate(cmd)
+    }
+
+    /// A command for `launcher` (`mpirun -np 2`, its program then its own arguments) starting
+    /// `clshost` with `args`, in the same isolated environment, which a local launcher passes on
+    /// to every process it starts.
+    pub fn launched<I, S>(&self, launcher: &[&str], args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new(launcher[0]);
+        cmd.args(&launcher[1..]).arg(clshost_binary()).args(args);
+        self.isolate(cmd)
+    }
+
+    /// `cmd` without the user's plugin path, log filter and caches, with a fresh home.
+    pub fn isolate(&self, mut cmd: Command) -> Command {
+        cmd.env_remove("CLSHOST_PLUGIN_PATH")
             .env_remove("RUST_LOG")
             .env_remove("CLSHOST_CACHE_DIR")
             .env_remove("CLSHOST_WEIGHTS_MIRROR")

@@ -141,6 +141,7 @@ pub fn fresh_state(recipe: &Recipe, direction: Direction, classes: &[String]) ->
         top_k: Vec::new(),
         notes,
         classes: classes.to_vec(),
+        world_size: 1,
     }
 }
 

@@ -1,10 +1,11 @@
 //! `clshost doctor [--json]`: what this installation can do, for the user whose GPU isn't used.
 //!
-//! It reports the clshost and plugin ABI versions, the CPU count, every place on the plugin
-//! search path with the plugin files found there (and which are shadowed), the plugins loaded and
-//! those that failed with the reason, and for each backend (`cpu`, `wgpu`, `cuda`, `libtorch`,
-//! and any other a plugin reports) which plugins were built with it and the devices it sees, or why none. A short
-//! verdict per backend ends the text. It exits 0 whatever it finds: a machine without a GPU is a
+//! It reports the clshost and plugin ABI versions, the CPU count, the MPI library and the job
+//! this process is in (data-parallel training: `mpirun -np 2 clshost doctor` shows each rank),
+//! every place on the plugin search path with the plugin files found there (and which are
+//! shadowed), the plugins loaded and those that failed with the reason, and for each backend
+//! (`cpu`, `wgpu`, `cuda`, `libtorch`, and any other a plugin reports) which plugins were built
+//! with it and the devices it sees, or why none. A short verdict per backend ends the text. It exits 0 whatever it finds: a machine without a GPU is a
 //! finding, not a failure.
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use clap::Args;
 use clshost_plugin_api::{ABI_VERSION_STRING, BackendReport, DeviceEntry};
 use serde::Serialize;
 
+use crate::distributed::{Launcher, World};
 use crate::output;
 use crate::recipe::validate::rebuild_flags;
 use crate::registry::{DeviceSupport, FailureView, Kind, Location, Plugin, Registry, SearchPath};
@@ -48,6 +50,7 @@ struct Report {
     clshost_version: &'static str,
     abi: &'static str,
     cpu: Cpu,
+    distributed: Distributed,
     search_path: Vec<LocationView>,
     /// Why the plugins could not be loaded at all (two plugins offering one name, a `--plugin`
     /// file that fails), when that happened.
@@ -65,6 +68,54 @@ struct Cpu {
     /// What `std::thread::available_parallelism` allows this process (affinity, cgroup quota):
     /// the thread count the data loader and the CPU backend default to.
     available_parallelism: Option<usize>,
+}
+
+/// Data-parallel training: the MPI library this build uses, and the job this process is in.
+#[derive(Serialize)]
+struct Distributed {
+    /// The MPI library (`Open MPI v4.1.4`); `None` in a build without the `mpi` feature.
+    mpi: Option<String>,
+    /// The launcher that started this process, when one did.
+    launcher: Option<String>,
+    /// This process's rank in its job.
+    rank: u32,
+    /// The number of ranks in its job.
+    size: u32,
+    /// Why this process cannot take part in its job, when it cannot.
+    problem: Option<String>,
+}
+
+impl Distributed {
+    fn gather() -> Distributed {
+        let launcher = Launcher::from_env().map(|l| l.name);
+        let (rank, size, problem) = match World::join() {
+            Ok(world) => (world.rank(), world.size(), None),
+            Err(e) => (0, 1, Some(e.to_string())),
+        };
+        Distributed {
+            mpi: World::library(),
+            launcher,
+            rank,
+            size,
+            problem,
+        }
+    }
+
+    fn text(&self) -> String {
+        let library = match &self.mpi {
+            Some(mpi) => format!("MPI ({mpi})"),
+            None => "not built with MPI (rebuild with `--features clshost/mpi`)".to_string(),
+        };
+        let job = match (&self.problem, &self.launcher) {
+            (Some(problem), _) => problem.clone(),
+            (None, Some(launcher)) => format!(
+                "this process is rank {} of {}, started by {launcher}",
+                self.rank, self.size
+            ),
+            (None, None) => "started directly: one process (launch with `mpirun -np N`)".into(),
+        };
+        format!("Data-parallel training: {library}; {job}\n")
+    }
 }
 
 #[derive(Serialize)]
@@ -144,6 +195,7 @@ impl Report {
                 logical: logical_cpus(),
                 available_parallelism: std::thread::available_parallelism().ok().map(usize::from),
             },
+            distributed: Distributed::gather(),
             search_path: search.survey().iter().map(LocationView::new).collect(),
             registry_error,
             plugins: plugins
@@ -175,6 +227,8 @@ impl Report {
             count(self.cpu.logical),
             count(self.cpu.available_parallelism)
         );
+        out.push_str(&self.distributed.text());
+        out.push('\n');
 
         out.push_str("Plugin search path, in order:\n");
         for (i, l) in self.search_path.iter().enumerate() {

@@ -33,6 +33,7 @@ use crate::assemble::loaders::eval_loader;
 use crate::assemble::pretrained::Request;
 use crate::assemble::trained::{Located, Trained, locate};
 use crate::data::{ImageFolder, OnError, Sample};
+use crate::distributed::World;
 use crate::output;
 use crate::registry::SearchPath;
 use crate::report::console::{self, ClassLine};
@@ -248,6 +249,7 @@ pub fn run(search: &SearchPath, args: &EvalArgs, quiet: bool) -> Result<()> {
         trained.classes.len(),
         &mut metrics,
         ema_metrics.as_deref_mut(),
+        &World::single(),
     )?;
     let skipped = loader.skipped().len();
     let images: u64 = eval.support.iter().sum();

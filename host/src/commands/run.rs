@@ -11,7 +11,8 @@
 //! was interrupted (Ctrl-C, SIGTERM, `--stop-after-epoch`) after saving `last`, 1 on any error.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
@@ -19,6 +20,7 @@ use clap::Args;
 use clshost_plugin_api::{ABI_VERSION_STRING, BackboneSummary, WeightSet};
 
 use crate::assemble::{self, parts};
+use crate::distributed::{DistributedError, World};
 use crate::exit::Exit;
 use crate::export;
 use crate::output;
@@ -64,19 +66,60 @@ pub struct RunArgs {
 }
 
 /// Gives the backbone the recipe's fine-tuning controls for `epoch`, and says what they
-/// selected.
-fn tune(parts: &mut Parts, epoch: u32) -> Result<()> {
+/// selected when `say`.
+fn tune(parts: &mut Parts, epoch: u32, say: bool) -> Result<()> {
     if let Some(tuning) = parts.tuning.as_mut()
         && let Some(report) = tuning.apply(&mut parts.backbone, epoch)?
+        && say
     {
         output::print(&format!("fine-tuning: {}\n", tuning::describe(&report)))?;
     }
     Ok(())
 }
 
-/// Runs `clshost run`.
+/// Runs `clshost run`, as a job of one or as one rank of a data-parallel job (see
+/// [`crate::distributed`]). In a job, an error the other ranks cannot know about ends the whole
+/// job at once after its message, so that no rank waits forever on the failed one.
 pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
+    let world = Rc::new(World::join()?);
+    let result = run_ranked(search, args, quiet, &world);
+    match result {
+        Err(e) if world.is_distributed() && !agreed(&e) => {
+            eprintln!("error: rank {}: {e:#}", world.rank());
+            world.abort(1)
+        }
+        Err(e) if world.is_distributed() => Err(e.context(format!("rank {}", world.rank()))),
+        other => other,
+    }
+}
+
+/// Whether every rank of a job stops with this error at the same point (an interrupt, a
+/// divergence, another rank's failure, a start from different inputs), so each can end on its
+/// own.
+fn agreed(e: &anyhow::Error) -> bool {
+    use crate::train::TrainError;
+    if e.downcast_ref::<Exit>()
+        .is_some_and(|exit| exit.code == 130)
+        || e.downcast_ref::<DistributedError>().is_some()
+    {
+        return true;
+    }
+    matches!(
+        e.downcast_ref::<TrainError>(),
+        Some(
+            TrainError::Rank { .. }
+                | TrainError::NonFinite { .. }
+                | TrainError::NonFiniteLogits { .. }
+        )
+    )
+}
+
+/// `clshost run` on rank `world.rank()`: rank 0 does everything a single process does, the
+/// other ranks train their share and write nothing.
+fn run_ranked(search: &SearchPath, args: &RunArgs, quiet: bool, world: &Rc<World>) -> Result<()> {
     let wall = Instant::now();
+    let leader = world.is_leader();
+    let quiet = quiet || !leader;
     let (recipe_path, overrides) = match (&args.resume, &args.recipe) {
         (Some(dir), _) => (dir.join("recipe.ron"), Vec::new()),
         (None, Some(path)) => (path.clone(), args.overrides.clone()),
@@ -87,14 +130,30 @@ pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
     let recipe = resolved.recipe.clone();
     // A resumed run's directory is locked before anything else; a new run's is created only
     // once its data and components are built, so a refused run leaves no empty directory.
-    let resumed = args.resume.as_deref().map(RunDir::open).transpose()?;
+    let resumed = match &args.resume {
+        Some(dir) if leader => Some(RunDir::open(dir)?),
+        _ => None,
+    };
     let mut run_parts = parts::run_parts(&recipe, &registry)?;
-    let (run, state) = match resumed {
-        Some(run) => {
-            let ckpt = Checkpoint::load(&run.file("checkpoints/last.ckpt"))?;
+    if world.is_distributed() {
+        run_parts.backbone.distribute(world.collective())?;
+    }
+    let resumed_state = match &args.resume {
+        Some(dir) => {
+            let ckpt = resume_checkpoint(world, resumed.as_ref(), dir)?;
+            if ckpt.host.world_size != world.size() {
+                bail!(
+                    "{} was trained with {} rank(s) and this job has {}: resume it with as many \
+                     (`mpirun -np {}`)",
+                    dir.display(),
+                    ckpt.host.world_size,
+                    world.size(),
+                    ckpt.host.world_size
+                );
+            }
             run_parts.backbone.load_state(&ckpt.backbone)?;
-            tune(&mut run_parts, ckpt.host.epoch)?;
-            (run, ckpt.host)
+            tune(&mut run_parts, ckpt.host.epoch, leader)?;
+            Some(ckpt.host)
         }
         None => {
             let sources = [
@@ -103,40 +162,61 @@ pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
             ];
             let progress = !quiet && std::io::stderr().is_terminal();
             parts::load_initial_weights(&registry, &recipe, &mut run_parts, &sources, progress)?;
-            tune(&mut run_parts, 0)?;
-            let run = RunDir::create(
-                args.output.as_deref().unwrap_or(&recipe.output),
-                &recipe.name,
-            )?;
-            rundir::atomic_write(&run.file("recipe.ron"), resolved.to_ron().as_bytes())?;
-            let state = parts::fresh_state(&recipe, run_parts.direction, &run_parts.classes);
-            (run, state)
+            tune(&mut run_parts, 0, leader)?;
+            None
         }
     };
     let used = provenance::plugins_used(&recipe, &registry)?;
-    rundir::atomic_write(
-        &run.file("plugins.json"),
-        (serde_json::to_string_pretty(&used)? + "\n").as_bytes(),
-    )?;
+    check_same_start(world, &resolved, &used, &run_parts)?;
+    let (run, state) = match resumed_state {
+        Some(state) => (resumed, state),
+        None => {
+            let run = if leader {
+                let run = RunDir::create(
+                    args.output.as_deref().unwrap_or(&recipe.output),
+                    &recipe.name,
+                )?;
+                rundir::atomic_write(&run.file("recipe.ron"), resolved.to_ron().as_bytes())?;
+                Some(run)
+            } else {
+                None
+            };
+            let mut state = parts::fresh_state(&recipe, run_parts.direction, &run_parts.classes);
+            state.world_size = world.size();
+            (run, state)
+        }
+    };
+    if let Some(run) = &run {
+        rundir::atomic_write(
+            &run.file("plugins.json"),
+            (serde_json::to_string_pretty(&used)? + "\n").as_bytes(),
+        )?;
+    }
     let stop = StopFlag::new();
     signal::on_interrupt(&stop)?;
     let summary = run_parts.backbone.summary()?;
-    output::print(&format!(
-        "{} {}: {} ({} parameters) on {}, {} train / {} val images in {} classes\nrun directory: {}\n",
-        if args.resume.is_some() {
-            "resuming"
-        } else {
-            "training"
-        },
-        recipe.name,
-        recipe.model.name,
-        summary.num_parameters,
-        summary.device,
-        run_parts.train.len(),
-        run_parts.val.len(),
-        run_parts.classes.len(),
-        run.path().display()
-    ))?;
+    if let Some(run) = &run {
+        output::print(&format!(
+            "{} {}: {} ({} parameters) on {}{}, {} train / {} val images in {} classes\nrun directory: {}\n",
+            if args.resume.is_some() {
+                "resuming"
+            } else {
+                "training"
+            },
+            recipe.name,
+            recipe.model.name,
+            summary.num_parameters,
+            summary.device,
+            match world.size() {
+                1 => String::new(),
+                n => format!(" x {n} ranks ({})", World::library().unwrap_or_default()),
+            },
+            run_parts.train.len(),
+            run_parts.val.len(),
+            run_parts.classes.len(),
+            run.path().display()
+        ))?;
+    }
     let control = Control {
         stop,
         stop_after_epoch: args.stop_after_epoch,
@@ -144,11 +224,17 @@ pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
         started: wall,
     };
     let fresh = args.resume.is_none();
-    let loggers = loggers::create(&registry, &recipe.loggers, run.path(), !fresh);
-    let environment = environment(&summary, &used);
+    let loggers = match &run {
+        Some(run) => loggers::create(&registry, &recipe.loggers, run.path(), !fresh),
+        None => Vec::new(),
+    };
+    let environment = environment(&summary, &used, world);
     let classes = run_parts.classes.clone();
-    let mut trainer = Trainer::new(run_parts, run, state, control, loggers);
-    let run_dir = trainer.run_dir().path().to_path_buf();
+    let mut trainer = Trainer::new(run_parts, run, Rc::clone(world), state, control, loggers);
+    if !leader {
+        return follow(&mut trainer);
+    }
+    let run_dir = trainer.run_dir()?.path().to_path_buf();
     trainer.report(&Event::Start(StartEvent {
         name: &recipe.name,
         run_dir: &run_dir,
@@ -172,9 +258,72 @@ pub fn run(search: &SearchPath, args: &RunArgs, quiet: bool) -> Result<()> {
     result.map(drop)
 }
 
-/// Where a run runs, for loggers: clshost and its ABI, the OS, the backbone and its device, and
-/// the plugins used.
-fn environment(summary: &BackboneSummary, used: &[provenance::PluginUse]) -> Vec<(String, String)> {
+/// The checkpoint a resumed run continues from: rank 0 reads `checkpoints/last.ckpt` of its
+/// locked `run` and sends it to the other ranks, which need no access to the file.
+fn resume_checkpoint(world: &World, run: Option<&RunDir>, dir: &Path) -> Result<Checkpoint> {
+    let path = dir.join("checkpoints/last.ckpt");
+    let mut bytes = match run {
+        Some(run) => Checkpoint::load(&run.file("checkpoints/last.ckpt"))?
+            .to_bytes()
+            .map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
+    world.broadcast_bytes(&mut bytes);
+    Ok(Checkpoint::from_bytes(&path, &bytes)?)
+}
+
+/// Checks that every rank runs the same recipe, plugins, dataset and initial weights.
+fn check_same_start(
+    world: &World,
+    resolved: &Resolved,
+    used: &[provenance::PluginUse],
+    parts: &Parts,
+) -> Result<()> {
+    if !world.is_distributed() {
+        return Ok(());
+    }
+    let plugins: String = used
+        .iter()
+        .map(|p| format!("{} {} {}\n", p.name, p.version, p.sha256))
+        .collect();
+    let dataset = format!(
+        "{:?} {} {}",
+        parts.classes,
+        parts.train.len(),
+        parts.val.len()
+    );
+    let mut weights = Vec::new();
+    for w in parts.backbone.named_weights(WeightSet::Raw)? {
+        weights.extend_from_slice(w.name.as_bytes());
+        weights.extend(w.tensor.data.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    Ok(world.check_same(&[
+        ("recipe", resolved.to_ron().as_bytes()),
+        ("set of plugins", plugins.as_bytes()),
+        ("dataset", dataset.as_bytes()),
+        ("initial weights", &weights),
+    ])?)
+}
+
+/// A rank other than 0: trains its share, and exits 130 with the others when interrupted.
+fn follow(trainer: &mut Trainer) -> Result<()> {
+    match trainer.train()? {
+        Ending::Interrupted => Err(Exit {
+            code: 130,
+            message: format!("rank {}: stopped with rank 0", trainer.world().rank()),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Where a run runs, for loggers: clshost and its ABI, the OS, the backbone and its device, the
+/// plugins used, and in a data-parallel run the ranks and the MPI library.
+fn environment(
+    summary: &BackboneSummary,
+    used: &[provenance::PluginUse],
+    world: &World,
+) -> Vec<(String, String)> {
     let plugins: Vec<String> = used
         .iter()
         .map(|p| format!("{} {}", p.name, p.version))
@@ -191,6 +340,16 @@ fn environment(summary: &BackboneSummary, used: &[provenance::PluginUse]) -> Vec
         ("plugins", plugins.join(", ")),
     ]
     .into_iter()
+    .chain(world.is_distributed().then(|| {
+        (
+            "ranks",
+            format!(
+                "{} ({})",
+                world.size(),
+                World::library().unwrap_or_default()
+            ),
+        )
+    }))
     .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
@@ -204,7 +363,7 @@ fn train_to_end(
     registry: &Registry,
     resolved: &Resolved,
 ) -> Result<Ending> {
-    let recipe_file = trainer.run_dir().file("recipe.ron");
+    let recipe_file = trainer.run_dir()?.file("recipe.ron");
     if fresh {
         trainer.report(&Event::File(FileEvent {
             kind: FileKind::Recipe,
@@ -224,7 +383,7 @@ fn train_to_end(
             code: 130,
             message: format!(
                 "stopped {at}; `last` is saved\nresume with: clshost run --resume {}",
-                trainer.run_dir().path().display()
+                trainer.run_dir()?.path().display()
             ),
         }
         .into());
@@ -236,8 +395,10 @@ fn train_to_end(
 /// The end of an invocation, for the reporters: the plots as files, then how it ended. A
 /// reporter's failure here is only a warning: the run's outcome is already decided.
 fn end(trainer: &mut Trainer, status: &str, message: &str) {
-    let plots = trainer.run_dir().file("plots");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&plots)
+    let plots = trainer.run_dir().map(|run| run.file("plots"));
+    let mut files: Vec<PathBuf> = plots
+        .ok()
+        .and_then(|plots| std::fs::read_dir(plots).ok())
         .map(|dir| dir.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     files.sort();
@@ -283,7 +444,7 @@ fn finish(
     resolved: &Resolved,
     ending: Ending,
 ) -> Result<()> {
-    let best_path = trainer.run_dir().file("checkpoints/best.ckpt");
+    let best_path = trainer.run_dir()?.file("checkpoints/best.ckpt");
     let which = if best_path.is_file() {
         // The backbone already holds the best state when the last epoch was the best.
         if trainer.state.monitor.best_epoch != Some(trainer.state.epoch) {
@@ -295,7 +456,7 @@ fn finish(
         BestWeights::Raw
     };
     let weights = WeightSet::from(which);
-    let eval = trainer.evaluate()?;
+    let eval = trainer.evaluate_alone()?;
     output::print(&format!(
         "\nper class ({} weights of epoch {}):\n{}",
         which.name(),
@@ -318,7 +479,7 @@ fn finish(
     let parts = trainer.parts();
     let summary = Summary {
         recipe: recipe.name.clone(),
-        run_dir: trainer.run_dir().path().display().to_string(),
+        run_dir: trainer.run_dir()?.path().display().to_string(),
         ending: ending.as_str().into(),
         epochs: trainer.state.epoch,
         monitor: recipe.trainer.monitor.clone(),
@@ -331,7 +492,7 @@ fn finish(
         exports,
     };
     rundir::atomic_write(
-        &trainer.run_dir().file("summary.json"),
+        &trainer.run_dir()?.file("summary.json"),
         (serde_json::to_string_pretty(&summary)? + "\n").as_bytes(),
     )?;
     output::print(&format!("\n{}", summary.text()))?;

@@ -492,6 +492,13 @@ impl Loader {
 
     /// Starts `epoch`: the workers begin preparing its first batches at once.
     pub fn epoch(&self, epoch: u64) -> Epoch {
+        self.epoch_shard(epoch, 0, 1)
+    }
+
+    /// Starts rank `rank`'s share of `epoch` in a job of `ranks`: the batches whose index (in
+    /// the whole epoch's order) leaves `rank` when divided by `ranks`, each exactly as
+    /// [`Loader::epoch`] builds it.
+    pub fn epoch_shard(&self, epoch: u64, rank: usize, ranks: usize) -> Epoch {
         let inner = &self.inner;
         let n = inner.samples.len();
         let order = if inner.options.shuffle {
@@ -503,7 +510,9 @@ impl Loader {
             inner: Arc::clone(inner),
             epoch,
             order,
-            batches: self.batches_per_epoch(),
+            jobs: (rank..self.batches_per_epoch())
+                .step_by(ranks.max(1))
+                .collect(),
             state: Mutex::new(State {
                 next_job: 0,
                 next_out: 0,
@@ -514,7 +523,7 @@ impl Loader {
             ready: Condvar::new(),
             pool: Mutex::new(Vec::new()),
         });
-        let workers = (0..inner.options.workers.min(shared.batches.max(1)))
+        let workers = (0..inner.options.workers.min(shared.jobs.len().max(1)))
             .map(|w| {
                 let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
@@ -533,6 +542,7 @@ impl Loader {
     }
 }
 
+/// Progress through an epoch's jobs, by position in [`EpochShared::jobs`].
 struct State {
     next_job: usize,
     next_out: usize,
@@ -544,7 +554,8 @@ struct EpochShared {
     inner: Arc<Inner>,
     epoch: u64,
     order: Vec<usize>,
-    batches: usize,
+    /// The indices of the batches to build, in order.
+    jobs: Vec<usize>,
     state: Mutex<State>,
     work: Condvar,
     ready: Condvar,
@@ -552,8 +563,8 @@ struct EpochShared {
 }
 
 impl EpochShared {
-    /// A worker: takes the next batch index while fewer than `prefetch` batches are pending,
-    /// builds it, hands it over.
+    /// A worker: takes the next job while fewer than `prefetch` batches are pending, builds its
+    /// batch, hands it over.
     fn work(&self) {
         let depth = self.inner.options.prefetch;
         let bs = self.inner.options.batch_size;
@@ -561,7 +572,7 @@ impl EpochShared {
             let job = {
                 let mut st = lock(&self.state);
                 loop {
-                    if st.stop || st.next_job >= self.batches {
+                    if st.stop || st.next_job >= self.jobs.len() {
                         return;
                     }
                     if st.next_job < st.next_out + depth {
@@ -571,14 +582,15 @@ impl EpochShared {
                     st = self.work.wait(st).unwrap_or_else(PoisonError::into_inner);
                 }
             };
-            let order = &self.order[job * bs..((job + 1) * bs).min(self.order.len())];
+            let index = self.jobs[job];
+            let order = &self.order[index * bs..((index + 1) * bs).min(self.order.len())];
             let buffer = lock(&self.pool).pop().unwrap_or_default();
             let result = panic::catch_unwind(AssertUnwindSafe(|| {
-                self.inner.batch(self.epoch, job, order, buffer)
+                self.inner.batch(self.epoch, index, order, buffer)
             }))
             .unwrap_or_else(|p| {
                 Err(LoaderError::Panic {
-                    batch: job,
+                    batch: index,
                     message: clshost_plugin_api::panic_message(p.as_ref()),
                 })
             });
@@ -625,13 +637,13 @@ impl Iterator for Epoch {
         let shared = Arc::clone(&self.shared);
         let mut st = lock(&shared.state);
         loop {
-            if st.next_out >= shared.batches {
+            if st.next_out >= shared.jobs.len() {
                 drop(st);
                 self.finished = true;
                 return self
                     .required
                     .take()
-                    .filter(|_| !self.delivered && shared.batches > 0)
+                    .filter(|_| !self.delivered && !shared.jobs.is_empty())
                     .map(|set| Err(shared.inner.none_readable(set)));
             }
             let next = st.next_out;

@@ -149,8 +149,8 @@ pub fn export_run(
         .epoch(0)
         .next()
         .context("no validation image could be read for the export check")??;
-    let out_dir = trainer.run_dir().subdir("export")?;
-    let staging = trainer.run_dir().file(".export-staging");
+    let out_dir = trainer.run_dir()?.subdir("export")?;
+    let staging = trainer.run_dir()?.file(".export-staging");
     let meta = export_meta(resolved, &trainer.parts().classes, &trainer.state.monitor);
     export_all(
         &exporters,

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use abi_stable::std_types::{RResult, RStr, RString, RVec};
 use clshost_plugin_api::{
     AugmentContext, AugmentStage, BackboneBox, BackboneContext, BackboneSummary, BatchAugmentBox,
-    EpochLog, ExportMeta, ExportedModelBox, ExporterBox, FileLog, ImageU8, LoadReport,
-    LoadWeightsOptions, LoggerBox, LoggerContext, LossBox, LossContext, MetricBox, MetricContext,
-    MetricOutput, MetricReport, ModelGraph, NamedTensor, PluginError, RunEnd, RunStart,
-    SampleAugmentBox, StepLog, StepParams, StepReport, Tensor, TensorMut, TensorRef, TuneReport,
-    TuneSpec, VerifyReport, WeightSet,
+    CollectiveBox, EpochLog, ExportMeta, ExportedModelBox, ExporterBox, FileLog, ImageU8,
+    LoadReport, LoadWeightsOptions, LoggerBox, LoggerContext, LossBox, LossContext, MetricBox,
+    MetricContext, MetricOutput, MetricReport, ModelGraph, NamedTensor, PluginError, RunEnd,
+    RunStart, SampleAugmentBox, StepLog, StepParams, StepReport, Tensor, TensorMut, TensorRef,
+    TuneReport, TuneSpec, VerifyReport, WeightSet,
 };
 
 use super::{Entry, Kind, Registry, ResolveError};
@@ -135,16 +135,18 @@ impl Registry {
         config: &str,
         ctx: &BackboneContext,
     ) -> Result<Backbone, CreateError> {
-        let (mut tune, mut abi_minor) = (None, 0);
+        let (mut tune, mut distribute, mut abi_minor) = (None, None, 0);
         let (inner, origin) = self.create(Kind::Backbone, name, |e| {
-            let library = &e.plugin.library;
-            (tune, abi_minor) = (library.root.tune(), library.abi.minor);
-            (library.root.new_backbone())(name.into(), config.into(), ctx)
+            let root = &e.plugin.library.root;
+            (tune, distribute) = (root.tune(), root.distribute());
+            abi_minor = e.plugin.library.abi.minor;
+            (root.new_backbone())(name.into(), config.into(), ctx)
         })?;
         Ok(Backbone {
             inner,
             origin,
             tune,
+            distribute,
             abi_minor,
         })
     }
@@ -281,12 +283,17 @@ pub struct Backbone {
     origin: Arc<Origin>,
     /// The plugin's `tune` (ABI 1.3 and later).
     tune: Option<TuneFn>,
+    /// The plugin's `distribute` (ABI 1.5 and later).
+    distribute: Option<DistributeFn>,
     /// The plugin's ABI minor version.
     abi_minor: u32,
 }
 
 /// A plugin's `tune` entry point.
 type TuneFn = extern "C" fn(&mut BackboneBox, &TuneSpec) -> RResult<TuneReport, PluginError>;
+
+/// A plugin's `distribute` entry point.
+type DistributeFn = extern "C" fn(&mut BackboneBox, CollectiveBox) -> RResult<(), PluginError>;
 
 impl Backbone {
     /// Which component this is.
@@ -385,6 +392,20 @@ impl Backbone {
             ))),
         };
         named(result, &self.origin, "tune")
+    }
+
+    /// Makes the backbone train data-parallel through `collective` (the plugin's `distribute`,
+    /// ABI 1.5); an `Unsupported` error naming the plugin's ABI when it is older.
+    pub fn distribute(&mut self, collective: CollectiveBox) -> Result<(), ComponentError> {
+        let result = match self.distribute {
+            Some(distribute) => distribute(&mut self.inner, collective),
+            None => RResult::RErr(PluginError::unsupported(format!(
+                "plugin {} was built against plugin ABI 1.{}, which cannot train data-parallel \
+                 (that needs 1.5); rebuild it against clshost-plugin-api 1.5, or run one process",
+                self.origin.plugin, self.abi_minor
+            ))),
+        };
+        named(result, &self.origin, "distribute")
     }
 }
 

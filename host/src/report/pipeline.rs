@@ -194,6 +194,14 @@ impl Reporters {
         }
     }
 
+    /// No reporters at all: those of a rank other than 0, which writes nothing.
+    pub fn none() -> Reporters {
+        Reporters {
+            required: Vec::new(),
+            advisory: Vec::new(),
+        }
+    }
+
     /// Adds an advisory reporter, after the others; `what` names what it keeps in warnings.
     pub fn add_advisory(&mut self, what: String, reporter: Box<dyn Reporter>) {
         self.advisory.push((what, reporter));

@@ -150,6 +150,14 @@ pub struct HostState {
     /// recorded).
     #[serde(default)]
     pub classes: Vec<String>,
+    /// The number of ranks the run trains with (1 in checkpoints written before it was
+    /// recorded): `--resume` needs the same.
+    #[serde(default = "one")]
+    pub world_size: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl HostState {
@@ -317,6 +325,7 @@ mod tests {
                 }],
                 notes,
                 classes: vec!["cat".into(), "dog".into()],
+                world_size: 2,
             },
             backbone: vec![1, 2, 3, 255],
         }
@@ -359,10 +368,11 @@ mod tests {
     }
 
     #[test]
-    fn a_checkpoint_from_before_top_k_still_loads() {
+    fn a_checkpoint_from_before_top_k_and_world_size_still_loads() {
         let mut ckpt = sample();
         let mut host = serde_json::to_value(&ckpt.host).unwrap();
         host.as_object_mut().unwrap().remove("top_k");
+        host.as_object_mut().unwrap().remove("world_size");
         let host = serde_json::to_vec(&host).unwrap();
         // A version 1 file: no checksum.
         let mut bytes = MAGIC.to_vec();
@@ -372,6 +382,7 @@ mod tests {
             bytes.extend_from_slice(section);
         }
         ckpt.host.top_k.clear();
+        ckpt.host.world_size = 1;
         assert_eq!(
             Checkpoint::from_bytes(Path::new("old"), &bytes).unwrap(),
             ckpt

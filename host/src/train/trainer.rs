@@ -19,9 +19,10 @@
 //! stops the run before the step is applied, leaving the last checkpoint on disk untouched; so
 //! do non-finite logits, which a loss plugin may refuse.
 
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use clshost_plugin_api::{StepParams, TensorRef};
+use clshost_plugin_api::{StepParams, Tensor, TensorRef};
 
 use super::checkpoint::{BestWeights, Checkpoint, CheckpointError, HostState};
 use super::early::{Direction, Verdict};
@@ -33,6 +34,7 @@ use super::topk;
 use super::tuning::Tuning;
 use crate::data::preview;
 use crate::data::{Batch, Loader, LoaderError};
+use crate::distributed::World;
 use crate::recipe::Recipe;
 use crate::registry::{Backbone, BatchAugment, ComponentError, Loss, Metric};
 use crate::report::console::{ClassLine, Progress};
@@ -79,6 +81,22 @@ pub enum TrainError {
         /// The checkpoint on disk, when there is one.
         kept: Option<String>,
     },
+    /// Another rank of a data-parallel run failed; its own message says why.
+    #[error(
+        "rank {rank} failed at epoch {epoch}, step {step} (its own message says why); every rank \
+         stops there, and the checkpoint written before it is kept"
+    )]
+    Rank {
+        /// The rank that failed.
+        rank: u32,
+        /// The epoch, from 1.
+        epoch: u32,
+        /// The step within the epoch, from 1.
+        step: u64,
+    },
+    /// Only rank 0 of a data-parallel run keeps the run directory.
+    #[error("rank {0} keeps no run directory: only rank 0 writes it")]
+    NoRunDir(u32),
     /// Evaluated weights give logits that are not finite numbers.
     #[error(
         "the {weights} weights give a logit of {value} on the evaluated images: the weights are \
@@ -159,7 +177,11 @@ pub struct Control {
 /// The training loop and its state.
 pub struct Trainer {
     parts: Parts,
-    run: RunDir,
+    /// The run directory; `None` on the ranks of a data-parallel run other than 0, which write
+    /// nothing.
+    run: Option<RunDir>,
+    /// The ranks of the run (one when it is not data-parallel).
+    world: Rc<World>,
     schedule: Schedule,
     /// The host's resumable state.
     pub state: HostState,
@@ -170,11 +192,13 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// A trainer over `parts`, writing into `run`, starting from `state`.
-    /// The recipe's `loggers` get every event after the first-party reporters.
+    /// A trainer over `parts`, writing into `run` (rank 0 of `world`; `None` on the others),
+    /// starting from `state`. The recipe's `loggers` get every event after the first-party
+    /// reporters.
     pub fn new(
         parts: Parts,
-        run: RunDir,
+        run: Option<RunDir>,
+        world: Rc<World>,
         state: HostState,
         control: Control,
         loggers: Vec<Tracked>,
@@ -183,18 +207,23 @@ impl Trainer {
         let schedule = Schedule::new(
             &r.schedule,
             r.optimizer.lr,
-            r.data.batch_size * r.trainer.accumulate,
+            r.data.batch_size * r.trainer.accumulate * world.size(),
             r.trainer.epochs,
             parts.train.batches_per_epoch() as u64,
         );
-        let mut reporters =
-            Reporters::first_party(run.path(), parts.classes.clone(), schedule.clone());
+        let mut reporters = match &run {
+            Some(run) => {
+                Reporters::first_party(run.path(), parts.classes.clone(), schedule.clone())
+            }
+            None => Reporters::none(),
+        };
         for logger in loggers {
             reporters.add_advisory(format!("logger `{}`", logger.name()), Box::new(logger));
         }
         Trainer {
             parts,
             run,
+            world,
             schedule,
             state,
             counted_until: control.started,
@@ -225,9 +254,16 @@ impl Trainer {
         &mut self.parts.backbone
     }
 
-    /// The run directory.
-    pub fn run_dir(&self) -> &RunDir {
-        &self.run
+    /// The run directory (rank 0's alone).
+    pub fn run_dir(&self) -> Result<&RunDir, TrainError> {
+        self.run
+            .as_ref()
+            .ok_or_else(|| TrainError::NoRunDir(self.world.rank()))
+    }
+
+    /// The ranks of the run.
+    pub fn world(&self) -> &World {
+        &self.world
     }
 
     /// The parts (recipe, loaders, classes).
@@ -245,15 +281,18 @@ impl Trainer {
 
     /// Writes the current state as `checkpoints/last.ckpt` (when the recipe keeps it), as
     /// `checkpoints/best.ckpt` when `best`, and as the top-k file of the epoch just finished
-    /// when `top`; then deletes the top-k files that fell out of the list.
+    /// when `top`; then deletes the top-k files that fell out of the list. Only rank 0 writes.
     fn save(&mut self, best: bool, top: bool) -> Result<(), TrainError> {
         self.count_wall_time();
         let keep = &self.parts.recipe.trainer.checkpoints;
         let (last, best) = (keep.last, best && keep.best);
+        let Some(run) = &self.run else {
+            return Ok(());
+        };
         if !last && !best && keep.top_k == 0 {
             return Ok(());
         }
-        let dir = self.run.subdir("checkpoints")?;
+        let dir = run.subdir("checkpoints")?;
         let paths = [
             top.then(|| dir.join(topk::file_name(self.state.epoch))),
             best.then(|| dir.join("best.ckpt")),
@@ -320,16 +359,19 @@ impl Trainer {
             self.state.epoch_images = 0;
             self.state.epoch_seconds = 0.0;
             self.save(verdict.improved, top)?;
-            let stop_early = verdict.stop;
-            if stop_early {
+            if verdict.stop {
                 return Ok(Ending::EarlyStopped);
             }
-            if self.control.stop.is_raised()
-                || self.control.stop_after_epoch == Some(self.state.epoch)
-            {
+            // Every rank ends where any of them was asked to stop or ran out of time.
+            let mut ends = [
+                f64::from(u8::from(self.control.stop.is_raised())),
+                f64::from(u8::from(limit.is_some_and(|l| started.elapsed() >= l))),
+            ];
+            self.world.all_reduce_f64(&mut ends);
+            if ends[0] > 0.0 || self.control.stop_after_epoch == Some(self.state.epoch) {
                 return Ok(Ending::Interrupted);
             }
-            if limit.is_some_and(|l| started.elapsed() >= l) && self.state.epoch < epochs {
+            if ends[1] > 0.0 && self.state.epoch < epochs {
                 return Ok(Ending::TimeLimit);
             }
         }
@@ -337,10 +379,17 @@ impl Trainer {
     }
 
     /// Trains the rest of the current epoch; `false` when interrupted mid-epoch.
+    ///
+    /// The epoch goes in rounds of one batch per rank: round `k` gives rank `r` the batch of
+    /// index `k * ranks + r` (or none past the end). After its forward pass and loss, every rank
+    /// tells the others how the round went ([`Round`]), so that an error, a non-finite loss or
+    /// an interrupt on any rank stops every rank at the same round. With one rank a round is one
+    /// batch and the exchange costs nothing.
     fn train_epoch(&mut self) -> Result<bool, TrainError> {
         let epoch = self.state.epoch;
         if let Some(tuning) = self.parts.tuning.as_mut()
             && let Some(report) = tuning.apply(&mut self.parts.backbone, epoch)?
+            && self.world.is_leader()
         {
             crate::output::print(&format!(
                 "epoch {}: the freeze rules are lifted: {}\n",
@@ -351,99 +400,169 @@ impl Trainer {
         }
         let r = &self.parts.recipe;
         let (epochs, accumulate) = (r.trainer.epochs, u64::from(r.trainer.accumulate.max(1)));
+        let (rank, ranks) = (self.world.rank() as usize, self.world.size() as usize);
         let mix_on = mixing_in(r, &self.parts.batch_augments, epoch);
-        let steps = self.parts.train.batches_per_epoch() as u64;
+        let steps = self.parts.train.batches_per_epoch();
+        let rounds = steps.div_ceil(ranks);
         let log_every = u64::from(r.trainer.log_interval.max(1));
         let progress = Progress::start(
             epoch + 1,
             epochs,
-            steps,
+            steps as u64,
             self.state.batches_done as u64,
-            self.control.quiet,
+            self.control.quiet || !self.world.is_leader(),
             r.trainer.log_interval,
         );
+        // Each rank's logit gradient is divided by the micro-batches of a whole window, on all
+        // ranks, so that the sum across ranks (and over the window) is their mean.
+        let scale = 1.0 / (accumulate * ranks as u64) as f32;
         let classes = self.parts.classes.len();
-        let loader = self.parts.train.epoch(u64::from(epoch));
-        for batch in loader {
-            let mut batch = batch?;
-            if batch.index < self.state.batches_done {
+        let first_round = self.state.batches_done / ranks;
+        let mut loader = self
+            .parts
+            .train
+            .epoch_shard(u64::from(epoch), rank, ranks)
+            .peekable();
+        for round in first_round..rounds {
+            let index = round * ranks + rank;
+            let t0 = Instant::now();
+            while loader
+                .peek()
+                .is_some_and(|b| b.as_ref().is_ok_and(|b| b.index < index))
+            {
+                loader.next();
+            }
+            let mine = match loader.peek() {
+                Some(Ok(b)) if b.index != index => None,
+                Some(_) => loader.next(),
+                None => None,
+            };
+            let attempt = match mine {
+                Some(batch) => batch
+                    .map_err(TrainError::from)
+                    .and_then(|batch| self.forward(batch, classes, mix_on, epoch))
+                    .map(Some),
+                None => Ok(None),
+            };
+            let round_end = ((round + 1) * ranks).min(steps);
+            let done = Round::exchange(&self.world, &attempt, self.control.stop.is_raised());
+            if let Some(failure) = done.failure(rank) {
+                progress.finish();
+                return Err(match (attempt, failure) {
+                    (Err(e), _) => e,
+                    (_, Failure::NonFinite(what)) => self.diverged(what, round_end as u64),
+                    (_, Failure::Rank(failed)) => TrainError::Rank {
+                        rank: failed,
+                        epoch: epoch + 1,
+                        step: round_end as u64,
+                    },
+                });
+            }
+            let iter = u64::from(epoch) * steps as u64 + round_end as u64 - 1;
+            let lr = self.schedule.lr(iter);
+            let apply_update = (round as u64 + 1).is_multiple_of(accumulate) || round + 1 == rounds;
+            match attempt {
+                Ok(Some(mut forward)) => {
+                    if scale != 1.0 {
+                        forward.grad.iter_mut().for_each(|g| *g *= scale);
+                    }
+                    self.parts.backbone.backward_step(
+                        TensorRef {
+                            shape: forward.logits.shape.as_slice().into(),
+                            data: forward.grad.as_slice().into(),
+                        },
+                        StepParams { lr, apply_update },
+                    )?;
+                }
+                _ if apply_update && ranks > 1 => {
+                    // No batch on this rank in the window's last round: it takes part in the
+                    // step with nothing to add (plugin ABI 1.5).
+                    let shape = [0, classes];
+                    self.parts.backbone.backward_step(
+                        TensorRef {
+                            shape: shape.as_slice().into(),
+                            data: [].as_slice().into(),
+                        },
+                        StepParams { lr, apply_update },
+                    )?;
+                }
+                _ => {}
+            }
+            if done.batches == 0 {
                 continue;
             }
-            let t0 = Instant::now();
-            let mut targets = one_hot(&batch.labels, classes);
-            if mix_on {
-                let p = &self.parts;
-                mix(
-                    &p.recipe,
-                    &p.batch_augments,
-                    classes,
-                    epoch,
-                    &mut batch,
-                    &mut targets,
-                )?;
-            }
-            if self.state.global_step == 0 && batch.index == 0 {
-                self.write_samples(&batch, &targets)?;
-            }
-            let logits = self.parts.backbone.forward(batch.view())?;
-            let step = batch.index as u64 + 1;
-            // Diverged weights give non-finite logits, which a loss may refuse outright.
-            let (loss, mut grad) = if logits.data.iter().all(|v| v.is_finite()) {
-                loss_and_grad(&self.parts.loss, &logits, &targets)?
-            } else {
-                (f64::NAN, Vec::new())
-            };
-            if !loss.is_finite() {
-                progress.finish();
-                return Err(self.diverged(format!("the loss is {loss}"), step));
-            }
-            if accumulate > 1 {
-                let scale = 1.0 / accumulate as f32;
-                grad.iter_mut().for_each(|g| *g *= scale);
-            }
-            let iter = u64::from(epoch) * steps + batch.index as u64;
-            let lr = self.schedule.lr(iter);
-            let apply_update = step.is_multiple_of(accumulate) || step == steps;
-            self.parts.backbone.backward_step(
-                TensorRef {
-                    shape: logits.shape.as_slice().into(),
-                    data: grad.as_slice().into(),
-                },
-                StepParams { lr, apply_update },
-            )?;
             let seconds = t0.elapsed().as_secs_f64();
-            let n = batch.len() as u64;
-            self.state.global_step += 1;
-            self.state.batches_done = batch.index + 1;
-            self.state.epoch_loss_sum += loss * n as f64;
-            self.state.epoch_images += n;
+            self.state.global_step += done.batches;
+            self.state.batches_done = round_end;
+            self.state.epoch_loss_sum += done.loss_sum;
+            self.state.epoch_images += done.images;
             self.state.epoch_seconds += seconds;
-            self.state.total_images += n;
+            self.state.total_images += done.images;
             self.state.train_seconds += seconds;
             let images_per_s = self.state.epoch_images as f64 / self.state.epoch_seconds.max(1e-9);
+            let step = round_end as u64;
             progress.step(
                 step,
                 self.state.epoch_loss_sum / self.state.epoch_images as f64,
                 lr,
                 images_per_s,
             );
-            if step.is_multiple_of(log_every) {
+            if (round * ranks..round_end).any(|i| (i as u64 + 1).is_multiple_of(log_every)) {
                 self.reporters.emit(&Event::Step {
                     step: self.state.global_step,
                     scalars: &[
-                        ("train/loss".into(), loss),
+                        ("train/loss".into(), done.mean_loss()),
                         ("train/lr".into(), lr),
                         ("train/images_per_s".into(), images_per_s),
                     ],
                 })?;
             }
-            if self.control.stop.is_raised() && step < steps {
+            if done.stop && round + 1 < rounds {
                 progress.finish();
                 return Ok(false);
             }
         }
         progress.finish();
         Ok(true)
+    }
+
+    /// The forward half of a training step on `batch`: targets (mixed when `mix_on`), the
+    /// sample sheet on the run's first batch, the logits, the loss and its gradient.
+    fn forward(
+        &mut self,
+        mut batch: Batch,
+        classes: usize,
+        mix_on: bool,
+        epoch: u32,
+    ) -> Result<Forward, TrainError> {
+        let mut targets = one_hot(&batch.labels, classes);
+        if mix_on {
+            let p = &self.parts;
+            mix(
+                &p.recipe,
+                &p.batch_augments,
+                classes,
+                epoch,
+                &mut batch,
+                &mut targets,
+            )?;
+        }
+        if self.state.global_step == 0 && batch.index == 0 && self.run.is_some() {
+            self.write_samples(&batch, &targets)?;
+        }
+        let logits = self.parts.backbone.forward(batch.view())?;
+        // Diverged weights give non-finite logits, which a loss may refuse outright.
+        let (loss, grad) = if logits.data.iter().all(|v| v.is_finite()) {
+            loss_and_grad(&self.parts.loss, &logits, &targets)?
+        } else {
+            (f64::NAN, Vec::new())
+        };
+        Ok(Forward {
+            logits,
+            grad,
+            loss,
+            images: batch.len() as u64,
+        })
     }
 
     /// Writes `samples.png`: the first [`SAMPLES`] images of the run's first batch as the
@@ -460,7 +579,10 @@ impl Trainer {
             normalization,
             SAMPLES,
         );
-        let path = self.run.path().join("samples.png");
+        let Some(run) = &self.run else {
+            return Ok(());
+        };
+        let path = run.path().join("samples.png");
         let written = preview::sheet(tiles, None)
             .map_err(|e| e.to_string())
             .and_then(|sheet| preview::png(&sheet).map_err(|e| e.to_string()))
@@ -540,17 +662,34 @@ impl Trainer {
     /// The divergence error for `what` at `step` (from 1) of the current epoch, naming the
     /// checkpoint that is kept.
     fn diverged(&self, what: String, step: u64) -> TrainError {
-        let last = self.run.path().join("checkpoints").join("last.ckpt");
+        let last = self
+            .run
+            .as_ref()
+            .map(|run| run.path().join("checkpoints").join("last.ckpt"));
         TrainError::NonFinite {
             what,
             epoch: self.state.epoch + 1,
             step,
-            kept: last.is_file().then(|| last.display().to_string()),
+            kept: last
+                .filter(|last| last.is_file())
+                .map(|last| last.display().to_string()),
         }
     }
 
-    /// Runs the validation set through the raw (and EMA) weights.
+    /// Runs the validation set through the raw (and EMA) weights, shared among the ranks.
     pub fn evaluate(&mut self) -> Result<Evaluation, TrainError> {
+        let world = Rc::clone(&self.world);
+        self.evaluate_in(&world)
+    }
+
+    /// Runs the validation set through the raw (and EMA) weights on this rank alone, whatever
+    /// the job: rank 0's evaluation of the best weights at the end of a run, after the other
+    /// ranks have finished.
+    pub fn evaluate_alone(&mut self) -> Result<Evaluation, TrainError> {
+        self.evaluate_in(&World::single())
+    }
+
+    fn evaluate_in(&mut self, world: &World) -> Result<Evaluation, TrainError> {
         let p = &mut self.parts;
         evaluate(
             &mut p.backbone,
@@ -559,12 +698,126 @@ impl Trainer {
             p.classes.len(),
             &mut p.metrics,
             p.ema_metrics.as_deref_mut(),
+            world,
         )
     }
 
     /// The per-class lines of an evaluation of the weights in `which`.
     pub fn class_lines(&self, eval: &Evaluation, which: BestWeights) -> Vec<ClassLine> {
         eval.class_lines(&self.parts.classes, which)
+    }
+}
+
+/// The forward half of one training step on this rank.
+struct Forward {
+    logits: Tensor,
+    grad: Vec<f32>,
+    loss: f64,
+    images: u64,
+}
+
+/// What a rank tells the others about its part of a round, in [`Round::exchange`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Outcome {
+    /// Its batch went through, or it had none.
+    Fine = 0,
+    /// Its loss is not a finite number.
+    NonFinite = 1,
+    /// It failed: its own error says why.
+    Failed = 2,
+}
+
+/// Why a round stops the run, as every rank sees it.
+#[derive(Debug, Clone, PartialEq)]
+enum Failure {
+    /// A loss is not finite: what, in words.
+    NonFinite(String),
+    /// This rank failed.
+    Rank(u32),
+}
+
+/// A round of training as all ranks did it: the sums over the ranks' batches, whether any
+/// rank was asked to stop, and each rank's [`Outcome`].
+#[derive(Debug, Clone, PartialEq)]
+struct Round {
+    /// The sum of each batch's mean loss times its images.
+    loss_sum: f64,
+    /// The sum of the batches' mean losses.
+    losses: f64,
+    images: u64,
+    batches: u64,
+    stop: bool,
+    outcomes: Vec<Outcome>,
+    /// This rank's loss, for the message when it is the one that is not finite.
+    own_loss: f64,
+}
+
+impl Round {
+    /// Tells every rank how this rank's part of the round went (`attempt`, and whether it was
+    /// asked to stop), in one all-reduce, and returns what all of them did.
+    fn exchange(world: &World, attempt: &Result<Option<Forward>, TrainError>, stop: bool) -> Round {
+        let ranks = world.size() as usize;
+        let mut sums = vec![0.0f64; 5 + ranks];
+        let mut own_loss = 0.0;
+        let outcome = match attempt {
+            Ok(Some(f)) if f.loss.is_finite() => {
+                sums[0] = f.loss * f.images as f64;
+                sums[1] = f.loss;
+                sums[2] = f.images as f64;
+                sums[3] = 1.0;
+                Outcome::Fine
+            }
+            Ok(Some(f)) => {
+                own_loss = f.loss;
+                Outcome::NonFinite
+            }
+            Ok(None) => Outcome::Fine,
+            Err(_) => Outcome::Failed,
+        };
+        sums[4] = f64::from(u8::from(stop));
+        sums[5 + world.rank() as usize] = f64::from(outcome as u8);
+        world.all_reduce_f64(&mut sums);
+        let outcomes = sums[5..]
+            .iter()
+            .map(|&v| match v as u8 {
+                0 => Outcome::Fine,
+                1 => Outcome::NonFinite,
+                _ => Outcome::Failed,
+            })
+            .collect();
+        Round {
+            loss_sum: sums[0],
+            losses: sums[1],
+            images: sums[2] as u64,
+            batches: sums[3] as u64,
+            stop: sums[4] > 0.0,
+            outcomes,
+            own_loss,
+        }
+    }
+
+    /// Why the run stops, seen from rank `rank`: the first rank that failed, else a loss that
+    /// is not finite (this rank's first); `None` when every rank went on.
+    fn failure(&self, rank: usize) -> Option<Failure> {
+        if let Some(failed) = self.outcomes.iter().position(|&o| o == Outcome::Failed) {
+            return Some(Failure::Rank(failed as u32));
+        }
+        if self.outcomes.get(rank) == Some(&Outcome::NonFinite) {
+            return Some(Failure::NonFinite(format!("the loss is {}", self.own_loss)));
+        }
+        let other = self
+            .outcomes
+            .iter()
+            .position(|&o| o == Outcome::NonFinite)?;
+        Some(Failure::NonFinite(format!(
+            "the loss on rank {other} is not a finite number"
+        )))
+    }
+
+    /// The mean of the round's batch losses.
+    fn mean_loss(&self) -> f64 {
+        self.losses / self.batches as f64
     }
 }
 

@@ -36,10 +36,11 @@ pub use registry::Registration;
 pub use root::{DeviceReporter, IntoBackendReports, root_module};
 
 use crate::{
-    AugmentContext, BackboneContext, BackboneSummary, EpochLog, ExportMeta, FileLog, ImageU8,
-    LoadReport, LoadWeightsOptions, LoggerContext, LossContext, MetricContext, MetricOutput,
-    MetricReport, ModelGraph, NamedTensor, PluginError, RunEnd, RunStart, StepLog, StepParams,
-    StepReport, Tensor, TensorMut, TensorRef, TuneReport, TuneSpec, VerifyReport, WeightSet,
+    AugmentContext, BackboneContext, BackboneSummary, CollectiveBox, EpochLog, ExportMeta, FileLog,
+    ImageU8, LoadReport, LoadWeightsOptions, LoggerContext, LossContext, MetricContext,
+    MetricOutput, MetricReport, ModelGraph, NamedTensor, PluginError, RunEnd, RunStart, StepLog,
+    StepParams, StepReport, Tensor, TensorMut, TensorRef, TuneReport, TuneSpec, VerifyReport,
+    WeightSet,
 };
 
 /// Documentation of one field of a [`Component::Config`]: its name as written in a recipe, and
@@ -200,6 +201,18 @@ pub trait Backbone: Component {
         Err(PluginError::unsupported(format!(
             "backbone `{}` has no fine-tuning controls (freezing, parameter groups, layer-wise \
              decay, frozen normalization statistics)",
+            Self::NAME
+        )))
+    }
+    /// Trains data-parallel from now on through `collective` (ABI 1.5; see
+    /// [`crate::AbiCollective`] for what `backward_step` must then do). The default refuses, so
+    /// a backbone that cannot average its gradients across ranks says so instead of training
+    /// each rank apart.
+    fn distribute(&mut self, collective: CollectiveBox) -> Result<(), PluginError> {
+        drop(collective);
+        Err(PluginError::unsupported(format!(
+            "backbone `{}` cannot train data-parallel (it does not average its gradients across \
+             processes)",
             Self::NAME
         )))
     }

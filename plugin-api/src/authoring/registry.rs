@@ -14,9 +14,9 @@ use super::{
 use crate::{
     AbiBackbone_TO, AbiBatchAugment_TO, AbiExportedModel_TO, AbiExporter_TO, AbiLogger_TO,
     AbiLoss_TO, AbiMetric_TO, AbiSampleAugment_TO, AugmentContext, BackboneBox, BackboneContext,
-    BatchAugmentBox, ComponentKind, ExportedModelBox, ExporterBox, LoggerBox, LoggerContext,
-    LossBox, LossContext, MetricBox, MetricContext, PluginError, TuneReport, TuneSpec,
-    parse_config,
+    BatchAugmentBox, CollectiveBox, ComponentKind, ExportedModelBox, ExporterBox, LoggerBox,
+    LoggerContext, LossBox, LossContext, MetricBox, MetricContext, PluginError, TuneReport,
+    TuneSpec, parse_config,
 };
 
 /// Parses and checks a component's config.
@@ -67,6 +67,22 @@ fn tune_backbone<T: Backbone>(
 
 /// A backbone type's [`Backbone::tune`], behind the ABI: `None` for a backbone of another type.
 pub(super) type Tuner = fn(&mut BackboneBox, &TuneSpec) -> Option<Result<TuneReport, PluginError>>;
+
+/// [`Backbone::distribute`] of `backbone` when it is a `T`; the collective back when it is
+/// another type, for the next registration to try.
+fn distribute_backbone<T: Backbone>(
+    backbone: &mut BackboneBox,
+    collective: CollectiveBox,
+) -> Result<Result<(), PluginError>, CollectiveBox> {
+    match backbone.obj.downcast_as_mut::<Adapter<T>>() {
+        Ok(adapter) => Ok(adapter.0.distribute(collective)),
+        Err(_) => Err(collective),
+    }
+}
+
+/// A backbone type's [`Backbone::distribute`], behind the ABI.
+pub(super) type Distributor =
+    fn(&mut BackboneBox, CollectiveBox) -> Result<Result<(), PluginError>, CollectiveBox>;
 
 fn new_image_augment<T: ImageAugment>(
     config: &str,
@@ -137,6 +153,8 @@ pub struct Registration {
     pub(super) open: Option<Opener>,
     /// A backbone's [`Backbone::tune`].
     pub(super) tune: Option<Tuner>,
+    /// A backbone's [`Backbone::distribute`].
+    pub(super) distribute: Option<Distributor>,
 }
 
 inventory::collect!(Registration);
@@ -156,6 +174,7 @@ impl Registration {
             constructor,
             open: None,
             tune: None,
+            distribute: None,
         }
     }
 
@@ -166,6 +185,7 @@ impl Registration {
             Constructor::Backbone(new_backbone::<T>),
         );
         registration.tune = Some(tune_backbone::<T>);
+        registration.distribute = Some(distribute_backbone::<T>);
         registration
     }
 

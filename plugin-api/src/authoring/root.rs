@@ -10,10 +10,10 @@ use abi_stable::std_types::{ROption, RResult, RStr, RVec};
 use super::guard::{guard, install_panic_hook};
 use super::registry::{Constructor, Kind, Registration};
 use crate::{
-    AugmentContext, BackboneBox, BackboneContext, BackendReport, BatchAugmentBox, ComponentKind,
-    ExportedModelBox, ExporterBox, LoggerBox, LoggerContext, LoggerInfo, LossBox, LossContext,
-    MetricBox, MetricContext, PluginError, PluginInfo, PluginRoot, PluginRootRef, TuneReport,
-    TuneSpec,
+    AugmentContext, BackboneBox, BackboneContext, BackendReport, BatchAugmentBox, CollectiveBox,
+    ComponentKind, ExportedModelBox, ExporterBox, LoggerBox, LoggerContext, LoggerInfo, LossBox,
+    LossContext, MetricBox, MetricContext, PluginError, PluginInfo, PluginRoot, PluginRootRef,
+    TuneReport, TuneSpec,
 };
 
 /// The plugin's identity, set once by [`crate::export_plugin!`].
@@ -226,6 +226,27 @@ extern "C" fn root_tune(
     })
 }
 
+extern "C" fn root_distribute(
+    backbone: &mut BackboneBox,
+    collective: CollectiveBox,
+) -> RResult<(), PluginError> {
+    guard(|| {
+        let mut collective = collective;
+        for distribute in inventory::iter::<Registration>
+            .into_iter()
+            .filter_map(|r| r.distribute)
+        {
+            match distribute(backbone, collective) {
+                Ok(done) => return done,
+                Err(back) => collective = back,
+            }
+        }
+        Err(PluginError::input(
+            "distribute: the backbone was not created by this plugin",
+        ))
+    })
+}
+
 /// Builds the root module of the plugin that calls it. Used by [`crate::export_plugin!`].
 #[doc(hidden)]
 pub fn root_module(
@@ -255,6 +276,7 @@ pub fn root_module(
         loggers: root_loggers,
         validate_logger: root_validate_logger,
         new_logger: root_new_logger,
+        distribute: root_distribute,
     }
     .leak_into_prefix()
 }

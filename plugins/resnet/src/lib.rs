@@ -225,6 +225,10 @@ impl<const DEPTH: usize> Backbone for ResNet<DEPTH> {
     fn tune(&mut self, spec: &TuneSpec) -> Result<TuneReport, PluginError> {
         self.inner.tune(spec)
     }
+
+    fn distribute(&mut self, collective: CollectiveBox) -> Result<(), PluginError> {
+        self.inner.distribute(collective)
+    }
 }
 
 register!(Backbone: ResNet<18>, Backbone: ResNet<34>, Backbone: ResNet<50>);

@@ -15,6 +15,12 @@
 //! block ends with an epoch event that carries a confusion matrix of `--classes` classes (far more
 //! epochs than a real run has), so the figure is an upper bound.
 //!
+//! Under an MPI launcher (`mpirun -np 2 clshost bench train ...`, a build with the `mpi`
+//! feature) every rank trains its own copy on its own batch and the gradients are summed across
+//! ranks before each update, as in a data-parallel run: the throughput counts every rank's
+//! images, `allreduce_ms_per_step` is the time rank 0 spends in the all-reduce, and only rank 0
+//! prints.
+//!
 //! Devices run asynchronously: a forward returns once its logits are read back, which also waits
 //! for the previous step's backward. The per-phase times are therefore indicative; the throughput
 //! is exact, because the timed span ends with a synchronizing read after the last update.
@@ -32,6 +38,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::assemble::components::from_spec;
+use crate::distributed::World;
 use crate::output;
 use crate::registry::{Backbone, Kind, Loss, Registry, SearchPath};
 use crate::report::history::Row;
@@ -118,6 +125,10 @@ struct Report {
     eval_ms_per_batch: f64,
     first_loss: f64,
     last_loss: f64,
+    /// The ranks training together (1 outside an MPI launcher).
+    ranks: u32,
+    /// Rank 0's time in the gradient all-reduce, per timed step (0 with one rank).
+    allreduce_ms_per_step: f64,
     /// With `--logger`: what the loggers cost a step.
     #[serde(skip_serializing_if = "Option::is_none")]
     loggers: Option<LoggerCost>,
@@ -213,6 +224,10 @@ pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
     if args.batch == 0 || args.size == 0 || args.classes == 0 || args.steps == 0 {
         bail!("--batch, --size, --classes and --steps must be positive");
     }
+    let world = World::join()?;
+    if world.is_distributed() && !args.logger.is_empty() {
+        bail!("--logger measures one process: run it without an MPI launcher");
+    }
     let registry = Registry::load(search)?;
     let context = BackboneContext {
         num_classes: args.classes,
@@ -229,6 +244,9 @@ pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
             ..TuneSpec::default()
         };
         model.tune(&spec).context("--freeze")?;
+    }
+    if world.is_distributed() {
+        model.distribute(world.collective())?;
     }
     let summary = model.summary()?;
     let loss = registry.new_loss(
@@ -257,12 +275,14 @@ pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
     bench.sync()?;
     let mut phases = Phases::default();
     let mut last_loss = f64::NAN;
+    let reducing = world.reducing();
     let start = Instant::now();
     for _ in 0..args.steps {
         last_loss = bench.step(&mut phases)?;
     }
     bench.sync()?;
     let train = start.elapsed().as_secs_f64();
+    let reducing = world.reducing() - reducing;
     if args.warmup == 0 {
         first_loss = last_loss;
     }
@@ -285,9 +305,13 @@ pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
         Some(logger_cost(&mut bench, &registry, args)?)
     };
 
+    if !world.is_leader() {
+        return Ok(());
+    }
     let steps = f64::from(args.steps);
     let ms = |d: Duration| d.as_secs_f64() * 1e3 / steps;
     let train_ms_per_step = train * 1e3 / steps;
+    let ranks = world.size();
     let report = Report {
         benchmark: "train",
         implementation: "clshost",
@@ -301,7 +325,7 @@ pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
         classes: args.classes,
         warmup: args.warmup,
         steps: args.steps,
-        train_images_per_second: steps * args.batch as f64 / train,
+        train_images_per_second: f64::from(ranks) * steps * args.batch as f64 / train,
         train_ms_per_step,
         forward_ms: ms(phases.forward),
         loss_ms: ms(phases.loss),
@@ -312,6 +336,8 @@ pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
         eval_ms_per_batch: eval * 1e3 / steps,
         first_loss,
         last_loss,
+        ranks,
+        allreduce_ms_per_step: ms(reducing),
         loggers,
     };
     Ok(output::print_report(args.json, &report, text)?)
@@ -480,8 +506,17 @@ fn text(r: &Report) -> String {
             l.emit_us_per_step
         )
     });
+    let ranks = match r.ranks {
+        1 => String::new(),
+        n => format!(
+            "{n} ranks, batch {} each: all-reduce {:.1} ms/step ({:.1}% of the step)\n",
+            r.batch,
+            r.allreduce_ms_per_step,
+            100.0 * r.allreduce_ms_per_step / r.train_ms_per_step
+        ),
+    };
     format!(
-        "{} ({} parameters) on {} ({}), {}x{}, batch {}, {} classes\n\
+        "{} ({} parameters) on {} ({}), {}x{}, batch {}, {} classes\n{}\
          train: {:.1} images/s, {:.1} ms/step (forward {:.1} ms, loss {:.1} ms, backward + update \
          {:.1} ms) over {} steps after {} warm-up; loss {:.4} -> {:.4}\n\
          host + ABI: {:.2}% of the step (loss and host {:.2} ms, {:.1} us per ABI call)\n\
@@ -494,6 +529,7 @@ fn text(r: &Report) -> String {
         r.size,
         r.batch,
         r.classes,
+        ranks,
         r.train_images_per_second,
         r.train_ms_per_step,
         r.forward_ms,
