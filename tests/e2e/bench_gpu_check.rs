@@ -4,31 +4,11 @@
 
 use std::process::Command;
 
-use crate::support::{Clshost, profile_dir, repo_root, stdout_ok};
+use crate::support::{Clshost, TINY_BENCH_TRAIN, profile_dir, repo_root, stdout_ok};
 
 #[test]
 fn bench_train_reports_every_field_and_the_loss_goes_down() {
-    let out = Clshost::new().run([
-        "bench",
-        "train",
-        "--model",
-        "resnet18",
-        "--params",
-        "(small_input: true)",
-        "--device",
-        "cpu",
-        "--size",
-        "16",
-        "--batch",
-        "4",
-        "--classes",
-        "3",
-        "--warmup",
-        "2",
-        "--steps",
-        "3",
-        "--json",
-    ]);
+    let out = Clshost::new().run(TINY_BENCH_TRAIN);
     let report: serde_json::Value =
         serde_json::from_str(&stdout_ok(&out)).expect("one JSON object");
     assert_eq!(report["benchmark"], "train");

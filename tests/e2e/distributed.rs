@@ -1,23 +1,26 @@
 //! Data-parallel training under MPI: `mpirun -np 2 clshost run` against one process with
 //! `accumulate: 2` (the same trainable weights and optimizer state, bit for bit, through an
 //! interruption and `--resume`; with frozen BatchNorm statistics, the whole state and every
-//! metric), a rank killed mid-run, ranks started with different recipes, and a resume with
-//! another number of ranks.
+//! metric), a rank killed mid-run, ranks started with different recipes, a resume with another
+//! number of ranks, `doctor` and `bench train` on two ranks; and a build without MPI started as
+//! a rank.
 //!
-//! Ignored unless run with `--ignored`, with `CLSHOST_TEST_MPIRUN` naming Open MPI's `mpirun`
-//! and `CLSHOST_TEST_FEATURES=clshost/mpi` so that the clshost under test is built with MPI;
-//! `.ci/run` does all three (after `scripts/setup-mpi.sh`).
+//! All but the last are ignored unless run with `--ignored`, with `CLSHOST_TEST_MPIRUN` naming
+//! Open MPI's `mpirun` and `CLSHOST_TEST_FEATURES=clshost/mpi` so that the clshost under test is
+//! built with MPI; `.ci/run` does all three (after `scripts/setup-mpi.sh`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use clshost::train::Checkpoint;
 use serde_json::Value;
 
-use crate::support::{Clshost, clshost_binary, stderr, stdout_ok, tiny_tempdir};
+use crate::support::{
+    Clshost, TINY_BENCH_TRAIN, after_first_evaluation, clshost_binary, paused_tiny_run, stderr,
+    stdout_ok, tiny_run_dir, tiny_tempdir,
+};
 
 /// `mpirun -np N` with what it needs here: running as root (CI containers), more ranks than
 /// cores if need be, and one thread per rank.
@@ -103,7 +106,14 @@ fn single_and_two_ranks(clshost: &Clshost, dir: &Path, extra: &[&str]) -> [std::
     let mut single = vec!["run", "tiny.ron", "--output", "single"];
     single.extend(["--set", "trainer.epochs=2", "--set", "trainer.accumulate=2"]);
     single.extend(extra);
-    stdout_ok(&clshost.run_in(dir, &single));
+    // One thread, as each rank has: the CPU backend's sums may split by thread count.
+    let out = clshost
+        .command(&single)
+        .current_dir(dir)
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    stdout_ok(&out);
     let mut ranks = vec!["run", "tiny.ron", "--output", "ranks"];
     ranks.extend(["--set", "trainer.epochs=2", "--stop-after-epoch", "1"]);
     ranks.extend(extra);
@@ -162,7 +172,8 @@ fn with_frozen_normalization_statistics_two_ranks_end_with_one_process_state_and
     let (x, y) = (rows(&single), rows(&two));
     assert_eq!(x.len(), 2);
     for (x, y) in x.iter().zip(&y) {
-        for column in ["val_loss", "top1", "f1"] {
+        for column in ["val_loss", "top1", "f1_macro"] {
+            assert!(x[column].is_f64(), "{column}: {x}");
             assert_eq!(x[column], y[column], "{column}: {x} / {y}");
         }
     }
@@ -175,23 +186,8 @@ fn killing_a_rank_stops_the_job_naming_it_and_keeps_the_last_checkpoint() {
     let scratch = tiny_tempdir(&clshost);
     let launcher = mpirun(2);
     let launcher: Vec<&str> = launcher.iter().map(String::as_str).collect();
-    let mut job = clshost
-        .launched(
-            &launcher,
-            ["run", "tiny.ron", "--set", "trainer.epochs=1000"],
-        )
-        .current_dir(scratch.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mpirun starts");
-    let mut lines = BufReader::new(job.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().starts_with("epoch") {
-            break;
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
+    let args = ["run", "tiny.ron", "--set", "trainer.epochs=1000"];
+    let mut job = after_first_evaluation(clshost.launched(&launcher, args), scratch.path());
     let rank1 = rank_pid(job.id(), 1).expect("rank 1 is a child of mpirun");
     let killed = Command::new("kill")
         .args(["-KILL", &rank1.to_string()])
@@ -213,7 +209,7 @@ fn killing_a_rank_stops_the_job_naming_it_and_keeps_the_last_checkpoint() {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut job.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("rank 1"), "{err}");
-    let last = run_dir(scratch.path(), "runs").join("checkpoints/last.ckpt");
+    let last = tiny_run_dir(scratch.path()).join("checkpoints/last.ckpt");
     Checkpoint::load(&last).expect("the last checkpoint stays loadable");
 }
 
@@ -271,12 +267,7 @@ fn ranks_started_with_different_recipes_are_refused_before_anything_is_written()
 fn a_run_resumes_only_with_the_number_of_ranks_it_was_trained_with() {
     let clshost = Clshost::new();
     let scratch = tiny_tempdir(&clshost);
-    let out = clshost.run_in(
-        scratch.path(),
-        &["run", "tiny.ron", "--stop-after-epoch", "1"],
-    );
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    let run = run_dir(scratch.path(), "runs");
+    let run = paused_tiny_run(&clshost, scratch.path());
     let out = run_ranks(
         &clshost,
         scratch.path(),
@@ -321,26 +312,7 @@ fn doctor_reports_the_mpi_library_and_each_rank_of_the_job() {
 fn bench_train_on_two_ranks_counts_both_and_times_the_all_reduce() {
     let clshost = Clshost::new();
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "bench",
-        "train",
-        "--model",
-        "resnet18",
-        "--params",
-        "(small_input: true)",
-        "--size",
-        "16",
-        "--batch",
-        "4",
-        "--classes",
-        "3",
-        "--warmup",
-        "1",
-        "--steps",
-        "3",
-        "--json",
-    ];
-    let out = run_ranks(&clshost, dir.path(), 2, &args);
+    let out = run_ranks(&clshost, dir.path(), 2, &TINY_BENCH_TRAIN);
     let report: Value = serde_json::from_str(&stdout_ok(&out)).expect("one JSON object, rank 0's");
     assert_eq!(report["ranks"], 2);
     let per_step = report["train_ms_per_step"].as_f64().unwrap();
@@ -351,4 +323,31 @@ fn bench_train_on_two_ranks_counts_both_and_times_the_all_reduce() {
     );
     let reduce = report["allreduce_ms_per_step"].as_f64().unwrap();
     assert!(reduce > 0.0 && reduce < per_step, "{report}");
+}
+
+/// Needs no MPI: a build without it, started as if by `mpirun -np 2` (Open MPI's variables in
+/// its environment), says so and how to rebuild, instead of training the recipe once per rank.
+#[test]
+fn a_build_without_mpi_started_as_one_of_several_ranks_refuses_to_train() {
+    if std::env::var("CLSHOST_TEST_FEATURES").is_ok_and(|f| f.contains("mpi")) {
+        // This clshost has MPI, which would try to join the job the variables describe.
+        return;
+    }
+    let clshost = Clshost::new();
+    let scratch = tiny_tempdir(&clshost);
+    let out = clshost
+        .command(["run", "tiny.ron"])
+        .current_dir(scratch.path())
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .env("OMPI_COMM_WORLD_RANK", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("started by Open MPI's mpirun as one of 2 ranks")
+            && err.contains("--features clshost/mpi"),
+        "{err}"
+    );
+    assert!(!scratch.path().join("runs").exists(), "nothing written");
 }

@@ -181,7 +181,10 @@ fn mlflow_gets_every_metric_params_tags_and_artifacts_of_a_run() {
         find("params", "model.name").as_deref(),
         Some("\"resnet18\"")
     );
-    assert_eq!(find("tags", "clshost.plugin_abi").as_deref(), Some("1.4.0"));
+    assert_eq!(
+        find("tags", "clshost.plugin_abi").as_deref(),
+        Some(clshost_plugin_api::ABI_VERSION_STRING)
+    );
 
     // Every value of every epoch row, at the epoch's global step.
     let rows: Vec<Value> = fs::read_to_string(run.join("metrics.jsonl"))

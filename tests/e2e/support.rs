@@ -192,24 +192,30 @@ impl Clshost {
     /// Starts `clshost run tiny.ron` for 1000 epochs in `dir` (a [`tiny_scratch`]) and returns
     /// once its first evaluation is printed: training is well under way, with `last` on disk.
     pub fn live_run(&self, dir: &Path) -> Child {
-        let mut child = self
-            .command(["run", "tiny.ron", "--set", "trainer.epochs=1000"])
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("clshost starts");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        // The table header comes after the first evaluation.
-        for line in lines.by_ref() {
-            if line.expect("utf-8 stdout").starts_with("epoch") {
-                break;
-            }
-        }
-        // Keep reading, so the run's later table lines never meet a closed pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        child
+        let command = self.command(["run", "tiny.ron", "--set", "trainer.epochs=1000"]);
+        after_first_evaluation(command, dir)
     }
+}
+
+/// Starts `command` (a `clshost run`, or a launcher of one) in `dir` and returns once the first
+/// evaluation is printed; the rest of its stdout is read and dropped.
+pub fn after_first_evaluation(mut command: Command, dir: &Path) -> Child {
+    let mut child = command
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("clshost starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    // The table header comes after the first evaluation.
+    for line in lines.by_ref() {
+        if line.expect("utf-8 stdout").starts_with("epoch") {
+            break;
+        }
+    }
+    // Keep reading, so the run's later table lines never meet a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    child
 }
 
 /// Sends SIGINT (what Ctrl-C sends) to `child`.
@@ -275,6 +281,29 @@ pub const TINY_RECIPE: &str = r#"(
     output: "runs",
 )"#;
 
+/// `clshost bench train` of a tiny resnet18 on the CPU, a few seconds, as JSON.
+pub const TINY_BENCH_TRAIN: [&str; 19] = [
+    "bench",
+    "train",
+    "--model",
+    "resnet18",
+    "--params",
+    "(small_input: true)",
+    "--device",
+    "cpu",
+    "--size",
+    "16",
+    "--batch",
+    "4",
+    "--classes",
+    "3",
+    "--warmup",
+    "2",
+    "--steps",
+    "3",
+    "--json",
+];
+
 /// Writes a tiny generated dataset into `dir` (`data/{train,val}/{circle,square}/`, 6 training
 /// and 3 validation images of 16x16 per class) and [`TINY_RECIPE`] as `tiny.ron`.
 pub fn tiny_scratch(clshost: &Clshost, dir: &Path) {
@@ -315,6 +344,14 @@ pub fn tiny_run_dir(scratch: &Path) -> PathBuf {
         .expect("one run")
         .expect("a listable run")
         .path()
+}
+
+/// Runs [`TINY_RECIPE`] in `scratch` (a [`tiny_scratch`]) until epoch 1 is saved, as an
+/// interrupted run, and returns its run directory.
+pub fn paused_tiny_run(clshost: &Clshost, scratch: &Path) -> PathBuf {
+    let out = clshost.run_in(scratch, &["run", "tiny.ron", "--stop-after-epoch", "1"]);
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    tiny_run_dir(scratch)
 }
 
 /// A tiny run for the tests of one test process to share: [`tiny_scratch`] in

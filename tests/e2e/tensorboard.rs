@@ -13,7 +13,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{Clshost, stderr, stdout_ok, tiny_run_dir, tiny_tempdir};
+use crate::support::{Clshost, paused_tiny_run, stderr, stdout_ok, tiny_run_dir, tiny_tempdir};
 
 /// What TensorBoard's reader loads from the run's `tensorboard/` directory.
 fn tensorboard_reads(run: &Path) -> Value {
@@ -137,12 +137,7 @@ fn tensorboard_reads_every_scalar_image_and_hyperparameter_of_a_run() {
 fn tensorboard_shows_an_interrupted_and_resumed_run_once() {
     let clshost = Clshost::new();
     let scratch = tiny_tempdir(&clshost);
-    let out = clshost.run_in(
-        scratch.path(),
-        &["run", "tiny.ron", "--stop-after-epoch", "1"],
-    );
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    let run = tiny_run_dir(scratch.path());
+    let run = paused_tiny_run(&clshost, scratch.path());
     let out = clshost.run_in(scratch.path(), &["run", "--resume", run.to_str().unwrap()]);
     stdout_ok(&out);
     let read = tensorboard_reads(&run);

@@ -179,7 +179,10 @@ fn its_exporter_writes_and_verifies_at_the_end_of_a_run_and_its_metric_is_a_colu
     assert_eq!(start["classes"], serde_json::json!(["circle", "square"]));
     assert_eq!(start["params"]["trainer.epochs"], "1");
     assert_eq!(start["params"]["metrics.1.name"], "\"balanced_accuracy\"");
-    assert_eq!(start["environment"]["plugin_abi"], "1.4.0");
+    assert_eq!(
+        start["environment"]["plugin_abi"],
+        clshost_plugin_api::ABI_VERSION_STRING
+    );
     let epochs: Vec<&serde_json::Value> = of_kind(&events, "epoch");
     let jsonl = fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let rows: Vec<serde_json::Value> = jsonl

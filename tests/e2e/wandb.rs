@@ -98,7 +98,10 @@ fn wandb_reads_the_config_history_summary_and_files_of_a_run() {
     assert_eq!(config["optimizer"]["lr"], 0.05);
     assert_eq!(config["trainer"]["epochs"], 3);
     assert_eq!(config["model"]["name"], "resnet18");
-    assert_eq!(config["clshost"]["plugin_abi"], "1.4.0");
+    assert_eq!(
+        config["clshost"]["plugin_abi"],
+        clshost_plugin_api::ABI_VERSION_STRING
+    );
 
     // History: the sample sheet before the first step, then one row per step, each with its
     // loss; each epoch's values and confusion matrix in the row of the step that ends it, the

@@ -382,7 +382,11 @@ fn train_to_end(
         return Err(Exit {
             code: 130,
             message: format!(
-                "stopped {at}; `last` is saved\nresume with: clshost run --resume {}",
+                "stopped {at}; `last` is saved\nresume with: {}clshost run --resume {}",
+                match trainer.world().size() {
+                    1 => String::new(),
+                    n => format!("mpirun -np {n} "),
+                },
                 trainer.run_dir()?.path().display()
             ),
         }

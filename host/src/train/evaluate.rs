@@ -168,12 +168,15 @@ pub fn evaluate(
     })
 }
 
+/// A batch's labels and its logits with each weight set.
+type Inferred = (Vec<u32>, Vec<Tensor>);
+
 /// The logits of `batch` with each of the weight `sets`, and its labels.
 fn infer(
     backbone: &mut Backbone,
     batch: &Batch,
     sets: &[WeightSet],
-) -> Result<(Vec<u32>, Vec<Tensor>), TrainError> {
+) -> Result<Inferred, TrainError> {
     let logits = sets
         .iter()
         .map(|&set| backbone.eval_forward(batch.view(), set))
@@ -194,7 +197,7 @@ impl Scored {
     /// `[status, n, labels (n), logits of each set (n x classes each)]`, with status 0 for a
     /// batch, 1 for none left and 2 for a failure. Labels below 2^24 are exact as `f32`.
     fn encode(
-        mine: &Result<Option<(Vec<u32>, Vec<Tensor>)>, TrainError>,
+        mine: &Result<Option<Inferred>, TrainError>,
         classes: usize,
         sets: usize,
     ) -> Vec<f32> {

@@ -18,6 +18,13 @@
 //! end). A non-finite loss
 //! stops the run before the step is applied, leaving the last checkpoint on disk untouched; so
 //! do non-finite logits, which a loss plugin may refuse.
+//!
+//! In a data-parallel run ([`crate::distributed`]) every rank runs this loop on its share of
+//! each epoch: rounds of one batch per rank, the gradients summed across ranks inside the
+//! backbone, each rank's logit gradient divided by `accumulate x ranks`, so that W ranks compute
+//! what one process with `accumulate: W` computes. Every round ends with one small all-reduce of
+//! how it went on each rank (losses, images, interrupts, failures), so that all ranks log the
+//! same figures and stop at the same step; only rank 0 has a run directory and reporters.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};

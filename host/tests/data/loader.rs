@@ -168,6 +168,29 @@ fn batches_are_identical_for_any_worker_count() {
 }
 
 #[test]
+fn the_shards_of_an_epoch_are_its_batches_dealt_out_by_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(dir.path(), 8);
+    let loader = Loader::new(ds.samples.clone(), train_pipeline(), options(2, 2)).unwrap();
+    let whole: Vec<Batch> = loader.epoch(1).collect::<Result<_, _>>().unwrap();
+    assert_eq!(whole.len(), 5);
+    for ranks in [2, 3, 7] {
+        for rank in 0..ranks {
+            let shard: Vec<Batch> = loader
+                .epoch_shard(1, rank, ranks)
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let expected: Vec<&Batch> = whole.iter().skip(rank).step_by(ranks).collect();
+            assert_eq!(
+                shard.iter().collect::<Vec<_>>(),
+                expected,
+                "rank {rank} of {ranks}"
+            );
+        }
+    }
+}
+
+#[test]
 fn each_sample_gets_the_seeds_of_its_epoch_index_and_position() {
     let dir = tempfile::tempdir().unwrap();
     let ds = dataset(dir.path(), 3);

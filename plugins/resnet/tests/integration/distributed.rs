@@ -104,6 +104,17 @@ fn step(model: &mut ResNet<18>, i: usize, apply: bool) {
     assert_eq!(report.applied, apply);
 }
 
+/// A step without a batch, as a rank sitting a window out takes it: a zero-row gradient and no
+/// forward pass.
+fn idle_step(model: &mut ResNet<18>) -> Result<StepReport, PluginError> {
+    let empty = Tensor::new(vec![0, CLASSES as usize], Vec::new())?;
+    let params = StepParams {
+        lr: 0.1,
+        apply_update: true,
+    };
+    model.backward_step(empty.view(), params)
+}
+
 /// The trainable weights (normalization statistics differ per rank, as in PyTorch's DDP).
 fn trainable(model: &ResNet<18>) -> Vec<(String, Vec<f32>)> {
     model
@@ -134,12 +145,7 @@ fn two_ranks(windows: usize, batches: usize) -> Vec<Vec<(String, Vec<f32>)>> {
                     if i < batches {
                         step(&mut model, i, true);
                     } else {
-                        let empty = Tensor::new(vec![0, CLASSES as usize], Vec::new()).unwrap();
-                        let params = StepParams {
-                            lr: 0.1,
-                            apply_update: true,
-                        };
-                        assert!(model.backward_step(empty.view(), params).unwrap().applied);
+                        assert!(idle_step(&mut model).unwrap().applied);
                     }
                 }
                 trainable(&model)
@@ -176,13 +182,7 @@ fn a_rank_without_a_batch_contributes_nothing_to_the_step() {
 
 #[test]
 fn a_backbone_without_a_collective_refuses_a_zero_row_gradient_without_a_forward_pass() {
-    let mut model = model();
-    let empty = Tensor::new(vec![0, CLASSES as usize], Vec::new()).unwrap();
-    let params = StepParams {
-        lr: 0.1,
-        apply_update: true,
-    };
-    let err = model.backward_step(empty.view(), params).unwrap_err();
+    let err = idle_step(&mut model()).unwrap_err();
     assert!(
         err.to_string().contains("without a training forward pass"),
         "{err}"
