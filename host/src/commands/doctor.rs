@@ -16,7 +16,7 @@ use clap::Args;
 use clshost_plugin_api::{ABI_VERSION_STRING, BackendReport, DeviceEntry};
 use serde::Serialize;
 
-use crate::distributed::{Launcher, World};
+use crate::distributed::{Launcher, World, online_cpus};
 use crate::output;
 use crate::recipe::validate::rebuild_flags;
 use crate::registry::{DeviceSupport, FailureView, Kind, Location, Plugin, Registry, SearchPath};
@@ -81,6 +81,10 @@ struct Distributed {
     rank: u32,
     /// The number of ranks in its job.
     size: u32,
+    /// The ranks of its job on this machine, itself included.
+    local_ranks: u32,
+    /// Why this machine runs more CPU threads than it has CPUs, when it does.
+    oversubscribed: Option<String>,
     /// Why this process cannot take part in its job, when it cannot.
     problem: Option<String>,
 }
@@ -88,15 +92,16 @@ struct Distributed {
 impl Distributed {
     fn gather() -> Distributed {
         let launcher = Launcher::from_env().map(|l| l.name);
-        let (rank, size, problem) = match World::join() {
-            Ok(world) => (world.rank(), world.size(), None),
-            Err(e) => (0, 1, Some(e.to_string())),
-        };
+        let world = World::join();
+        let problem = world.as_ref().err().map(ToString::to_string);
+        let world = world.unwrap_or_else(|_| World::single());
         Distributed {
             mpi: World::library(),
             launcher,
-            rank,
-            size,
+            rank: world.rank(),
+            size: world.size(),
+            local_ranks: world.local_size(),
+            oversubscribed: world.oversubscription(),
             problem,
         }
     }
@@ -109,12 +114,16 @@ impl Distributed {
         let job = match (&self.problem, &self.launcher) {
             (Some(problem), _) => problem.clone(),
             (None, Some(launcher)) => format!(
-                "this process is rank {} of {}, started by {launcher}",
-                self.rank, self.size
+                "this process is rank {} of {} ({} on this machine), started by {launcher}",
+                self.rank, self.size, self.local_ranks
             ),
             (None, None) => "started directly: one process (launch with `mpirun -np N`)".into(),
         };
-        format!("Data-parallel training: {library}; {job}\n")
+        let warning = self
+            .oversubscribed
+            .as_ref()
+            .map_or(String::new(), |w| format!("  warning: {w}\n"));
+        format!("Data-parallel training: {library}; {job}\n{warning}")
     }
 }
 
@@ -192,7 +201,7 @@ impl Report {
             clshost_version: env!("CARGO_PKG_VERSION"),
             abi: ABI_VERSION_STRING,
             cpu: Cpu {
-                logical: logical_cpus(),
+                logical: online_cpus(),
                 available_parallelism: std::thread::available_parallelism().ok().map(usize::from),
             },
             distributed: Distributed::gather(),
@@ -463,14 +472,4 @@ fn verdict(backends: &[BackendView]) -> Vec<String> {
     };
     lines.sort_by_key(order);
     lines
-}
-
-/// The number of logical CPUs online, from `/proc/cpuinfo` where it exists.
-fn logical_cpus() -> Option<usize> {
-    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    let n = info
-        .lines()
-        .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
-        .count();
-    (n > 0).then_some(n)
 }

@@ -120,6 +120,9 @@ fn run_ranked(search: &SearchPath, args: &RunArgs, quiet: bool, world: &Rc<World
     let wall = Instant::now();
     let leader = world.is_leader();
     let quiet = quiet || !leader;
+    if let Some(advice) = world.oversubscription().filter(|_| leader) {
+        tracing::warn!("{advice}");
+    }
     let (recipe_path, overrides) = match (&args.resume, &args.recipe) {
         (Some(dir), _) => (dir.join("recipe.ron"), Vec::new()),
         (None, Some(path)) => (path.clone(), args.overrides.clone()),
@@ -142,14 +145,12 @@ fn run_ranked(search: &SearchPath, args: &RunArgs, quiet: bool, world: &Rc<World
         Some(dir) => {
             let ckpt = resume_checkpoint(world, resumed.as_ref(), dir)?;
             if ckpt.host.world_size != world.size() {
-                bail!(
-                    "{} was trained with {} rank(s) and this job has {}: resume it with as many \
-                     (`mpirun -np {}`)",
-                    dir.display(),
-                    ckpt.host.world_size,
-                    world.size(),
-                    ckpt.host.world_size
-                );
+                return Err(DistributedError::WorldSize {
+                    run: dir.display().to_string(),
+                    trained: ckpt.host.world_size,
+                    job: world.size(),
+                }
+                .into());
             }
             run_parts.backbone.load_state(&ckpt.backbone)?;
             tune(&mut run_parts, ckpt.host.epoch, leader)?;

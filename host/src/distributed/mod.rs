@@ -46,6 +46,19 @@ pub enum DistributedError {
     /// MPI failed to initialize.
     #[error("cannot initialize MPI: {0}")]
     Init(String),
+    /// A run is resumed with another number of ranks than it was trained with.
+    #[error(
+        "{run} was trained with {trained} rank(s) and this job has {job}: resume it with as many \
+         (`mpirun -np {trained}`)"
+    )]
+    WorldSize {
+        /// The run directory.
+        run: String,
+        /// The ranks it was trained with.
+        trained: u32,
+        /// The ranks of this job.
+        job: u32,
+    },
     /// Ranks start from different inputs.
     #[error(
         "rank {rank} runs with another {what} than rank 0: every rank must run the same recipe, \
@@ -107,6 +120,8 @@ impl Launcher {
 pub struct World {
     rank: u32,
     size: u32,
+    /// The ranks on this machine, this one included.
+    local_size: u32,
     /// Nanoseconds this process has spent in its backbone's all-reduces.
     reducing: Arc<AtomicU64>,
     #[cfg(feature = "mpi")]
@@ -119,6 +134,7 @@ impl World {
         World {
             rank: 0,
             size: 1,
+            local_size: 1,
             reducing: Arc::default(),
             #[cfg(feature = "mpi")]
             mpi: None,
@@ -140,6 +156,7 @@ impl World {
         Ok(World {
             rank: mpi.rank(),
             size: mpi.size(),
+            local_size: mpi.local_size(),
             reducing: Arc::default(),
             mpi: Some(mpi),
         })
@@ -164,6 +181,23 @@ impl World {
     /// The number of ranks.
     pub fn size(&self) -> u32 {
         self.size
+    }
+
+    /// The number of ranks on this machine, this one included.
+    pub fn local_size(&self) -> u32 {
+        self.local_size
+    }
+
+    /// Why this machine is oversubscribed, when its ranks may run more CPU threads together
+    /// than it has CPUs: each rank's CPU backend uses `RAYON_NUM_THREADS` threads, or every CPU
+    /// the rank may run on.
+    pub fn oversubscription(&self) -> Option<String> {
+        let threads = std::env::var("RAYON_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .or_else(|| std::thread::available_parallelism().ok().map(usize::from))?;
+        oversubscription(self.local_size as usize, threads, online_cpus()?)
     }
 
     /// Whether this is rank 0, the one that writes the run directory.
@@ -314,9 +348,47 @@ impl AbiCollective for Ranks {
     }
 }
 
+/// The CPUs this machine has online (`/proc/cpuinfo`), where the platform says.
+pub fn online_cpus() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let n = info
+        .lines()
+        .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
+        .count();
+    (n > 0).then_some(n)
+}
+
+/// What to do when `ranks` processes of `threads` threads each share `cpus` CPUs and that is
+/// more threads than CPUs.
+fn oversubscription(ranks: usize, threads: usize, cpus: usize) -> Option<String> {
+    (ranks > 1 && ranks * threads > cpus).then(|| {
+        format!(
+            "{ranks} ranks share this machine's {cpus} CPUs and each may run {threads} threads: \
+             bind each rank to cores of its own (`mpirun --bind-to core`, or `--map-by \
+             socket:PE={}`) or cap its threads (`mpirun -x RAYON_NUM_THREADS={}`)",
+            (cpus / ranks).max(1),
+            (cpus / ranks).max(1)
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn more_threads_than_cpus_on_a_machine_is_oversubscribed() {
+        assert_eq!(
+            oversubscription(1, 16, 2),
+            None,
+            "one process is never oversubscribed"
+        );
+        assert_eq!(oversubscription(2, 1, 2), None);
+        assert_eq!(oversubscription(8, 2, 16), None);
+        let advice = oversubscription(8, 8, 16).unwrap();
+        assert!(advice.starts_with("8 ranks share this machine's 16 CPUs and each may run 8"));
+        assert!(advice.contains("RAYON_NUM_THREADS=2"), "{advice}");
+    }
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| {

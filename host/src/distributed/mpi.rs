@@ -45,6 +45,11 @@ impl Mpi {
         self.world.size() as u32
     }
 
+    /// The number of ranks on this machine (those sharing its memory), this one included.
+    pub fn local_size(&self) -> u32 {
+        self.world.split_shared(self.world.rank()).size() as u32
+    }
+
     /// Sums `data` over the ranks, in place.
     pub fn all_reduce(&self, data: &mut [f64]) {
         sum_in_place(&self.world, data);

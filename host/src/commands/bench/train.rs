@@ -225,6 +225,9 @@ pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
         bail!("--batch, --size, --classes and --steps must be positive");
     }
     let world = World::join()?;
+    if let Some(advice) = world.oversubscription().filter(|_| world.is_leader()) {
+        tracing::warn!("{advice}");
+    }
     if world.is_distributed() && !args.logger.is_empty() {
         bail!("--logger measures one process: run it without an MPI launcher");
     }
