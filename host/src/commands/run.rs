@@ -208,10 +208,9 @@ fn run_ranked(search: &SearchPath, args: &RunArgs, quiet: bool, world: &Rc<World
             recipe.model.name,
             summary.num_parameters,
             summary.device,
-            match world.size() {
-                1 => String::new(),
-                n => format!(" x {n} ranks ({})", World::library().unwrap_or_default()),
-            },
+            world
+                .describe()
+                .map_or(String::new(), |job| format!(" x {job}")),
             run_parts.train.len(),
             run_parts.val.len(),
             run_parts.classes.len(),
@@ -259,14 +258,13 @@ fn run_ranked(search: &SearchPath, args: &RunArgs, quiet: bool, world: &Rc<World
     result.map(drop)
 }
 
-/// The checkpoint a resumed run continues from: rank 0 reads `checkpoints/last.ckpt` of its
-/// locked `run` and sends it to the other ranks, which need no access to the file.
+/// The checkpoint a resumed run continues from: rank 0 reads the file `checkpoints/last.ckpt`
+/// of its locked `run` and sends its bytes to the other ranks, which need no access to it; every
+/// rank checks and decodes them.
 fn resume_checkpoint(world: &World, run: Option<&RunDir>, dir: &Path) -> Result<Checkpoint> {
     let path = dir.join("checkpoints/last.ckpt");
     let mut bytes = match run {
-        Some(run) => Checkpoint::load(&run.file("checkpoints/last.ckpt"))?
-            .to_bytes()
-            .map_err(anyhow::Error::msg)?,
+        Some(_) => Checkpoint::read(&path)?,
         None => Vec::new(),
     };
     world.broadcast_bytes(&mut bytes);
@@ -341,16 +339,7 @@ fn environment(
         ("plugins", plugins.join(", ")),
     ]
     .into_iter()
-    .chain(world.is_distributed().then(|| {
-        (
-            "ranks",
-            format!(
-                "{} ({})",
-                world.size(),
-                World::library().unwrap_or_default()
-            ),
-        )
-    }))
+    .chain(world.describe().map(|job| ("ranks", job)))
     .map(|(k, v)| (k.to_string(), v))
     .collect()
 }

@@ -210,6 +210,17 @@ impl World {
         self.size > 1
     }
 
+    /// The job in words, when it has more than one rank: `2 ranks (Open MPI v4.1.4)`.
+    pub fn describe(&self) -> Option<String> {
+        self.is_distributed().then(|| {
+            format!(
+                "{} ranks ({})",
+                self.size,
+                World::library().unwrap_or_default()
+            )
+        })
+    }
+
     /// The MPI library this build uses (its own version line), when built with MPI.
     pub fn library() -> Option<String> {
         #[cfg(feature = "mpi")]

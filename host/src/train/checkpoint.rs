@@ -277,11 +277,16 @@ impl Checkpoint {
 
     /// Reads the checkpoint at `path`.
     pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
-        let bytes = fs::read(path).map_err(|e| CheckpointError::Read {
+        Checkpoint::from_bytes(path, &Checkpoint::read(path)?)
+    }
+
+    /// The bytes of the checkpoint file at `path`, unchecked ([`Checkpoint::from_bytes`] checks
+    /// them).
+    pub fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+        fs::read(path).map_err(|e| CheckpointError::Read {
             path: path.to_path_buf(),
             reason: e.to_string(),
-        })?;
-        Checkpoint::from_bytes(path, &bytes)
+        })
     }
 }
 

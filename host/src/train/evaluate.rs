@@ -96,7 +96,6 @@ pub fn evaluate(
     let mut count = 0u64;
     let mut support = vec![0u64; classes];
     let mut batches = loader.epoch_shard(0, rank, ranks);
-    let mut failed = None;
     loop {
         let mine = match batches.next() {
             Some(Ok(batch)) => infer(backbone, &batch, sets).map(Some),
@@ -104,19 +103,18 @@ pub fn evaluate(
             None => Ok(None),
         };
         let gathered = world.all_gather_f32(&Scored::encode(&mine, classes, sets.len()));
-        if let Err(e) = mine {
-            failed = Some(e);
-        }
         let parts: Vec<Scored> = gathered
             .iter()
             .map(|part| Scored::decode(part, classes, sets.len()))
             .collect();
-        if let Some(failed_rank) = parts.iter().position(|p| p.failed) {
-            return Err(failed.unwrap_or(TrainError::Rank {
-                rank: failed_rank as u32,
-                epoch: 0,
-                step: 0,
-            }));
+        if let Some(failed) = parts.iter().position(|p| p.failed) {
+            return Err(match mine {
+                Err(e) => e,
+                Ok(_) => TrainError::Rank {
+                    rank: failed as u32,
+                    at: "in an evaluation".into(),
+                },
+            });
         }
         if parts.iter().all(|p| p.done) {
             break;

@@ -90,16 +90,14 @@ pub enum TrainError {
     },
     /// Another rank of a data-parallel run failed; its own message says why.
     #[error(
-        "rank {rank} failed at epoch {epoch}, step {step} (its own message says why); every rank \
-         stops there, and the checkpoint written before it is kept"
+        "rank {rank} failed {at} (its own message says why); every rank stops there, and the \
+         checkpoint written before it is kept"
     )]
     Rank {
         /// The rank that failed.
         rank: u32,
-        /// The epoch, from 1.
-        epoch: u32,
-        /// The step within the epoch, from 1.
-        step: u64,
+        /// Where, in words: `at epoch 3, step 120`, `in an evaluation`.
+        at: String,
     },
     /// Only rank 0 of a data-parallel run keeps the run directory.
     #[error("rank {0} keeps no run directory: only rank 0 writes it")]
@@ -460,8 +458,7 @@ impl Trainer {
                     (_, Failure::NonFinite(what)) => self.diverged(what, round_end as u64),
                     (_, Failure::Rank(failed)) => TrainError::Rank {
                         rank: failed,
-                        epoch: epoch + 1,
-                        step: round_end as u64,
+                        at: format!("at epoch {}, step {round_end}", epoch + 1),
                     },
                 });
             }
