@@ -6,9 +6,11 @@
 #       when the plugin was built with the LibTorch backend), with TF32 off
 #       (`NVIDIA_TF32_OVERRIDE=0`), and one training step of a small ResNet on each against the
 #       CPU;
-#   (c) `clshost bench train` for resnet18 and resnet50 at 224x224 on the same devices;
+#   (c) `clshost bench train` for resnet18 and resnet50 at 224x224 on the same devices, and on
+#       `libtorch:*` devices also in mixed precision (`--precision bf16`), whose parity tests
+#       against `torch.autocast` run in (b) there;
 #   (d) the same training-step benchmark in PyTorch (scripts/bench/train_torch.py) when python3
-#       has torch with CUDA;
+#       has torch with CUDA, in bf16 too when a libtorch device is checked;
 #   (e) one JSON line on stdout (`{"gpu_check": ...}`), the record of the run; progress goes to
 #       stderr, and every step's own output to the log directory.
 #
@@ -89,7 +91,7 @@ done
 if [ -z "$parity_test" ] || [ ! -x "$parity_test" ]; then
     problems+=("no resnet parity test binary (cargo test --release -p clshost-plugin-resnet --features cuda,wgpu --no-run, then --parity-test FILE)")
 fi
-for f in resnet18.json resnet50.json; do
+for f in resnet18.json resnet50.json resnet18_bf16.json resnet50_bf16.json; do
     [ -f "$root/plugins/resnet/tests/fixtures/$f" ] \
         || problems+=("missing fixture plugins/resnet/tests/fixtures/$f")
 done
@@ -139,7 +141,7 @@ if [ ${#problems[@]} -gt 0 ]; then
     exit 1
 fi
 if [ $dry_run = 1 ]; then
-    say "dry run: inputs ok; would run doctor, parity on [$devices], bench train resnet18/resnet50 at 224 on [$devices]$([ $torch_ok = 1 ] && echo ', and PyTorch')"
+    say "dry run: inputs ok; would run doctor, parity on [$devices], bench train resnet18/resnet50 at 224 on [$devices] (bf16 too on libtorch)$([ $torch_ok = 1 ] && echo ', and PyTorch')"
     exit 0
 fi
 
@@ -162,8 +164,10 @@ for dev in $devices; do
     say "parity on $dev"
     log="$logs/parity-$dev.log"
     t0=$(date +%s)
+    filters=(parity accelerator)
+    case "$dev" in libtorch*) filters+=(precision) ;; esac
     CLSHOST_TEST_DEVICE="$dev" CARGO_MANIFEST_DIR="$root/plugins/resnet" NVIDIA_TF32_OVERRIDE=0 \
-        timeout 150 "$parity_test" --include-ignored --test-threads 1 parity accelerator >"$log" 2>&1
+        timeout 150 "$parity_test" --include-ignored --test-threads 1 "${filters[@]}" >"$log" 2>&1
     rc=$?
     passed=$(grep -c '^test .* ok$' "$log")
     failed=$(grep -c '^test .* FAILED$' "$log")
@@ -172,31 +176,41 @@ for dev in $devices; do
     parity="${parity:+$parity, }$entry"
 done
 
-# (c) clshost bench train, (d) PyTorch
+# (c) clshost bench train, (d) PyTorch; mixed precision on the libtorch devices
+runs=""
+torch_precisions="fp32"
+for dev in $devices; do
+    runs="$runs $dev/fp32"
+    case "$dev" in libtorch*) runs="$runs $dev/bf16"; torch_precisions="fp32 bf16" ;; esac
+done
 bench=""
 for model in resnet18 resnet50; do
-    for dev in $devices; do
-        say "bench train $model on $dev"
-        out="$logs/bench-$model-$dev.json"
+    for run in $runs; do
+        dev="${run%/*}" precision="${run##*/}"
+        say "bench train $model on $dev in $precision"
+        name="$model-$dev-$precision"
         if timeout 120 "$bin/clshost" bench train --model "$model" --device "$dev" --size 224 \
-            --batch "$batch" --steps "$steps" --json >"$out" 2>"$logs/bench-$model-$dev.err"; then
-            entry="$(cat "$out")"
+            --batch "$batch" --steps "$steps" --precision "$precision" --json \
+            >"$logs/bench-$name.json" 2>"$logs/bench-$name.err"; then
+            entry="$(cat "$logs/bench-$name.json")"
         else
-            entry="{\"model\": \"$model\", \"device\": \"$dev\", \"error\": $(json_str "$(tail -n 5 "$logs/bench-$model-$dev.err")")}"
+            entry="{\"model\": \"$model\", \"device\": \"$dev\", \"precision\": \"$precision\", \"error\": $(json_str "$(tail -n 5 "$logs/bench-$name.err")")}"
         fi
         bench="${bench:+$bench, }$entry"
     done
-    if [ $torch_ok = 1 ]; then
-        say "bench train $model in PyTorch"
-        out="$logs/torch-$model.json"
+    [ $torch_ok = 1 ] || continue
+    for precision in $torch_precisions; do
+        say "bench train $model in PyTorch in $precision"
+        name="$model-$precision"
         if timeout 120 python3 "$root/scripts/bench/train_torch.py" --model "$model" --device cuda \
-            --size 224 --batch "$batch" --steps "$steps" --json >"$out" 2>"$logs/torch-$model.err"; then
-            entry="$(cat "$out")"
+            --size 224 --batch "$batch" --steps "$steps" --precision "$precision" --json \
+            >"$logs/torch-$name.json" 2>"$logs/torch-$name.err"; then
+            entry="$(cat "$logs/torch-$name.json")"
         else
-            entry="{\"model\": \"$model\", \"implementation\": \"pytorch\", \"error\": $(json_str "$(tail -n 5 "$logs/torch-$model.err")")}"
+            entry="{\"model\": \"$model\", \"implementation\": \"pytorch\", \"precision\": \"$precision\", \"error\": $(json_str "$(tail -n 5 "$logs/torch-$name.err")")}"
         fi
         bench="${bench:+$bench, }$entry"
-    fi
+    done
 done
 
 # (e) the record

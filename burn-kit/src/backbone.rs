@@ -14,6 +14,7 @@ use clshost_plugin_api::{
 use crate::device::{DeviceChoice, available_devices, cpu_threads};
 use crate::model::ModelFamily;
 use crate::optim::check_spec;
+use crate::precision::Precision;
 use crate::session::Session;
 
 /// The training session on the backend the device needs.
@@ -224,6 +225,26 @@ impl<F: ModelFamily> BurnBackbone<F> {
     /// ranks before each optimizer step; see [`crate::distribute`].
     pub fn distribute(&mut self, collective: CollectiveBox) -> Result<(), PluginError> {
         with_session!(&mut self.engine, t => t.distribute(collective));
+        Ok(())
+    }
+
+    /// Computes in `precision` (plugin ABI 1.6; `fp32` or `bf16`, see [`crate::precision`]) from
+    /// now on. `bf16` runs on the LibTorch backend only; the other devices refuse it.
+    pub fn set_precision(&mut self, precision: &str) -> Result<(), PluginError> {
+        let precision = Precision::parse(precision)?;
+        match &mut self.engine {
+            #[cfg(feature = "libtorch")]
+            Engine::LibTorch(t) => t.set_precision(precision),
+            _ if precision == Precision::Fp32 => {}
+            _ => {
+                return Err(PluginError::unsupported(format!(
+                    "precision `bf16` runs on the LibTorch backend only (`libtorch:cpu`, \
+                     `libtorch:cuda`), and this backbone runs on {}: build the plugin with \
+                     `--features libtorch` and choose a libtorch device, or train in `fp32`",
+                    self.device
+                )));
+            }
+        }
         Ok(())
     }
 }

@@ -20,7 +20,9 @@
 //! - fine-tuning controls (plugin ABI 1.3): freezing by name pattern, parameter groups,
 //!   layer-wise learning-rate decay and frozen normalization statistics ([`tune`]);
 //! - data-parallel training (plugin ABI 1.5): gradients summed across ranks in one collective
-//!   call before each optimizer step ([`distribute`]).
+//!   call before each optimizer step ([`distribute`]);
+//! - mixed precision (plugin ABI 1.6): convolutions and linear layers in bfloat16 on the
+//!   LibTorch backend, as `torch.autocast` runs them ([`precision`]).
 //!
 //! [`nn`] holds layers whose names and semantics match PyTorch where Burn's differ.
 
@@ -36,6 +38,7 @@ pub mod model;
 pub mod nn;
 pub mod optim;
 pub mod params;
+pub mod precision;
 pub mod session;
 pub mod state;
 pub mod tune;
@@ -47,6 +50,7 @@ pub use devices::devices;
 pub use graph::GraphBuilder;
 pub use model::{ClassifierModel, ModelFamily};
 pub use nn::ForwardContext;
+pub use precision::Precision;
 pub use weights::{describe, read_state_dict};
 
 pub use burn;

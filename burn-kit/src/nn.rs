@@ -17,7 +17,8 @@
 //! On the LibTorch backend (feature `libtorch`), [`BatchNorm2d`], [`conv2d`] and [`relu`] run
 //! ATen's fused kernels forward and backward (the `libtorch` module's `fused` submodule), with the
 //! same semantics. Models should call these rather than Burn's `Conv2d::forward` and
-//! `activation::relu` to get them.
+//! `activation::relu` to get them, and to get mixed precision ([`precision`]): under
+//! `trainer.precision: bf16`, [`conv2d`] and [`Linear`] compute in bfloat16.
 
 use burn::module::{Module, Param, RunningState};
 use burn::nn::PaddingConfig2d;
@@ -28,6 +29,8 @@ use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use crate::precision;
 
 /// How a forward pass runs: training or inference, and the seed of its randomness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,11 +193,14 @@ impl<B: Backend> Linear<B> {
         }
     }
 
-    /// Applies the layer to `[N, in]`.
+    /// Applies the layer to `[N, in]`; in bfloat16 under mixed precision ([`precision`]).
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let outputs = self.bias.dims()[0];
-        x.matmul(self.weight.val().transpose())
-            .add(self.bias.val().reshape([1, outputs]))
+        let weight = precision::lower(self.weight.val());
+        let bias = precision::lower(self.bias.val());
+        precision::lower(x)
+            .matmul(weight.transpose())
+            .add(bias.reshape([1, outputs]))
     }
 }
 
@@ -216,7 +222,11 @@ pub fn dropout<B: Backend, const D: usize>(
     let mask: Vec<f32> = (0..shape.num_elements())
         .map(|_| if rng.random::<f64>() < p { 0.0 } else { scale })
         .collect();
-    let mask = Tensor::<B, D>::from_data(TensorData::new(mask, shape), &x.device());
+    let mut mask = Tensor::<B, D>::from_data(TensorData::new(mask, shape), &x.device());
+    if mask.dtype() != x.dtype() {
+        // Under mixed precision, a float32 mask would promote the bfloat16 activations.
+        mask = mask.cast(x.dtype());
+    }
     x.mul(mask)
 }
 
@@ -250,8 +260,9 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
         };
         if let Some(padding) = symmetric.filter(|_| on_libtorch) {
             let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
-            let weight = conv.weight.val();
-            let bias = conv.bias.as_ref().map(|b| b.val());
+            let x = precision::lower(x);
+            let weight = precision::lower(conv.weight.val());
+            let bias = conv.bias.as_ref().map(|b| precision::lower(b.val()));
             return if fused::training::<B>() {
                 fused::conv2d(x, weight, bias, options)
             } else {

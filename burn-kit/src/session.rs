@@ -22,6 +22,7 @@ use crate::optim::{Optimizer, clip_global_norm};
 use crate::params::{
     Entry, assign, assign_inner, collect, collect_inner, gradients, set_trainable,
 };
+use crate::precision::{self, Precision};
 use crate::state::{self, SavedState};
 use crate::tune;
 use crate::weights::{describe, is_ignored_key};
@@ -30,6 +31,20 @@ use crate::weights::{describe, is_ignored_key};
 struct Ema<M> {
     model: M,
     updates: u64,
+}
+
+/// The logits of `model` for `x`, computed in `precision` and returned in float32.
+fn logits<B: Backend, M: ClassifierModel<B>>(
+    precision: Precision,
+    model: &M,
+    x: Tensor<B, 4>,
+    ctx: &ForwardContext,
+) -> Tensor<B, 2> {
+    let _scope = precision::Scope::enter(precision);
+    match precision {
+        Precision::Fp32 => model.forward(x, ctx),
+        Precision::Bf16 => precision::full(model.forward(x, ctx)),
+    }
 }
 
 /// The family's model on the inner (non-autodiff) backend of `AB`.
@@ -55,6 +70,8 @@ pub struct Session<AB: AutodiffBackend, F: ModelFamily> {
     frozen_norm: bool,
     /// The other ranks of a data-parallel run ([`Session::distribute`]).
     collective: Option<CollectiveBox>,
+    /// The precision of the forward passes ([`Session::set_precision`]).
+    precision: Precision,
 }
 
 type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
@@ -98,6 +115,7 @@ impl<AB: AutodiffBackend, F: ModelFamily> Session<AB, F> {
             params,
             frozen_norm: false,
             collective: None,
+            precision: Precision::Fp32,
         })
     }
 
@@ -105,6 +123,12 @@ impl<AB: AutodiffBackend, F: ModelFamily> Session<AB, F> {
     /// gradients across the ranks of `collective` ([`crate::distribute`]).
     pub fn distribute(&mut self, collective: CollectiveBox) {
         self.collective = Some(collective);
+    }
+
+    /// Runs the forward passes (training and inference) in `precision` from now on
+    /// ([`crate::precision`]); the caller checks that the backend supports it.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
     }
 
     /// Applies fine-tuning controls, replacing earlier ones ([`crate::tune`]): frozen
@@ -145,7 +169,7 @@ impl<AB: AutodiffBackend, F: ModelFamily> Session<AB, F> {
             seed: self.seed ^ fnv1a(&self.forward_passes.to_le_bytes()),
         };
         self.forward_passes += 1;
-        let logits = self.model.forward(x, &ctx);
+        let logits = logits(self.precision, &self.model, x, &ctx);
         self.eval_fresh = false;
         let host = to_host(logits.clone().inner())?;
         self.pending = Some(logits);
@@ -312,8 +336,9 @@ impl<AB: AutodiffBackend, F: ModelFamily> Session<AB, F> {
     ) -> Result<clshost_plugin_api::Tensor, PluginError> {
         check_images(images)?;
         let x = to_device::<Inner<AB>, 4>(images, &self.device)?;
+        let precision = self.precision;
         let model = self.inference_model(weights)?;
-        to_host(model.forward(x, &ForwardContext::EVAL))
+        to_host(logits(precision, model, x, &ForwardContext::EVAL))
     }
 
     /// The weights and buffers by name.

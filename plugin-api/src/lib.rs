@@ -139,7 +139,7 @@ pub use metric::{
 };
 pub use root::{
     ABI_MAJOR, ABI_MINOR, ABI_VERSION_STRING, AbiVersion, HANDSHAKE_SYMBOL, PluginRoot,
-    PluginRootRef, v1_0, v1_1, v1_2, v1_3, v1_4,
+    PluginRootRef, v1_0, v1_1, v1_2, v1_3, v1_4, v1_5,
 };
 pub use sample::{
     AbiBatchAugment, AbiBatchAugment_TO, AbiSampleAugment, AbiSampleAugment_TO, AugmentContext,

@@ -53,6 +53,11 @@
 //!   without a batch in a window steps with a zero-row gradient. A 1.5 host loads a 1.4 plugin
 //!   with [`v1_4::PluginRoot`]'s layout; [`PluginRootRef::distribute`] then returns `None`, and
 //!   a distributed run with that backbone is refused before it starts.
+//! - **1.6**: appends [`PluginRoot::precision`], which sets the precision a backbone the plugin
+//!   created computes in (`fp32`, or `bf16` for mixed precision: float32 weights and optimizer,
+//!   bfloat16 convolutions and matrix products, as `torch.autocast`). A 1.6 host loads a 1.5
+//!   plugin with [`v1_5::PluginRoot`]'s layout; [`PluginRootRef::precision`] then returns
+//!   `None`, and a recipe asking for another precision than `fp32` is refused before training.
 
 use abi_stable::StableAbi;
 use abi_stable::library::RootModule;
@@ -67,9 +72,9 @@ use crate::{
 /// The ABI major version: plugins and hosts must agree on it exactly.
 pub const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: raised when fields or methods are appended.
-pub const ABI_MINOR: u32 = 5;
+pub const ABI_MINOR: u32 = 6;
 /// `ABI_MAJOR.ABI_MINOR.0`, the version abi_stable's own check sees.
-pub const ABI_VERSION_STRING: &str = "1.5.0";
+pub const ABI_VERSION_STRING: &str = "1.6.0";
 
 /// The NUL-terminated name of the handshake function every plugin exports.
 pub const HANDSHAKE_SYMBOL: &[u8] = b"clshost_plugin_abi\0";
@@ -163,8 +168,8 @@ macro_rules! plugin_root {
 plugin_root! {
     /// The root module: the plugin's description, one constructor per component kind, (ABI
     /// 1.1) its device report, (ABI 1.2) the reader of its exporters' files, (ABI 1.3) the
-    /// fine-tuning controls of its backbones, (ABI 1.4) its loggers and (ABI 1.5) data-parallel
-    /// training of its backbones.
+    /// fine-tuning controls of its backbones, (ABI 1.4) its loggers, (ABI 1.5) data-parallel
+    /// training and (ABI 1.6) the precision of its backbones.
     ///
     /// Every constructor takes the component name and its config as RON text, parses the
     /// config, and returns the component or a [`PluginError`]. Plugins built with
@@ -208,6 +213,16 @@ plugin_root! {
             backbone: &mut crate::BackboneBox,
             collective: CollectiveBox,
         ) -> RResult<(), PluginError>,
+        /// ABI 1.6: makes `backbone`, which this plugin's `new_backbone` created, compute in the
+        /// precision called `precision` from now on: `fp32`, or `bf16` (mixed precision: weights,
+        /// gradients and optimizer state in float32, convolutions and matrix products in
+        /// bfloat16, as `torch.autocast(dtype=torch.bfloat16)`); an `Unsupported` error when
+        /// that backbone, or its device, cannot. Absent from older plugins:
+        /// [`PluginRootRef::precision`] returns `None`.
+        pub precision: extern "C" fn(
+            backbone: &mut crate::BackboneBox,
+            precision: RStr<'_>,
+        ) -> RResult<(), PluginError>,
     }
 }
 
@@ -246,6 +261,53 @@ macro_rules! past_minor {
             }
         }
     };
+}
+
+/// The root module exactly as ABI 1.5 defined it, for loading 1.5 plugins, whose `precision`
+/// reads as absent.
+#[doc(hidden)]
+pub mod v1_5 {
+    use abi_stable::library::RootModule;
+    use abi_stable::sabi_types::VersionStrings;
+    use abi_stable::std_types::{ROption, RResult, RStr, RVec};
+
+    use crate::{
+        BackendReport, CollectiveBox, ExportedModelBox, LoggerBox, LoggerContext, LoggerInfo,
+        PluginError,
+    };
+
+    past_minor! {
+        "1.5.0",
+        /// [`super::PluginRoot`] without the fields ABI 1.6 appended.
+        appended: {
+            /// The device report, as in [`super::PluginRoot::devices`].
+            pub devices: extern "C" fn() -> RResult<RVec<BackendReport>, PluginError>,
+            /// The file reader, as in [`super::PluginRoot::open_model`].
+            pub open_model:
+                extern "C" fn(path: RStr<'_>) -> RResult<ROption<ExportedModelBox>, PluginError>,
+            /// The fine-tuning controls, as in [`super::PluginRoot::tune`].
+            pub tune: extern "C" fn(
+                backbone: &mut crate::BackboneBox,
+                spec: &crate::TuneSpec,
+            ) -> RResult<crate::TuneReport, PluginError>,
+            /// The loggers, as in [`super::PluginRoot::loggers`].
+            pub loggers: extern "C" fn() -> RResult<RVec<LoggerInfo>, PluginError>,
+            /// As in [`super::PluginRoot::validate_logger`].
+            pub validate_logger:
+                extern "C" fn(name: RStr<'_>, config: RStr<'_>) -> RResult<(), PluginError>,
+            /// As in [`super::PluginRoot::new_logger`].
+            pub new_logger: extern "C" fn(
+                name: RStr<'_>,
+                config: RStr<'_>,
+                ctx: &LoggerContext,
+            ) -> RResult<LoggerBox, PluginError>,
+            /// As in [`super::PluginRoot::distribute`].
+            pub distribute: extern "C" fn(
+                backbone: &mut crate::BackboneBox,
+                collective: CollectiveBox,
+            ) -> RResult<(), PluginError>,
+        }
+    }
 }
 
 /// The root module exactly as ABI 1.4 defined it, for loading 1.4 plugins, whose `distribute`
@@ -434,19 +496,20 @@ mod tests {
         use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
         use abi_stable::type_layout::TypeLayout;
 
-        let past: [(&str, &'static TypeLayout); 5] = [
+        let past: [(&str, &'static TypeLayout); 6] = [
             ("1.0", <v1_0::PluginRootRef as StableAbi>::LAYOUT),
             ("1.1", <v1_1::PluginRootRef as StableAbi>::LAYOUT),
             ("1.2", <v1_2::PluginRootRef as StableAbi>::LAYOUT),
             ("1.3", <v1_3::PluginRootRef as StableAbi>::LAYOUT),
             ("1.4", <v1_4::PluginRootRef as StableAbi>::LAYOUT),
+            ("1.5", <v1_5::PluginRootRef as StableAbi>::LAYOUT),
         ];
         let current = <PluginRootRef as StableAbi>::LAYOUT;
         for (minor, layout) in past {
             check_layout_compatibility(layout, current)
-                .unwrap_or_else(|e| panic!("a {minor} host accepts a 1.5 root module: {e}"));
+                .unwrap_or_else(|e| panic!("a {minor} host accepts a 1.6 root module: {e}"));
             let rejected = check_layout_compatibility(current, layout)
-                .expect_err("a 1.5 host rejects an older root module's layout");
+                .expect_err("a 1.6 host rejects an older root module's layout");
             assert!(rejected.to_string().contains("too many fields"), "{minor}");
         }
     }
@@ -562,12 +625,46 @@ mod tests {
         .upgrade();
         assert!(v14.new_logger().is_some());
         assert!(v14.distribute().is_none());
+        let v15 = v1_5::PluginRoot {
+            info: authored.info(),
+            validate: authored.validate(),
+            new_backbone: authored.new_backbone(),
+            new_sample_augment: authored.new_sample_augment(),
+            new_batch_augment: authored.new_batch_augment(),
+            new_loss: authored.new_loss(),
+            new_metric: authored.new_metric(),
+            new_exporter: authored.new_exporter(),
+            devices: authored
+                .devices()
+                .expect("the current root module has `devices`"),
+            open_model: authored
+                .open_model()
+                .expect("the current root module has `open_model`"),
+            tune: authored.tune().expect("the current root module has `tune`"),
+            loggers: authored
+                .loggers()
+                .expect("the current root module has `loggers`"),
+            validate_logger: authored
+                .validate_logger()
+                .expect("the current root module has `validate_logger`"),
+            new_logger: authored
+                .new_logger()
+                .expect("the current root module has `new_logger`"),
+            distribute: authored
+                .distribute()
+                .expect("the current root module has `distribute`"),
+        }
+        .leak_into_prefix()
+        .upgrade();
+        assert!(v15.distribute().is_some());
+        assert!(v15.precision().is_none());
         assert!(authored.open_model().is_some());
         assert!(authored.tune().is_some());
         assert!(authored.loggers().is_some());
         assert!(authored.validate_logger().is_some());
         assert!(authored.new_logger().is_some());
         assert!(authored.distribute().is_some());
+        assert!(authored.precision().is_some());
     }
 
     #[test]

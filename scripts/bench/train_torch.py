@@ -5,7 +5,8 @@ A torchvision ResNet with `--classes` outputs, SGD (lr 0.01, momentum 0.9, weigh
 cross-entropy, one synthetic batch of uniform noise fed over and over; `--warmup` untimed steps,
 then `--steps` timed training steps and as many evaluation forwards (`torch.no_grad`, eval mode),
 each timed span closed by a device synchronization. fp32, with PyTorch's default TF32 settings
-(reported in the output) unless `--no-tf32`. `--freeze` freezes parameters by name pattern as
+(reported in the output) unless `--no-tf32`; `--precision bf16` runs the forward passes under
+`torch.autocast(dtype=torch.bfloat16)`, as `clshost bench train --precision bf16`. `--freeze` freezes parameters by name pattern as
 `clshost bench train --freeze` does (`parameters` then counts the trainable ones). Prints the
 same JSON fields as
 
@@ -40,6 +41,12 @@ def main():
     p.add_argument("--no-tf32", action="store_true", help="disable TF32 in cuDNN and matmul")
     p.add_argument("--json", action="store_true")
     p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16: forward passes under torch.autocast with bfloat16",
+    )
+    p.add_argument(
         "--freeze",
         action="append",
         default=[],
@@ -69,11 +76,15 @@ def main():
 
     phases = {"forward": 0.0, "loss": 0.0, "backward": 0.0}
 
+    def autocast():
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.precision == "bf16")
+
     def step(timed):
         t0 = time.perf_counter()
-        logits = model(images)
+        with autocast():
+            logits = model(images)
         t1 = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(logits, labels)
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels)
         t2 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -97,7 +108,7 @@ def main():
     train = time.perf_counter() - start
 
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), autocast():
         model(images)
         sync(device)
         start = time.perf_counter()
@@ -114,6 +125,7 @@ def main():
         "params": "()",
         "device": a.device,
         "device_name": name,
+        "precision": a.precision,
         "parameters": sum(p.numel() for p in trainable),
         "size": a.size,
         "batch": a.batch,
@@ -127,8 +139,8 @@ def main():
         "backward_ms": phases["backward"] * 1e3 / a.steps,
         "eval_images_per_second": a.steps * a.batch / evaluation,
         "eval_ms_per_batch": evaluation * 1e3 / a.steps,
-        "first_loss": float(first if first is not None else last),
-        "last_loss": float(last),
+        "first_loss": (first if first is not None else last).item(),
+        "last_loss": last.item(),
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
         "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
     }

@@ -18,6 +18,7 @@ fn bench_train_reports_every_field_and_the_loss_goes_down() {
     assert_eq!(report["batch"], 4);
     assert_eq!(report["steps"], 3);
     assert_eq!(report["ranks"], 1);
+    assert_eq!(report["precision"], "fp32");
     assert_eq!(report["allreduce_ms_per_step"], 0.0);
     // torchvision's resnet18 without its head has 11,176,512 parameters; the 3x3 stem of
     // `small_input` has 64 * 3 * (9 - 49) fewer, the 3-class head adds 512 * 3 + 3.
@@ -51,6 +52,24 @@ fn bench_train_reports_every_field_and_the_loss_goes_down() {
     assert!(
         last < first,
         "five SGD steps on one batch lower its loss: {first} -> {last}"
+    );
+}
+
+#[test]
+fn bench_train_refuses_bf16_where_the_backbone_cannot() {
+    let out = Clshost::new().run([
+        "bench",
+        "train",
+        "--model",
+        "resnet18",
+        "--precision",
+        "bf16",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--precision") && stderr.contains("LibTorch backend only"),
+        "{stderr}"
     );
 }
 

@@ -111,7 +111,7 @@ fn lifting_the_freeze_after_an_epoch_trains_the_body() {
 }
 
 #[test]
-fn a_plugin_of_abi_1_2_loads_but_cannot_be_asked_to_freeze() {
+fn a_plugin_of_abi_1_2_loads_but_cannot_be_asked_to_freeze_or_for_bf16() {
     let t = trained();
     let plugin = fixture("minor_1_2");
     let plugin = plugin.to_str().unwrap();
@@ -127,27 +127,15 @@ fn a_plugin_of_abi_1_2_loads_but_cannot_be_asked_to_freeze() {
         .expect("the 1.2 plugin is listed");
     assert_eq!(old["abi"], "1.2");
 
-    let plain = t.output(
-        "check",
-        &[
-            "--plugin",
-            plugin,
-            "tiny.ron",
-            "--set",
-            "model=(name: \"old_backbone\")",
-        ],
-    );
-    stdout_ok(&plain);
-    let asked = t.output(
-        "check",
-        &[
-            "--plugin",
-            plugin,
-            "tiny.ron",
-            "--set",
-            "model=(name: \"old_backbone\", freeze: [\"*\"])",
-        ],
-    );
+    let check = |sets: &[&str]| {
+        let mut args = vec!["--plugin", plugin, "tiny.ron"];
+        for set in sets {
+            args.extend(["--set", *set]);
+        }
+        t.output("check", &args)
+    };
+    stdout_ok(&check(&["model=(name: \"old_backbone\")"]));
+    let asked = check(&["model=(name: \"old_backbone\", freeze: [\"*\"])"]);
     assert_eq!(asked.status.code(), Some(1));
     let err = stderr(&asked);
     assert!(
@@ -155,6 +143,17 @@ fn a_plugin_of_abi_1_2_loads_but_cannot_be_asked_to_freeze() {
             "`model.freeze`: backbone `old_backbone` comes from plugin clshost-plugin-minor_1_2 \
              (plugin ABI 1.2), which cannot apply fine-tuning controls"
         ) && err.contains("rebuild it against clshost-plugin-api 1.3"),
+        "{err}"
+    );
+    let bf16 = check(&["model=(name: \"old_backbone\")", "trainer.precision=bf16"]);
+    assert_eq!(bf16.status.code(), Some(1));
+    let err = stderr(&bf16);
+    assert!(
+        err.contains(
+            "`trainer.precision`: backbone `old_backbone` comes from plugin \
+             clshost-plugin-minor_1_2 (plugin ABI 1.2), which has no mixed precision (`bf16` \
+             needs ABI 1.6)"
+        ),
         "{err}"
     );
 }

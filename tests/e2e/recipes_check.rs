@@ -167,9 +167,9 @@ fn override_of_a_missing_path() {
         &["--set", "trainer.epocs=3"],
         &[
             "--set trainer.epocs=3: `trainer.epocs`: unknown field `epocs`; did you mean \
-           `epochs`? (expected one of `epochs`, `device`, `clip_grad_norm`, `accumulate`, `ema`, \
-           `monitor`, `mode`, `early_stopping`, `checkpoints`, `eval_interval`, `log_interval`, \
-           `max_time_minutes`)",
+           `epochs`? (expected one of `epochs`, `device`, `precision`, `clip_grad_norm`, \
+           `accumulate`, `ema`, `monitor`, `mode`, `early_stopping`, `checkpoints`, \
+           `eval_interval`, `log_interval`, `max_time_minutes`)",
         ],
     );
     assert_fails(

@@ -378,3 +378,74 @@ fn an_unknown_recipe_field_fails_before_any_work() {
     assert!(err.contains("did you mean `epochs`?"), "{err}");
     assert!(!dir.path().join("runs").exists(), "no run directory");
 }
+
+#[test]
+fn bf16_on_a_device_without_it_fails_before_any_work() {
+    let clshost = Clshost::new();
+    let dir = tiny_tempdir(&clshost);
+    let out = run(
+        &clshost,
+        dir.path(),
+        &["tiny.ron", "--set", "trainer.precision=bf16"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("trainer.precision")
+            && err.contains("precision `bf16` runs on the LibTorch backend only")
+            && err.contains("or train in `fp32`"),
+        "{err}"
+    );
+    assert!(!dir.path().join("runs").exists(), "no run directory");
+    let typo = run(
+        &clshost,
+        dir.path(),
+        &["tiny.ron", "--set", "trainer.precision=bf61"],
+    );
+    let err = stderr(&typo);
+    assert_eq!(typo.status.code(), Some(1), "{err}");
+    assert!(err.contains("`trainer.precision`"), "{err}");
+}
+
+/// `trainer.precision: bf16` on `libtorch:cpu`, through the host: the run says so, trains,
+/// evaluates in bfloat16, and its ONNX export is checked against the float32 forward (the
+/// exported model computes in float32). Needs the resnet plugin built with the LibTorch backend:
+/// `.ci/run` runs it with `CLSHOST_TEST_FEATURES=clshost-plugin-resnet/libtorch` after
+/// `eval "$(scripts/setup-libtorch.sh)"`.
+#[test]
+#[ignore = "needs CLSHOST_TEST_FEATURES=clshost-plugin-resnet/libtorch (a LibTorch build)"]
+fn bf16_on_libtorch_trains_and_exports_a_float32_model() {
+    let clshost = Clshost::new();
+    let dir = tiny_tempdir(&clshost);
+    let out = run(
+        &clshost,
+        dir.path(),
+        &[
+            "tiny.ron",
+            "--set",
+            "trainer.device=libtorch:cpu",
+            "--set",
+            "trainer.precision=bf16",
+            "--set",
+            "export=[(name: \"onnx\")]",
+        ],
+    );
+    let stdout = stdout_ok(&out);
+    assert!(
+        stdout.contains("on libtorch:cpu (torch ") && stdout.contains(" in bf16 mixed precision,"),
+        "{stdout}"
+    );
+    let run = &run_dirs(dir.path(), "tiny")[0];
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["ending"], "completed", "{summary}");
+    assert_eq!(summary["exports"][0]["exporter"], "onnx", "{summary}");
+    let diff = summary["exports"][0]["max_abs_diff"].as_f64().unwrap();
+    assert!(
+        diff < 1e-4,
+        "the ONNX model is {diff} from the float32 forward"
+    );
+    let last = Checkpoint::load(&run.join("checkpoints/last.ckpt")).unwrap();
+    assert_eq!(last.host.history.len(), 3);
+    assert!(last.host.history.iter().all(|r| r.train_loss.is_finite()));
+}

@@ -59,19 +59,34 @@ fn run_cargo(dir: &Path, command: &mut Command) {
 }
 
 /// The `clshost` binary, with every first-party plugin built next to it; with the cargo
-/// features `CLSHOST_TEST_FEATURES` names, when set (`clshost/mpi` for the distributed tests).
+/// features `CLSHOST_TEST_FEATURES` names, when set (`clshost/mpi` for the distributed tests,
+/// `clshost-plugin-resnet/libtorch` for the LibTorch one).
+///
+/// The packages those features belong to are built again on their own with them and without
+/// their default features, so that their dependencies' features do not spread to the other
+/// crates of the build (tch's would rebuild the export plugin's ONNX runtime), and so that the
+/// LibTorch build is the one `.ci/run` tests the resnet plugin with (no wgpu).
 pub fn clshost_binary() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let features = env::var("CLSHOST_TEST_FEATURES").unwrap_or_default();
         let mut args = vec!["build", "--quiet", "-p", "clshost"];
         for plugin in FIRST_PARTY_PLUGINS {
             args.extend(["-p", plugin]);
         }
+        cargo(&repo_root(), &args);
+        let features = env::var("CLSHOST_TEST_FEATURES").unwrap_or_default();
+        let features: Vec<&str> = features
+            .split([',', ' '])
+            .filter(|f| !f.is_empty())
+            .collect();
         if !features.is_empty() {
-            args.extend(["--features", &features]);
+            let mut args = vec!["build", "--quiet", "--no-default-features"];
+            for feature in &features {
+                let (package, _) = feature.split_once('/').unwrap_or(("clshost", feature));
+                args.extend(["-p", package, "--features", feature]);
+            }
+            cargo(&repo_root(), args);
         }
-        cargo(&repo_root(), args);
         profile_dir().join(format!("clshost{}", env::consts::EXE_SUFFIX))
     })
 }

@@ -10,6 +10,10 @@
 //! `convolution_backward` / `native_batch_norm_backward` ([`aten`](super::aten)) /
 //! `threshold_backward`.
 //!
+//! Under mixed precision ([`crate::precision`]) the same nodes run on bfloat16 activations:
+//! convolutions get bfloat16 inputs and weights, and batch normalization bfloat16 inputs with
+//! float32 parameters and statistics (ATen's mixed-type kernels, as under `torch.autocast`).
+//!
 //! The layers in [`crate::nn`] call these when the model runs on the LibTorch backend; the model
 //! code stays generic over Burn's `Backend`: [`training`] tells whether `B` is exactly
 //! `Autodiff<LibTorch>`, and the tensors move between `B` and that type through `Any`, which
@@ -73,6 +77,18 @@ fn register<const N: usize>(
     }
 }
 
+/// The gradient `grad` in the dtype of `like`, the tensor it is the gradient of. Under mixed
+/// precision an operation outside the kit (a float32 constant times a bfloat16 activation) can
+/// hand back a gradient in another dtype than its tensor's, which ATen's fused backward kernels
+/// refuse; PyTorch's autograd casts such gradients the same way.
+fn matching(grad: TchTensor, like: &tch::Tensor) -> tch::Tensor {
+    if grad.tensor.kind() == like.kind() {
+        grad.tensor
+    } else {
+        grad.tensor.to_kind(like.kind())
+    }
+}
+
 /// The autodiff node of `op` over `parents` with output `output`: tracked with `state` when a
 /// parent needs a gradient, a plain result otherwise.
 fn node<O, S, const N: usize>(
@@ -118,8 +134,9 @@ impl<const N: usize> Backward<LibTorch, N> for ConvBackward<N> {
             *m = p.is_some();
         }
         let s = ops.state;
+        let grad = matching(grad, &s.input.tensor);
         let computed = aten::conv2d_backward(
-            &grad.tensor,
+            &grad,
             &s.input.tensor,
             &s.weight.tensor,
             N == 3,
@@ -185,7 +202,8 @@ impl Backward<LibTorch, 1> for ReluBackward {
         if let [Some(parent)] = ops.parents {
             // ATen's `threshold_backward(grad, output, 0)`: the gradient where the output is
             // above 0, as PyTorch's ReLU backward.
-            let input_grad = ops.state.tensor.threshold_backward(&grad.tensor, 0.0);
+            let grad = matching(grad, &ops.state.tensor);
+            let input_grad = ops.state.tensor.threshold_backward(&grad, 0.0);
             grads.register::<LibTorch>(parent.id, TchTensor::new(input_grad));
         }
     }
@@ -220,8 +238,9 @@ impl Backward<LibTorch, 3> for NormBackward {
         let grad = grads.consume::<LibTorch>(&ops.node);
         let parents = ops.parents.map(|p| p.map(|node| node.id));
         let s = ops.state;
+        let grad = matching(grad, &s.input.tensor);
         let computed = aten::batch_norm_backward(
-            &grad.tensor,
+            &grad,
             &s.input.tensor,
             &s.weight.tensor,
             (&s.save_mean.tensor, &s.save_invstd.tensor),

@@ -34,7 +34,10 @@ pub fn run_parts(recipe: &Recipe, registry: &Registry) -> Result<Parts> {
     let train = train_loader(recipe, registry, &settings, train_set.samples, &augment_ctx)?;
     let val = eval_loader(recipe, &settings, val_set.samples, None)?;
     let ctx = backbone_context(recipe, num_classes);
-    let backbone = registry.new_backbone(&recipe.model.name, &recipe.model.params, &ctx)?;
+    let mut backbone = registry.new_backbone(&recipe.model.name, &recipe.model.params, &ctx)?;
+    backbone
+        .set_precision(recipe.trainer.precision.name())
+        .context("trainer.precision")?;
     let loss = new_loss(recipe, registry, num_classes)?;
     let batch_augments = batch_augments(recipe, registry, &augment_ctx)?;
     let raw_metrics = new_metrics(recipe, registry, &classes)?;

@@ -24,6 +24,7 @@ use crate::distributed::{DistributedError, World};
 use crate::exit::Exit;
 use crate::export;
 use crate::output;
+use crate::recipe::schema::Precision;
 use crate::recipe::{Recipe, Resolved};
 use crate::registry::{Registry, SearchPath};
 use crate::report::pipeline::{EndEvent, Event, FileEvent, FileKind, StartEvent};
@@ -198,7 +199,7 @@ fn run_ranked(search: &SearchPath, args: &RunArgs, quiet: bool, world: &Rc<World
     let summary = run_parts.backbone.summary()?;
     if let Some(run) = &run {
         output::print(&format!(
-            "{} {}: {} ({} parameters) on {}{}, {} train / {} val images in {} classes\nrun directory: {}\n",
+            "{} {}: {} ({} parameters) on {}{}{}, {} train / {} val images in {} classes\nrun directory: {}\n",
             if args.resume.is_some() {
                 "resuming"
             } else {
@@ -211,6 +212,10 @@ fn run_ranked(search: &SearchPath, args: &RunArgs, quiet: bool, world: &Rc<World
             world
                 .describe()
                 .map_or(String::new(), |job| format!(" x {job}")),
+            match recipe.trainer.precision {
+                Precision::Fp32 => String::new(),
+                mixed => format!(" in {} mixed precision", mixed.name()),
+            },
             run_parts.train.len(),
             run_parts.val.len(),
             run_parts.classes.len(),

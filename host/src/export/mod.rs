@@ -61,7 +61,9 @@ pub struct Exported {
 
 /// Exports `backbone`'s `weights` with every exporter into `out_dir`, verifying each against
 /// the logits of `sample` (an `[N, 3, H, W]` batch). Exporters write into `staging` (emptied
-/// first, removed at the end); each exporter's files move into `out_dir` once verified.
+/// first, removed at the end); each exporter's files move into `out_dir` once verified. The
+/// exported models compute in float32, so a backbone trained in another precision is switched
+/// to `fp32` first and checked in it.
 pub fn export_all(
     exporters: &[Exporter],
     backbone: &mut Backbone,
@@ -70,6 +72,7 @@ pub fn export_all(
     (staging, out_dir): (&Path, &Path),
     sample: (&[usize], &[f32]),
 ) -> Result<Vec<Exported>, ExportError> {
+    backbone.set_precision("fp32")?;
     let graph = backbone.graph(weights)?;
     let inputs = TensorRef {
         shape: sample.0.into(),

@@ -365,6 +365,29 @@ pub enum Mode {
     Min,
 }
 
+/// The precision the backbone computes in.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Everything in float32.
+    #[default]
+    Fp32,
+    /// Mixed precision: float32 weights and optimizer, bfloat16 convolutions and matrix
+    /// products (as `torch.autocast(dtype=torch.bfloat16)`); plugin ABI 1.6, and in the
+    /// first-party plugins the LibTorch backend.
+    Bf16,
+}
+
+impl Precision {
+    /// The name recipes and plugins use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
 /// Early stopping on the monitored metric.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -412,8 +435,11 @@ impl Default for Checkpoints {
 pub struct Trainer {
     /// Number of epochs.
     pub epochs: u32,
-    /// Compute device: `cpu`, `wgpu`, `wgpu:N`, `cuda`, `cuda:N`.
+    /// Compute device: `cpu`, `wgpu`, `wgpu:N`, `cuda`, `cuda:N`, `libtorch:cpu`,
+    /// `libtorch:cuda[:N]`.
     pub device: String,
+    /// The precision the backbone computes in: `fp32` or `bf16` (mixed precision).
+    pub precision: Precision,
     /// Clip the global gradient norm to this.
     pub clip_grad_norm: Option<f64>,
     /// Accumulate gradients over this many batches per optimizer step.
@@ -441,6 +467,7 @@ impl Default for Trainer {
         Trainer {
             epochs: 90,
             device: "cpu".into(),
+            precision: Precision::Fp32,
             clip_grad_norm: None,
             accumulate: 1,
             ema: None,

@@ -19,8 +19,9 @@ use std::path::PathBuf;
 use clshost_plugin_api::{BackendReport, LossContext, MetricContext};
 
 use super::doc::{Node, Value};
-use super::schema::{Component, Recipe};
+use super::schema::{Component, Precision, Recipe};
 use super::{Problem, Resolved, section_of, typed};
+use crate::assemble::components::backbone_context;
 use crate::data::imagefolder::class_folders;
 use crate::registry::{CreateError, DeviceSupport, Kind, Registry};
 use crate::train::checkpoint::is_checkpoint;
@@ -108,6 +109,7 @@ pub fn validate(resolved: &Resolved, registry: &Registry) -> Vec<Problem> {
     v.device(registry);
     v.weights();
     v.tuning(registry);
+    v.precision(registry);
     let classes = v.data();
     v.components(registry, classes);
     v.problems
@@ -417,6 +419,50 @@ impl Validator<'_> {
                     m.name, library.info.name, library.abi.minor
                 ),
             );
+        }
+    }
+
+    /// Checks `trainer.precision` when it is not `fp32`: the backbone's plugin must have the
+    /// entry point (ABI 1.6), and the backbone, built on the recipe's device, must accept it
+    /// there (the first-party plugins run `bf16` on the LibTorch backend only). The backbone is
+    /// built only for this, and only when the device is valid.
+    fn precision(&mut self, registry: &Registry) {
+        let r = &self.resolved.recipe;
+        let precision = r.trainer.precision;
+        if precision == Precision::Fp32 {
+            return;
+        }
+        let plugin = registry
+            .get(&r.model.name)
+            .filter(|e| e.info.kind == Kind::Backbone)
+            .map(|e| &e.plugin.library);
+        let Some(library) = plugin else {
+            return;
+        };
+        if library.root.precision().is_none() {
+            self.problem(
+                "trainer.precision",
+                format!(
+                    "backbone `{}` comes from plugin {} (plugin ABI 1.{}), which has no mixed \
+                     precision (`{}` needs ABI 1.6); rebuild it against clshost-plugin-api 1.6, \
+                     or train in `fp32`",
+                    r.model.name,
+                    library.info.name,
+                    library.abi.minor,
+                    precision.name()
+                ),
+            );
+            return;
+        }
+        if self.problems.iter().any(|p| p.path == "trainer.device") {
+            return;
+        }
+        let ctx = backbone_context(r, r.model.num_classes.unwrap_or(2));
+        // A backbone that cannot be built is reported by the run, with its own message.
+        if let Ok(mut backbone) = registry.new_backbone(&r.model.name, &r.model.params, &ctx)
+            && let Err(e) = backbone.set_precision(precision.name())
+        {
+            self.problem("trainer.precision", e.error.to_string());
         }
     }
 

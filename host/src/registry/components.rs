@@ -13,9 +13,9 @@ use clshost_plugin_api::{
     AugmentContext, AugmentStage, BackboneBox, BackboneContext, BackboneSummary, BatchAugmentBox,
     CollectiveBox, EpochLog, ExportMeta, ExportedModelBox, ExporterBox, FileLog, ImageU8,
     LoadReport, LoadWeightsOptions, LoggerBox, LoggerContext, LossBox, LossContext, MetricBox,
-    MetricContext, MetricOutput, MetricReport, ModelGraph, NamedTensor, PluginError, RunEnd,
-    RunStart, SampleAugmentBox, StepLog, StepParams, StepReport, Tensor, TensorMut, TensorRef,
-    TuneReport, TuneSpec, VerifyReport, WeightSet,
+    MetricContext, MetricOutput, MetricReport, ModelGraph, NamedTensor, PluginError, PluginRootRef,
+    RunEnd, RunStart, SampleAugmentBox, StepLog, StepParams, StepReport, Tensor, TensorMut,
+    TensorRef, TuneReport, TuneSpec, VerifyReport, WeightSet,
 };
 
 use super::{Entry, Kind, Registry, ResolveError};
@@ -135,19 +135,19 @@ impl Registry {
         config: &str,
         ctx: &BackboneContext,
     ) -> Result<Backbone, CreateError> {
-        let (mut tune, mut distribute, mut abi_minor) = (None, None, 0);
+        let mut found = None;
         let (inner, origin) = self.create(Kind::Backbone, name, |e| {
-            let root = &e.plugin.library.root;
-            (tune, distribute) = (root.tune(), root.distribute());
-            abi_minor = e.plugin.library.abi.minor;
+            let root = e.plugin.library.root;
+            found = Some((root, e.plugin.library.abi.minor));
             (root.new_backbone())(name.into(), config.into(), ctx)
         })?;
+        let (root, abi_minor) = found.expect("a created backbone came from a plugin");
         Ok(Backbone {
             inner,
             origin,
-            tune,
-            distribute,
+            root,
             abi_minor,
+            precision: "fp32".into(),
         })
     }
 
@@ -281,19 +281,14 @@ impl Logger {
 pub struct Backbone {
     inner: BackboneBox,
     origin: Arc<Origin>,
-    /// The plugin's `tune` (ABI 1.3 and later).
-    tune: Option<TuneFn>,
-    /// The plugin's `distribute` (ABI 1.5 and later).
-    distribute: Option<DistributeFn>,
+    /// The root module of the plugin that created it, for the entry points later minors
+    /// appended (`tune`, `distribute`, `precision`).
+    root: PluginRootRef,
     /// The plugin's ABI minor version.
     abi_minor: u32,
+    /// The precision it computes in now (`fp32` until [`Backbone::set_precision`]).
+    precision: String,
 }
-
-/// A plugin's `tune` entry point.
-type TuneFn = extern "C" fn(&mut BackboneBox, &TuneSpec) -> RResult<TuneReport, PluginError>;
-
-/// A plugin's `distribute` entry point.
-type DistributeFn = extern "C" fn(&mut BackboneBox, CollectiveBox) -> RResult<(), PluginError>;
 
 impl Backbone {
     /// Which component this is.
@@ -382,14 +377,13 @@ impl Backbone {
     /// Applies fine-tuning controls through the plugin's `tune` (ABI 1.3); an `Unsupported`
     /// error naming the plugin's ABI when it is older.
     pub fn tune(&mut self, spec: &TuneSpec) -> Result<TuneReport, ComponentError> {
-        let result = match self.tune {
+        let result = match self.root.tune() {
             Some(tune) => tune(&mut self.inner, spec),
-            None => RResult::RErr(PluginError::unsupported(format!(
-                "plugin {} was built against plugin ABI 1.{}, which has no fine-tuning controls \
-                 (freezing, parameter groups, layer-wise decay, frozen normalization statistics \
-                 need 1.3); rebuild it against clshost-plugin-api 1.3",
-                self.origin.plugin, self.abi_minor
-            ))),
+            None => RResult::RErr(self.predates(
+                "has no fine-tuning controls (freezing, parameter groups, layer-wise decay, \
+                 frozen normalization statistics need 1.3)",
+                3,
+            )),
         };
         named(result, &self.origin, "tune")
     }
@@ -397,15 +391,44 @@ impl Backbone {
     /// Makes the backbone train data-parallel through `collective` (the plugin's `distribute`,
     /// ABI 1.5); an `Unsupported` error naming the plugin's ABI when it is older.
     pub fn distribute(&mut self, collective: CollectiveBox) -> Result<(), ComponentError> {
-        let result = match self.distribute {
+        let result = match self.root.distribute() {
             Some(distribute) => distribute(&mut self.inner, collective),
-            None => RResult::RErr(PluginError::unsupported(format!(
-                "plugin {} was built against plugin ABI 1.{}, which cannot train data-parallel \
-                 (that needs 1.5); rebuild it against clshost-plugin-api 1.5, or run one process",
-                self.origin.plugin, self.abi_minor
-            ))),
+            None => RResult::RErr(self.predates(
+                "cannot train data-parallel (that needs 1.5); run one process, or",
+                5,
+            )),
         };
         named(result, &self.origin, "distribute")
+    }
+
+    /// Makes the backbone compute in `precision` (`fp32`, `bf16`) through the plugin's
+    /// `precision` (ABI 1.6); an `Unsupported` error naming the plugin's ABI when it is older.
+    /// Only a change is asked of the plugin: every backbone starts in `fp32`, so a plugin older
+    /// than 1.6 is never asked anything unless another precision is wanted.
+    pub fn set_precision(&mut self, precision: &str) -> Result<(), ComponentError> {
+        if precision == self.precision {
+            return Ok(());
+        }
+        let result = match self.root.precision() {
+            Some(set) => set(&mut self.inner, precision.into()),
+            None => RResult::RErr(self.predates(
+                "has no mixed precision (that needs 1.6); train in `fp32`, or",
+                6,
+            )),
+        };
+        named(result, &self.origin, "precision")?;
+        self.precision = precision.into();
+        Ok(())
+    }
+
+    /// The error for an entry point the plugin's ABI minor predates: the plugin `lacks` what
+    /// minor `needs` added.
+    fn predates(&self, lacks: &str, needs: u32) -> PluginError {
+        PluginError::unsupported(format!(
+            "plugin {} was built against plugin ABI 1.{}, which {lacks} rebuild it against \
+             clshost-plugin-api 1.{needs}",
+            self.origin.plugin, self.abi_minor
+        ))
     }
 }
 

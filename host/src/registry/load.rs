@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use abi_stable::library::{LibraryError, RawLibrary, lib_header_from_raw_library};
 use clshost_plugin_api::{
     ABI_MAJOR, ABI_MINOR, AbiVersion, BackendReport, HANDSHAKE_SYMBOL, PluginError, PluginInfo,
-    PluginRootRef, v1_0, v1_1, v1_2, v1_3, v1_4,
+    PluginRootRef, v1_0, v1_1, v1_2, v1_3, v1_4, v1_5,
 };
 
 use super::Described;
@@ -171,6 +171,9 @@ pub fn load(path: &Path) -> Result<Library, LoadError> {
         4 => header
             .init_root_module::<v1_4::PluginRootRef>()
             .map(v1_4::PluginRootRef::upgrade),
+        5 => header
+            .init_root_module::<v1_5::PluginRootRef>()
+            .map(v1_5::PluginRootRef::upgrade),
         _ => header.init_root_module::<PluginRootRef>(),
     };
     let root = root.map_err(|e| match e {

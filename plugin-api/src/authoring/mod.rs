@@ -216,6 +216,19 @@ pub trait Backbone: Component {
             Self::NAME
         )))
     }
+    /// Computes in the precision called `precision` from now on (ABI 1.6): `fp32`, or `bf16`
+    /// for mixed precision (float32 weights, gradients and optimizer state; bfloat16
+    /// convolutions and matrix products, as `torch.autocast`). The default accepts `fp32` only,
+    /// so a backbone without mixed precision says so instead of training in float32 unasked.
+    fn set_precision(&mut self, precision: &str) -> Result<(), PluginError> {
+        if precision == "fp32" {
+            return Ok(());
+        }
+        Err(PluginError::unsupported(format!(
+            "backbone `{}` computes in `fp32` only, not in `{precision}`",
+            Self::NAME
+        )))
+    }
 }
 
 /// A sample augmentation on the 8-bit image, before normalization.

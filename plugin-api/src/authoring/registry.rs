@@ -84,6 +84,19 @@ fn distribute_backbone<T: Backbone>(
 pub(super) type Distributor =
     fn(&mut BackboneBox, CollectiveBox) -> Result<Result<(), PluginError>, CollectiveBox>;
 
+/// [`Backbone::set_precision`] of `backbone` when it is a `T`; `None` for a backbone of another
+/// type.
+fn set_backbone_precision<T: Backbone>(
+    backbone: &mut BackboneBox,
+    precision: &str,
+) -> Option<Result<(), PluginError>> {
+    let adapter = backbone.obj.downcast_as_mut::<Adapter<T>>().ok()?;
+    Some(adapter.0.set_precision(precision))
+}
+
+/// A backbone type's [`Backbone::set_precision`], behind the ABI.
+pub(super) type PrecisionSetter = fn(&mut BackboneBox, &str) -> Option<Result<(), PluginError>>;
+
 fn new_image_augment<T: ImageAugment>(
     config: &str,
     ctx: &AugmentContext,
@@ -155,6 +168,8 @@ pub struct Registration {
     pub(super) tune: Option<Tuner>,
     /// A backbone's [`Backbone::distribute`].
     pub(super) distribute: Option<Distributor>,
+    /// A backbone's [`Backbone::set_precision`].
+    pub(super) precision: Option<PrecisionSetter>,
 }
 
 inventory::collect!(Registration);
@@ -175,6 +190,7 @@ impl Registration {
             open: None,
             tune: None,
             distribute: None,
+            precision: None,
         }
     }
 
@@ -186,6 +202,7 @@ impl Registration {
         );
         registration.tune = Some(tune_backbone::<T>);
         registration.distribute = Some(distribute_backbone::<T>);
+        registration.precision = Some(set_backbone_precision::<T>);
         registration
     }
 

@@ -247,6 +247,23 @@ extern "C" fn root_distribute(
     })
 }
 
+extern "C" fn root_precision(
+    backbone: &mut BackboneBox,
+    precision: RStr<'_>,
+) -> RResult<(), PluginError> {
+    guard(|| {
+        inventory::iter::<Registration>
+            .into_iter()
+            .filter_map(|r| r.precision)
+            .find_map(|set| set(backbone, precision.as_str()))
+            .unwrap_or_else(|| {
+                Err(PluginError::input(
+                    "precision: the backbone was not created by this plugin",
+                ))
+            })
+    })
+}
+
 /// Builds the root module of the plugin that calls it. Used by [`crate::export_plugin!`].
 #[doc(hidden)]
 pub fn root_module(
@@ -277,6 +294,7 @@ pub fn root_module(
         validate_logger: root_validate_logger,
         new_logger: root_new_logger,
         distribute: root_distribute,
+        precision: root_precision,
     }
     .leak_into_prefix()
 }

@@ -229,6 +229,10 @@ impl<const DEPTH: usize> Backbone for ResNet<DEPTH> {
     fn distribute(&mut self, collective: CollectiveBox) -> Result<(), PluginError> {
         self.inner.distribute(collective)
     }
+
+    fn set_precision(&mut self, precision: &str) -> Result<(), PluginError> {
+        self.inner.set_precision(precision)
+    }
 }
 
 register!(Backbone: ResNet<18>, Backbone: ResNet<34>, Backbone: ResNet<50>);

@@ -57,6 +57,10 @@ pub struct BenchTrainArgs {
     /// The device: `cpu`, `wgpu[:N]`, `cuda[:N]`, `libtorch:cpu` or `libtorch:cuda[:N]`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// The precision to train in, as the recipe's `trainer.precision`: `fp32`, or `bf16` (mixed
+    /// precision; the LibTorch backend in the first-party plugins).
+    #[arg(long, value_parser = ["fp32", "bf16"], default_value = "fp32")]
+    pub precision: String,
     /// Side of the square input images, in pixels.
     #[arg(long, default_value_t = 224)]
     pub size: usize,
@@ -104,6 +108,8 @@ struct Report {
     params: String,
     device: String,
     device_name: String,
+    /// `fp32` or `bf16`.
+    precision: String,
     parameters: u64,
     size: usize,
     batch: usize,
@@ -248,6 +254,9 @@ pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
         };
         model.tune(&spec).context("--freeze")?;
     }
+    model
+        .set_precision(&args.precision)
+        .context("--precision")?;
     if world.is_distributed() {
         model.distribute(world.collective())?;
     }
@@ -322,6 +331,7 @@ pub fn run(search: &SearchPath, args: &BenchTrainArgs) -> Result<()> {
         params: args.params.clone(),
         device: args.device.clone(),
         device_name: summary.device.to_string(),
+        precision: args.precision.clone(),
         parameters: summary.num_parameters,
         size: args.size,
         batch: args.batch,
@@ -519,7 +529,7 @@ fn text(r: &Report) -> String {
         ),
     };
     format!(
-        "{} ({} parameters) on {} ({}), {}x{}, batch {}, {} classes\n{}\
+        "{} ({} parameters) on {} ({}, {}), {}x{}, batch {}, {} classes\n{}\
          train: {:.1} images/s, {:.1} ms/step (forward {:.1} ms, loss {:.1} ms, backward + update \
          {:.1} ms) over {} steps after {} warm-up; loss {:.4} -> {:.4}\n\
          host + ABI: {:.2}% of the step (loss and host {:.2} ms, {:.1} us per ABI call)\n\
@@ -528,6 +538,7 @@ fn text(r: &Report) -> String {
         r.parameters,
         r.device,
         r.device_name,
+        r.precision,
         r.size,
         r.size,
         r.batch,

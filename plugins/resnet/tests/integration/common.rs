@@ -152,13 +152,12 @@ pub fn load_fixture_weights<B: Backbone>(model: &mut B) {
     assert_eq!(report.loaded, count);
 }
 
-/// A default-config backbone on [`test_device`] with the fixture's SGD settings and weights.
-pub fn backbone<B: Backbone<Config = ResNetConfig>>(fixture: &Value) -> B {
+/// A default-config backbone on `device` with the fixture's SGD settings and weights.
+pub fn backbone_on<B: Backbone<Config = ResNetConfig>>(fixture: &Value, device: &str) -> B {
     let classes = fixture["num_classes"].as_u64().unwrap() as u32;
-    let device = test_device();
     let mut model = B::new(
         ResNetConfig::default(),
-        &context(classes, &device, sgd(fixture)),
+        &context(classes, device, sgd(fixture)),
     )
     .unwrap_or_else(|e| panic!("cannot create a backbone on `{device}`: {e}"));
     load_fixture_weights(&mut model);

@@ -1,4 +1,5 @@
-//! Integration tests of the resnet plugin, in one binary: parity with torchvision, the training
+//! Integration tests of the resnet plugin, in one binary: parity with torchvision (in float32,
+//! and in bfloat16 mixed precision against `torch.autocast` on the LibTorch backend), the training
 //! features (AdamW, clipping, accumulation, EMA, exact resume), weight files, the graph,
 //! data-parallel training through an in-memory collective, and the accelerator backends (wgpu on
 //! whatever Vulkan the machine has, Mesa's software one in CI; CUDA with `--features cuda` on a
@@ -12,6 +13,7 @@ mod common;
 mod distributed;
 mod graph;
 mod parity;
+mod precision;
 mod training;
 mod tune;
 mod weights;

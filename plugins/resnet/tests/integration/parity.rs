@@ -6,36 +6,87 @@ use clshost_plugin_api::prelude::*;
 use clshost_plugin_resnet::{ResNet, ResNetConfig};
 
 use crate::common::{
-    backbone, find, fixture_value, floats, input, load_fixture, max_abs_diff, sample_diff,
+    backbone_on, find, fixture_value, floats, input, load_fixture, max_abs_diff, sample_diff,
+    test_device,
 };
 
-fn check_eval<B: Backbone<Config = ResNetConfig>>(arch: &str) {
-    let fixture = load_fixture(arch);
-    let mut model = backbone::<B>(&fixture);
+/// How far a backbone may land from a fixture: the eval logits and the training logits (both
+/// relative to the largest logit, at least 1), and the sampled weights after the steps.
+pub struct Tolerance {
+    pub eval: f64,
+    pub logits: f64,
+    pub weights: f64,
+}
+
+/// Float32 against torchvision.
+const FP32: Tolerance = Tolerance {
+    eval: 1e-4,
+    logits: 1e-4,
+    weights: 1e-5,
+};
+
+/// The largest difference between `got` and `expected`, relative to `expected`'s largest
+/// magnitude (at least 1).
+fn scaled_diff(got: &[f32], expected: &[f64]) -> f64 {
+    let scale = expected.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    max_abs_diff(got, expected) / scale
+}
+
+/// A fixture (`tests/fixtures/{fixture}.json`) and where the backbone runs against it.
+pub struct Case<'a> {
+    pub fixture: &'a str,
+    pub device: String,
+    pub precision: &'a str,
+}
+
+impl Case<'_> {
+    /// The fixture, and a backbone with its weights on the case's device and precision.
+    fn start<B: Backbone<Config = ResNetConfig>>(&self) -> (serde_json::Value, B) {
+        let fixture = load_fixture(self.fixture);
+        let mut model = backbone_on::<B>(&fixture, &self.device);
+        model.set_precision(self.precision).unwrap();
+        (fixture, model)
+    }
+}
+
+/// The eval logits of `B` in `case`; what differs by more than `tol.eval`.
+pub fn check_eval<B: Backbone<Config = ResNetConfig>>(
+    case: &Case<'_>,
+    tol: &Tolerance,
+) -> Result<(), String> {
+    let (fixture, mut model) = case.start::<B>();
     let logits = model
         .eval_forward(input(&fixture).view(), WeightSet::Raw)
         .unwrap();
-    let diff = max_abs_diff(&logits.data, &floats(&fixture["eval_logits"]));
-    assert!(
-        diff <= 1e-4,
-        "{arch}: eval logits differ from torchvision by {diff}"
-    );
+    let diff = scaled_diff(&logits.data, &floats(&fixture["eval_logits"]));
+    if diff <= tol.eval {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: eval logits differ from torchvision by {diff} (relative)",
+            case.fixture
+        ))
+    }
 }
 
-fn check_sgd<B: Backbone<Config = ResNetConfig>>(arch: &str) {
-    let fixture = load_fixture(arch);
-    let mut model = backbone::<B>(&fixture);
+/// Two SGD steps of `B` in `case`: the training logits of each step and the sampled weights
+/// after them; what differs by more than `tol`.
+pub fn check_sgd<B: Backbone<Config = ResNetConfig>>(
+    case: &Case<'_>,
+    tol: &Tolerance,
+) -> Result<(), String> {
+    let (fixture, mut model) = case.start::<B>();
     let x = input(&fixture);
     let sgd = &fixture["sgd"];
     let lr = sgd["lr"].as_f64().unwrap();
     let mut failures = Vec::new();
     for (step, expected) in sgd["train_logits"].as_array().unwrap().iter().enumerate() {
         let logits = model.forward(x.view()).unwrap();
-        let expected = floats(expected);
-        let scale = expected.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-        let diff = max_abs_diff(&logits.data, &expected);
-        if diff > 1e-4 * scale {
-            failures.push(format!("training logits of step {step} differ by {diff}"));
+        let diff = scaled_diff(&logits.data, &floats(expected));
+        if diff > tol.logits {
+            failures.push(format!(
+                "training logits of step {step} differ by {diff} (relative)"
+            ));
         }
         let grad = fixture_value(&format!("grad_logits.{step}"), &logits.shape);
         let report = model
@@ -52,29 +103,42 @@ fn check_sgd<B: Backbone<Config = ResNetConfig>>(arch: &str) {
     let weights = model.named_weights(WeightSet::Raw).unwrap();
     for (name, sample) in sgd["tensors"].as_object().unwrap() {
         let diff = sample_diff(sample, find(&weights, name));
-        if diff > 1e-5 {
+        if diff > tol.weights {
             failures.push(format!("`{name}` after two SGD steps differs by {diff}"));
         }
     }
-    assert!(failures.is_empty(), "{arch}: {}", failures.join("; "));
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: {}", case.fixture, failures.join("; ")))
+    }
+}
+
+/// The float32 case of `fixture` on [`test_device`].
+fn fp32(fixture: &str) -> Case<'_> {
+    Case {
+        fixture,
+        device: test_device(),
+        precision: "fp32",
+    }
 }
 
 #[test]
 fn resnet18_eval_logits_match_torchvision() {
-    check_eval::<ResNet<18>>("resnet18");
+    check_eval::<ResNet<18>>(&fp32("resnet18"), &FP32).unwrap();
 }
 
 #[test]
 fn resnet50_eval_logits_match_torchvision() {
-    check_eval::<ResNet<50>>("resnet50");
+    check_eval::<ResNet<50>>(&fp32("resnet50"), &FP32).unwrap();
 }
 
 #[test]
 fn resnet18_sgd_steps_match_torchvision() {
-    check_sgd::<ResNet<18>>("resnet18");
+    check_sgd::<ResNet<18>>(&fp32("resnet18"), &FP32).unwrap();
 }
 
 #[test]
 fn resnet50_sgd_steps_match_torchvision() {
-    check_sgd::<ResNet<50>>("resnet50");
+    check_sgd::<ResNet<50>>(&fp32("resnet50"), &FP32).unwrap();
 }
