@@ -14,7 +14,9 @@
 #   (e) one JSON line on stdout (`{"gpu_check": ...}`), the record of the run; progress goes to
 #       stderr, and every step's own output to the log directory.
 #
-# Nothing is compiled here: build on any machine (no GPU or CUDA toolkit needed) with
+# Nothing is compiled here. `scripts/gpu-pack.sh` builds everything this needs on any machine
+# (no GPU or CUDA toolkit needed) and packs it small enough to carry to the GPU machine; by hand,
+# build with
 #
 #   cargo build --release -p clshost -p clshost-plugin-resnet -p clshost-plugin-losses \
 #       -p clshost-plugin-augment -p clshost-plugin-metrics -p clshost-plugin-export \

@@ -1,5 +1,6 @@
-//! `clshost bench train` on the CPU with a tiny model, and `scripts/gpu-check.sh --dry-run`
-//! checking its inputs on a machine without a GPU. Correctness only: no figure is compared with
+//! `clshost bench train` on the CPU with a tiny model, `scripts/gpu-check.sh --dry-run`
+//! checking its inputs on a machine without a GPU, and `scripts/gpu-pack.sh` refusing to pack
+//! without a build. Correctness only: no figure is compared with
 //! a threshold.
 
 use std::process::Command;
@@ -119,4 +120,26 @@ fn gpu_check_dry_run_refuses_plugins_built_without_cuda() {
         "{stderr}"
     );
     assert!(!stderr.contains("no executable"), "{stderr}");
+}
+
+#[test]
+fn gpu_pack_without_a_build_names_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(repo_root().join("scripts/gpu-pack.sh"))
+        .args(["--no-build", "--features", "cuda,wgpu", "--out"])
+        .arg(dir.path().join("pack.tar.xz"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no parity test binary (run without --no-build)"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("pack.tar.xz").exists());
+    let bad = Command::new(repo_root().join("scripts/gpu-pack.sh"))
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
 }
