@@ -23,7 +23,7 @@ use super::schema::{Component, Precision, Recipe};
 use super::{Problem, Resolved, section_of, typed};
 use crate::assemble::components::backbone_context;
 use crate::data::imagefolder::class_folders;
-use crate::registry::{CreateError, DeviceSupport, Kind, Registry};
+use crate::registry::{CreateError, DeviceSupport, Kind, Library, Registry};
 use crate::train::checkpoint::is_checkpoint;
 use crate::weights::WeightSource;
 
@@ -300,13 +300,11 @@ impl Validator<'_> {
     fn device(&mut self, registry: &Registry) {
         let r = &self.resolved.recipe;
         let device = r.trainer.device.as_str();
-        let reported = registry
-            .get(&r.model.name)
+        let reported = backbone_library(registry, &r.model.name)
             .filter(|_| device != "cpu")
-            .filter(|e| e.info.kind == Kind::Backbone)
-            .and_then(|e| match e.plugin.library.devices() {
+            .and_then(|library| match library.devices() {
                 DeviceSupport::Reported(reports) if !reports.is_empty() => {
-                    Some((e.plugin.library.info.name.to_string(), reports))
+                    Some((library.info.name.to_string(), reports))
                 }
                 _ => None,
             });
@@ -402,21 +400,17 @@ impl Validator<'_> {
         let Some((first, _)) = asked.iter().find(|(_, on)| *on) else {
             return;
         };
-        let plugin = registry
-            .get(&m.name)
-            .filter(|e| e.info.kind == Kind::Backbone)
-            .map(|e| &e.plugin.library);
-        if let Some(library) = plugin
+        if let Some(library) = backbone_library(registry, &m.name)
             && library.root.tune().is_none()
         {
             self.problem(
                 first,
-                format!(
-                    "backbone `{}` comes from plugin {} (plugin ABI 1.{}), which cannot apply \
-                     fine-tuning controls (freezing, parameter groups, layer-wise decay, frozen \
-                     BatchNorm statistics need ABI 1.3); rebuild it against \
-                     clshost-plugin-api 1.3",
-                    m.name, library.info.name, library.abi.minor
+                predates(
+                    &m.name,
+                    library,
+                    "cannot apply fine-tuning controls (freezing, parameter groups, layer-wise \
+                     decay, frozen BatchNorm statistics need ABI 1.3)",
+                    3,
                 ),
             );
         }
@@ -432,26 +426,16 @@ impl Validator<'_> {
         if precision == Precision::Fp32 {
             return;
         }
-        let plugin = registry
-            .get(&r.model.name)
-            .filter(|e| e.info.kind == Kind::Backbone)
-            .map(|e| &e.plugin.library);
-        let Some(library) = plugin else {
+        let Some(library) = backbone_library(registry, &r.model.name) else {
             return;
         };
         if library.root.precision().is_none() {
-            self.problem(
-                "trainer.precision",
-                format!(
-                    "backbone `{}` comes from plugin {} (plugin ABI 1.{}), which has no mixed \
-                     precision (`{}` needs ABI 1.6); rebuild it against clshost-plugin-api 1.6, \
-                     or train in `fp32`",
-                    r.model.name,
-                    library.info.name,
-                    library.abi.minor,
-                    precision.name()
-                ),
+            let lacks = format!(
+                "has no mixed precision (`{}` needs ABI 1.6)",
+                precision.name()
             );
+            let message = predates(&r.model.name, library, &lacks, 6);
+            self.problem("trainer.precision", message + ", or train in `fp32`");
             return;
         }
         if self.problems.iter().any(|p| p.path == "trainer.device") {
@@ -654,6 +638,24 @@ impl Validator<'_> {
             self.problem("trainer.monitor", message);
         }
     }
+}
+
+/// The library of the plugin that offers the backbone `name`, when one does.
+fn backbone_library<'r>(registry: &'r Registry, name: &str) -> Option<&'r Library> {
+    registry
+        .get(name)
+        .filter(|e| e.info.kind == Kind::Backbone)
+        .map(|e| &e.plugin.library)
+}
+
+/// The problem of asking backbone `model`, from the plugin `library`, for what its ABI minor
+/// `lacks` and minor `needs` added.
+fn predates(model: &str, library: &Library, lacks: &str, needs: u32) -> String {
+    format!(
+        "backbone `{model}` comes from plugin {} (plugin ABI 1.{}), which {lacks}; rebuild it \
+         against clshost-plugin-api 1.{needs}",
+        library.info.name, library.abi.minor
+    )
 }
 
 /// Collects the paths under `node` (at `path`) of the numbers that are not finite, leaving out
