@@ -42,7 +42,7 @@ pub fn fixture_value(name: &str, shape: &[usize]) -> Tensor {
             u * (3.0 / (shape[1] * shape[2] * shape[3]) as f64).sqrt()
         } else if shape.len() == 2 && name.ends_with("weight") {
             u * (3.0 / shape[1] as f64).sqrt()
-        } else if name.ends_with("bn3.weight") {
+        } else if name.ends_with("bn2.weight") || name.ends_with("bn3.weight") {
             0.2 * (1.0 + 0.1 * u)
         } else if name.ends_with("weight") {
             1.0 + 0.1 * u

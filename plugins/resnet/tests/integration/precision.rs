@@ -2,7 +2,9 @@
 //! `resnet{18,50}_bf16.json` of `scripts/fixtures/resnet.py` hold the eval logits and two SGD
 //! steps under `torch.autocast("cpu", dtype=torch.bfloat16)` for the same weights and inputs as
 //! the float32 parity tests. With the LibTorch backend built in, they run on `libtorch:cpu` (or
-//! the libtorch device `CLSHOST_TEST_DEVICE` names); the other backends must refuse `bf16`.
+//! the libtorch device `CLSHOST_TEST_DEVICE` names), with a tolerance for how bfloat16 results
+//! differ between CPUs, and check that the logits are bfloat16 values in bf16 only; the other
+//! backends must refuse `bf16`.
 
 use clshost_plugin_api::prelude::*;
 use clshost_plugin_resnet::ResNet;
@@ -25,9 +27,10 @@ fn bf16_is_refused_by_the_other_backends() {
 
 #[cfg(feature = "libtorch")]
 mod libtorch {
+    use clshost_plugin_api::prelude::*;
     use clshost_plugin_resnet::ResNet;
 
-    use crate::common::test_device;
+    use crate::common::{backbone_on, input, load_fixture, test_device};
     use crate::parity::{Case, Tolerance, check_eval, check_sgd};
 
     /// The case of `fixture` in `precision` on the libtorch device `CLSHOST_TEST_DEVICE` names,
@@ -43,16 +46,44 @@ mod libtorch {
         }
     }
 
-    /// bfloat16 against `torch.autocast` on the same ATen kernels. The logits leave the last
-    /// layer rounded to bfloat16 (8 significant bits), so they may differ by a unit or two of
-    /// its last place: on `libtorch:cpu`, up to 2.0e-3 (eval) and 4.1e-3 (training) of the
-    /// largest logit, and the float32 weights after two steps up to 2.4e-5. The same steps in
-    /// float32 land 3.5e-2 to 5.5e-2 (logits) and 2.7e-3 (weights) from autocast.
+    /// bfloat16 against `torch.autocast`. On the CPU that made the fixtures the logits differ
+    /// by a unit or two of bfloat16's last place (the logits leave the last layer rounded to 8
+    /// significant bits): up to 2.0e-3 (eval) and 4.1e-3 (training) of the largest logit, and
+    /// the float32 weights after two steps up to 2.4e-5. But oneDNN's bfloat16 kernels round
+    /// differently on different CPUs: torch 2.11's own autocast on an Intel Xeon with AMX and on
+    /// an AMD EPYC without it differ by up to 4.6e-3 (eval logits), 4.2e-2 (training logits)
+    /// and 2.1e-3 (weights). The tolerance covers that spread twice over, so it cannot tell
+    /// bfloat16 from float32 (3.5e-2 to 5.5e-2 and 2.7e-3 from autocast);
+    /// [`logits_are_bfloat16_values_in_bf16_only`] checks that the casts happen.
     const BF16: Tolerance = Tolerance {
-        eval: 4e-3,
-        logits: 1e-2,
-        weights: 1e-4,
+        eval: 1e-2,
+        logits: 8e-2,
+        weights: 5e-3,
     };
+
+    /// Whether every element of `t` is a bfloat16 value (the low 16 bits of its float32 are 0).
+    fn bfloat16_values(t: &Tensor) -> bool {
+        t.data.iter().all(|x| x.to_bits() & 0xFFFF == 0)
+    }
+
+    #[test]
+    fn logits_are_bfloat16_values_in_bf16_only() {
+        let fixture = load_fixture("resnet18_bf16");
+        let device = case("resnet18_bf16", "bf16").device;
+        let mut model = backbone_on::<ResNet<18>>(&fixture, &device);
+        let x = input(&fixture);
+        for (precision, rounded) in [("bf16", true), ("fp32", false)] {
+            model.set_precision(precision).unwrap();
+            let eval = model.eval_forward(x.view(), WeightSet::Raw).unwrap();
+            let train = model.forward(x.view()).unwrap();
+            assert_eq!(bfloat16_values(&eval), rounded, "{precision} eval logits");
+            assert_eq!(
+                bfloat16_values(&train),
+                rounded,
+                "{precision} training logits"
+            );
+        }
+    }
 
     #[test]
     fn resnet18_bf16_eval_matches_torch_autocast() {
@@ -65,11 +96,8 @@ mod libtorch {
     }
 
     #[test]
-    fn resnet18_bf16_sgd_steps_match_torch_autocast_and_fp32_does_not() {
+    fn resnet18_bf16_sgd_steps_match_torch_autocast() {
         check_sgd::<ResNet<18>>(&case("resnet18_bf16", "bf16"), &BF16).unwrap();
-        // The tolerance tells the two apart: the casts really happen.
-        let fp32 = check_sgd::<ResNet<18>>(&case("resnet18_bf16", "fp32"), &BF16);
-        assert!(fp32.is_err(), "float32 passes the bf16 check too");
     }
 
     #[test]
