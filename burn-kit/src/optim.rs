@@ -5,6 +5,10 @@
 //! decay to every parameter, clip each gradient on its own instead of by the global norm, and
 //! keep their state keyed by parameter ids that change between runs; this one keys its state by
 //! weight name, which makes checkpoints portable and resumes exact.
+//!
+//! [`Optimizer::step`] runs the rules as tensor expressions on every backend but LibTorch, where
+//! ATen's fused multi-tensor kernels update the parameters and their state in place (the
+//! `libtorch` module's `optim` submodule).
 
 use std::collections::HashMap;
 
@@ -42,6 +46,19 @@ pub struct Optimizer<B: Backend> {
     /// Parameters with their own rate (parameter groups, layer-wise decay), by name; the others
     /// use the step's learning rate and the spec's weight decay.
     pub rates: HashMap<String, Rate>,
+}
+
+/// One parameter for [`Optimizer::step`].
+#[derive(Debug, Clone)]
+pub struct Update<B: Backend> {
+    /// Its weight name.
+    pub name: String,
+    /// Its number of dimensions in the module (it decides the weight decay).
+    pub rank: usize,
+    /// Its value, flattened.
+    pub param: Tensor<B, 1>,
+    /// Its gradient, flattened.
+    pub grad: Tensor<B, 1>,
 }
 
 /// Checks an optimizer spec's values.
@@ -121,10 +138,47 @@ impl<B: Backend> Optimizer<B> {
         }
     }
 
+    /// The learning rate and weight decay of parameter `name` (of `rank` dimensions) in a step
+    /// with learning rate `lr`: scaled (and with the weight decay) of the parameter's [`Rate`]
+    /// when it has one, as a PyTorch parameter group's.
+    pub fn rate(&self, name: &str, rank: usize, lr: f64) -> (f64, f64) {
+        match self.rates.get(name) {
+            Some(rate) => (
+                lr * rate.lr_scale,
+                rate.weight_decay.unwrap_or(self.weight_decay(rank)),
+            ),
+            None => (lr, self.weight_decay(rank)),
+        }
+    }
+
+    /// One optimizer step with learning rate `lr` over `updates`: their updated values, by
+    /// name, in the same order.
+    ///
+    /// On the LibTorch backend ATen's fused kernels update each parameter in place when nothing
+    /// but `param` and the module parameter it was read from (which the caller then replaces by
+    /// the result) holds its memory, and a copy of it otherwise; other backends compute
+    /// [`Optimizer::update`]'s expressions.
+    pub fn step(
+        &mut self,
+        updates: Vec<Update<B>>,
+        lr: f64,
+    ) -> Result<Vec<(String, Tensor<B, 1>)>, PluginError> {
+        #[cfg(feature = "libtorch")]
+        if crate::libtorch::optim::applies::<B>() {
+            return crate::libtorch::optim::step(self, updates, lr);
+        }
+        Ok(updates
+            .into_iter()
+            .map(|u| {
+                let value = self.update(&u.name, u.rank, u.param, u.grad, lr);
+                (u.name, value)
+            })
+            .collect())
+    }
+
     /// The updated value of parameter `name` (of `rank` dimensions) from its gradient, as one
-    /// `torch.optim.SGD` / `torch.optim.AdamW` step with learning rate `lr`, scaled (and with
-    /// the weight decay) of the parameter's [`Rate`] when it has one, as a PyTorch parameter
-    /// group's.
+    /// `torch.optim.SGD` / `torch.optim.AdamW` step with learning rate `lr` at the parameter's
+    /// [`Optimizer::rate`], computed as tensor expressions on any backend.
     pub fn update(
         &mut self,
         name: &str,
@@ -133,13 +187,7 @@ impl<B: Backend> Optimizer<B> {
         grad: Tensor<B, 1>,
         lr: f64,
     ) -> Tensor<B, 1> {
-        let (lr, wd) = match self.rates.get(name) {
-            Some(rate) => (
-                lr * rate.lr_scale,
-                rate.weight_decay.unwrap_or(self.weight_decay(rank)),
-            ),
-            None => (lr, self.weight_decay(rank)),
-        };
+        let (lr, wd) = self.rate(name, rank, lr);
         let spec = self.spec;
         let state = self.state.entry(name.to_string()).or_insert(ParamState {
             step: 0,

@@ -18,7 +18,7 @@ use crate::distribute;
 use crate::graph::GraphBuilder;
 use crate::model::{ClassifierModel, ModelFamily};
 use crate::nn::ForwardContext;
-use crate::optim::{Optimizer, clip_global_norm};
+use crate::optim::{Optimizer, Update, clip_global_norm};
 use crate::params::{
     Entry, assign, assign_inner, collect, collect_inner, gradients, set_trainable,
 };
@@ -248,16 +248,24 @@ impl<AB: AutodiffBackend, F: ModelFamily> Session<AB, F> {
             .clip_grad_norm
             .into_option()
             .map(|max| clip_global_norm(&mut grads, max));
-        let by_name: HashMap<&str, &Entry<Inner<AB>>> =
-            entries.iter().map(|e| (e.name.as_str(), e)).collect();
-        let mut updated = HashMap::new();
-        for (name, grad) in grads {
-            let entry = by_name[name.as_str()];
-            let value = self
-                .optim
-                .update(&name, entry.shape.len(), entry.value.clone(), grad, lr);
-            updated.insert(name, value);
-        }
+        // The entries move into the updates: the optimizer may then write a parameter that
+        // only the model and its update hold in place.
+        let mut by_name: HashMap<String, Entry<Inner<AB>>> =
+            entries.into_iter().map(|e| (e.name.clone(), e)).collect();
+        let updates = grads
+            .into_iter()
+            .filter_map(|(name, grad)| {
+                let entry = by_name.remove(&name)?;
+                Some(Update {
+                    name,
+                    rank: entry.shape.len(),
+                    param: entry.value,
+                    grad,
+                })
+            })
+            .collect();
+        let updated: HashMap<String, Tensor<Inner<AB>, 1>> =
+            self.optim.step(updates, lr)?.into_iter().collect();
         self.model = assign_inner(self.model.clone(), &updated);
         self.optimizer_steps += 1;
         self.eval_fresh = false;
@@ -623,4 +631,147 @@ fn inner_copy<AB: AutodiffBackend, F: ModelFamily>(
         .map(|e| (e.name, e.value))
         .collect();
     assign(family.init::<Inner<AB>>(num_classes, device), &values)
+}
+
+#[cfg(all(test, feature = "libtorch"))]
+mod tests {
+    //! The optimizer step on LibTorch ([`crate::libtorch::optim`]) writes the model's parameters in
+    //! place once they are the model's alone, and never through memory the EMA or the evaluation
+    //! copy share with them.
+
+    use burn::backend::Autodiff;
+    use burn::module::Module;
+    use burn_tch::{LibTorch, LibTorchDevice};
+    use clshost_plugin_api::{EmaSpec, OptimizerKind, StepParams, Tensor as HostTensor};
+    use rand::Rng;
+
+    use super::*;
+    use crate::nn::Linear;
+
+    /// A linear classifier over the flattened pixels.
+    #[derive(Module, Debug)]
+    struct Probe<B: Backend> {
+        fc: Linear<B>,
+    }
+
+    impl<B: Backend> ClassifierModel<B> for Probe<B> {
+        fn forward(&self, images: Tensor<B, 4>, _ctx: &ForwardContext) -> Tensor<B, 2> {
+            let [n, c, h, w] = images.dims();
+            self.fc.forward(images.reshape([n, c * h * w]))
+        }
+
+        fn graph(&self, _graph: &mut GraphBuilder, _input: &str) -> Result<String, PluginError> {
+            Err(PluginError::unsupported("the probe model has no graph"))
+        }
+    }
+
+    struct ProbeFamily;
+
+    impl ModelFamily for ProbeFamily {
+        type Model<B: Backend> = Probe<B>;
+
+        fn init<B: Backend>(&self, num_classes: usize, device: &B::Device) -> Probe<B> {
+            Probe {
+                fc: Linear::new(12, num_classes, device),
+            }
+        }
+
+        fn initial_value(
+            &self,
+            _: &str,
+            shape: &[usize],
+            rng: &mut ChaCha8Rng,
+        ) -> Option<Vec<f32>> {
+            let n = shape.iter().product();
+            Some((0..n).map(|_| rng.random_range(-0.5..0.5)).collect())
+        }
+
+        fn is_head(&self, _: &str) -> bool {
+            true
+        }
+    }
+
+    type Probed = Session<Autodiff<LibTorch>, ProbeFamily>;
+
+    fn session() -> Probed {
+        let spec = OptimizerSpec {
+            kind: OptimizerKind::Sgd,
+            momentum: 0.9,
+            nesterov: false,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 1e-4,
+            norm_bias_weight_decay: 0.0,
+            clip_grad_norm: None.into(),
+            ema: Some(EmaSpec {
+                decay: 0.5,
+                update_interval: 1,
+                warmup: false,
+            })
+            .into(),
+        };
+        Session::new(&ProbeFamily, 3, LibTorchDevice::Cpu, spec, 7).unwrap()
+    }
+
+    fn step(session: &mut Probed) {
+        let images = HostTensor::new(vec![2, 3, 2, 2], (0..24).map(|i| i as f32 / 24.0).collect());
+        let grad = HostTensor::new(vec![2, 3], vec![0.1, -0.2, 0.3, -0.1, 0.2, -0.3]).unwrap();
+        session.forward(images.unwrap().view()).unwrap();
+        let params = StepParams {
+            lr: 0.1,
+            apply_update: true,
+        };
+        session.backward_step(grad.view(), params).unwrap();
+    }
+
+    /// The elements of `fc.weight` in `weights`.
+    fn weight(session: &Probed, weights: WeightSet) -> Vec<f32> {
+        let named = session.named_weights(weights).unwrap();
+        let found = named.iter().find(|t| t.name.as_str() == "fc.weight");
+        found.unwrap().tensor.data.to_vec()
+    }
+
+    /// Where the model's `fc.weight` lives.
+    fn address(session: &Probed) -> usize {
+        let entries = collect_inner(&session.model);
+        let entry = entries.into_iter().find(|e| e.name == "fc.weight").unwrap();
+        entry.value.into_primitive().tensor().tensor.data_ptr() as usize
+    }
+
+    #[test]
+    fn steps_write_parameters_in_place_but_not_what_the_ema_and_evaluation_share() {
+        let mut session = session();
+        let initial = weight(&session, WeightSet::Raw);
+        step(&mut session);
+        // The EMA started as the model's own tensors: the first step must not write them.
+        let trained = weight(&session, WeightSet::Raw);
+        let ema = weight(&session, WeightSet::Ema);
+        for ((e, w0), w1) in ema.iter().zip(&initial).zip(&trained) {
+            assert!(
+                (e - (w0 + w1) / 2.0).abs() < 1e-6,
+                "EMA {e}, from {w0} and {w1}"
+            );
+        }
+        assert_ne!(initial, trained);
+
+        let before = address(&session);
+        step(&mut session);
+        assert_eq!(
+            address(&session),
+            before,
+            "the second step copied the weights"
+        );
+
+        // The evaluation copy now shares the weights: the next step writes a copy.
+        let x = HostTensor::new(vec![1, 3, 2, 2], vec![0.5; 12]).unwrap();
+        session.eval_forward(x.view(), WeightSet::Raw).unwrap();
+        let evaluated = collect(&session.eval_model);
+        let shared = evaluated.iter().find(|e| e.name == "fc.weight").unwrap();
+        let seen: Vec<f32> = shared.value.to_data().to_vec().unwrap();
+        step(&mut session);
+        let kept: Vec<f32> = shared.value.to_data().to_vec().unwrap();
+        assert_eq!(seen, kept, "the step wrote the evaluation copy's weights");
+        assert_ne!(weight(&session, WeightSet::Raw), seen);
+    }
 }

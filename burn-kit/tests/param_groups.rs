@@ -1,13 +1,16 @@
 //! Fine-tuning controls against PyTorch: a frozen parameter, two parameter groups (one with its
 //! own weight decay) and layer-wise learning-rate decay, resolved from name patterns by
 //! [`tune::plan`] and applied by the kit's optimizer for three steps of SGD and of AdamW, must
-//! give torch.optim's values (`scripts/fixtures/param_groups.py`, float64) within 1e-6.
+//! give torch.optim's values (`scripts/fixtures/param_groups.py`, float64) within 1e-6: on Burn's
+//! CPU backend (the optimizer's tensor expressions) and, with the `libtorch` feature, on
+//! LibTorch (ATen's fused kernels, several kernel calls per step for the groups).
 
 use std::collections::HashMap;
 
+use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use burn_flex::{Flex, FlexDevice};
-use clshost_burn_kit::optim::Optimizer;
+use clshost_burn_kit::optim::{Optimizer, Update};
 use clshost_burn_kit::tune;
 use clshost_plugin_api::{OptimizerKind, OptimizerSpec, ParamGroup, TuneSpec};
 use serde_json::Value;
@@ -73,9 +76,8 @@ fn layer(name: &str) -> Option<usize> {
     })
 }
 
-fn check(kind: OptimizerKind, expected: &str) {
+fn check<B: Backend>(kind: OptimizerKind, expected: &str, device: B::Device) {
     let f = fixture();
-    let device = FlexDevice;
     let shapes: Vec<(String, Vec<usize>)> = f["params"]
         .as_array()
         .unwrap()
@@ -93,26 +95,28 @@ fn check(kind: OptimizerKind, expected: &str) {
         .map(|(n, s)| (n.clone(), s.iter().product::<usize>() as u64))
         .collect();
     let plan = tune::plan(&tune_spec(), &params, layer).unwrap();
-    let mut optim = Optimizer::<Flex>::new(spec(kind));
+    let mut optim = Optimizer::<B>::new(spec(kind));
     optim.rates = plan.rates;
     let tensor = |v: Vec<f32>| {
         let n = v.len();
-        Tensor::<Flex, 1>::from_data(TensorData::new(v, [n]), &device)
+        Tensor::<B, 1>::from_data(TensorData::new(v, [n]), &device)
     };
-    let mut values: HashMap<String, Tensor<Flex, 1>> = shapes
+    let mut values: HashMap<String, Tensor<B, 1>> = shapes
         .iter()
         .map(|(n, _)| (n.clone(), tensor(floats(&f["initial"][n]))))
         .collect();
     for (step, lr) in f["lrs"].as_array().unwrap().iter().enumerate() {
-        for (name, shape) in &shapes {
-            if plan.frozen.contains(name) {
-                continue;
-            }
-            let grad = tensor(floats(&f["grads"][step][name]));
-            let value = values.remove(name).unwrap();
-            let updated = optim.update(name, shape.len(), value, grad, lr.as_f64().unwrap());
-            values.insert(name.clone(), updated);
-        }
+        let updates = shapes
+            .iter()
+            .filter(|(name, _)| !plan.frozen.contains(name))
+            .map(|(name, shape)| Update {
+                name: name.clone(),
+                rank: shape.len(),
+                param: values.remove(name).unwrap(),
+                grad: tensor(floats(&f["grads"][step][name])),
+            })
+            .collect();
+        values.extend(optim.step(updates, lr.as_f64().unwrap()).unwrap());
     }
     for (name, _) in &shapes {
         let got: Vec<f32> = values[name].clone().into_data().to_vec().unwrap();
@@ -129,10 +133,28 @@ fn check(kind: OptimizerKind, expected: &str) {
 
 #[test]
 fn sgd_parameter_groups_match_torch() {
-    check(OptimizerKind::Sgd, "sgd");
+    check::<Flex>(OptimizerKind::Sgd, "sgd", FlexDevice);
 }
 
 #[test]
 fn adamw_parameter_groups_match_torch() {
-    check(OptimizerKind::AdamW, "adamw");
+    check::<Flex>(OptimizerKind::AdamW, "adamw", FlexDevice);
+}
+
+#[cfg(feature = "libtorch")]
+mod libtorch {
+    use burn_tch::{LibTorch, LibTorchDevice};
+    use clshost_plugin_api::OptimizerKind;
+
+    use super::check;
+
+    #[test]
+    fn sgd_parameter_groups_match_torch_with_fused_kernels() {
+        check::<LibTorch>(OptimizerKind::Sgd, "sgd", LibTorchDevice::Cpu);
+    }
+
+    #[test]
+    fn adamw_parameter_groups_match_torch_with_fused_kernels() {
+        check::<LibTorch>(OptimizerKind::AdamW, "adamw", LibTorchDevice::Cpu);
+    }
 }

@@ -7,8 +7,10 @@ then `--steps` timed training steps and as many evaluation forwards (`torch.no_g
 each timed span closed by a device synchronization. fp32, with PyTorch's default TF32 settings
 (reported in the output) unless `--no-tf32`; `--precision bf16` runs the forward passes under
 `torch.autocast(dtype=torch.bfloat16)`, as `clshost bench train --precision bf16`. `--freeze` freezes parameters by name pattern as
-`clshost bench train --freeze` does (`parameters` then counts the trainable ones). Prints the
-same JSON fields as
+`clshost bench train --freeze` does (`parameters` then counts the trainable ones). `--fused`
+steps the optimizer with `torch.optim.SGD(fused=True)`, the in-place kernel clshost's LibTorch
+backend runs, instead of PyTorch's default (a per-tensor loop on the CPU, `foreach` on CUDA);
+`implementation` in the output says so. Prints the same JSON fields as
 
     clshost bench train --model resnet50 --device cuda --size 224 --batch 64 --json
     python3 scripts/bench/train_torch.py --model resnet50 --device cuda --size 224 --batch 64 --json
@@ -41,6 +43,9 @@ def main():
     p.add_argument("--no-tf32", action="store_true", help="disable TF32 in cuDNN and matmul")
     p.add_argument("--json", action="store_true")
     p.add_argument(
+        "--fused", action="store_true", help="torch.optim.SGD(fused=True) instead of the default"
+    )
+    p.add_argument(
         "--precision",
         choices=["fp32", "bf16"],
         default="fp32",
@@ -69,7 +74,9 @@ def main():
                 frozen = not pattern.startswith("!")
         param.requires_grad_(not frozen)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(trainable, lr=0.01, momentum=0.9, weight_decay=1e-4)
+    opt = torch.optim.SGD(
+        trainable, lr=0.01, momentum=0.9, weight_decay=1e-4, fused=True if a.fused else None
+    )
     g = torch.Generator().manual_seed(a.seed)
     images = (torch.rand(a.batch, 3, a.size, a.size, generator=g) * 2 - 1).to(device)
     labels = (torch.arange(a.batch) % a.classes).to(device)
@@ -120,7 +127,7 @@ def main():
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     report = {
         "benchmark": "train",
-        "implementation": f"pytorch {torch.__version__}",
+        "implementation": f"pytorch {torch.__version__}" + (", fused SGD" if a.fused else ""),
         "model": a.model,
         "params": "()",
         "device": a.device,

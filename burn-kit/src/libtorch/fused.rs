@@ -55,12 +55,12 @@ fn cast<S: 'static, T: 'static>(value: S) -> T {
 }
 
 /// The primitive of `t` on backend `X` (which `B` is).
-fn primitive<X: Backend, B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<X> {
+pub(super) fn primitive<X: Backend, B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<X> {
     cast(t.into_primitive().tensor())
 }
 
 /// A tensor of `B` (which `X` is) from a primitive of `X`.
-fn tensor<B: Backend, X: Backend, const D: usize>(p: FloatTensor<X>) -> Tensor<B, D> {
+pub(super) fn tensor<B: Backend, X: Backend, const D: usize>(p: FloatTensor<X>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(cast(p)))
 }
 

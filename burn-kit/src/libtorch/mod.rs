@@ -2,7 +2,7 @@
 //! operation on PyTorch's ATen kernels (oneDNN on the CPU, cuDNN and cuBLAS on NVIDIA GPUs), and
 //! [`fused`] replaces the layers where Burn's generic autodiff is slow on it (convolution,
 //! training-mode batch normalization, ReLU) by ATen's fused forward and backward kernels
-//! ([`aten`]).
+//! ([`aten`]); [`optim`] steps the optimizer with ATen's fused multi-tensor kernels, in place.
 //!
 //! Devices: `libtorch:cpu`, `libtorch:cuda` (ordinal 0) and `libtorch:cuda:N`. [`report`] lists
 //! them for the plugin's device report; [`open`] checks one before Burn touches it (burn-tch
@@ -10,6 +10,7 @@
 
 pub(crate) mod aten;
 pub(crate) mod fused;
+pub(crate) mod optim;
 
 use burn_tch::LibTorchDevice;
 use clshost_plugin_api::{BackendReport, DeviceEntry, ROption};
