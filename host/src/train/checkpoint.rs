@@ -346,6 +346,28 @@ mod tests {
         assert!(is_checkpoint(&path));
     }
 
+    #[test]
+    fn floats_come_back_bit_exactly() {
+        let mut ckpt = sample();
+        // A value serde_json's default parser reads back one unit in the last place away.
+        ckpt.host.epoch_loss_sum = 14.464992574399309;
+        ckpt.host.history.push(Row {
+            epoch: 2,
+            train_loss: 14.464992574399309,
+            lr: 0.037500000000000006,
+            values: vec![("top1".into(), Some(0.1 + 0.2))],
+            seconds: 1.0 / 3.0,
+            images_per_s: 2.0f64.sqrt(),
+        });
+        let bytes = ckpt.to_bytes().unwrap();
+        let back = Checkpoint::from_bytes(Path::new("last.ckpt"), &bytes).unwrap();
+        assert_eq!(
+            back.host.epoch_loss_sum.to_bits(),
+            14.464992574399309f64.to_bits()
+        );
+        assert_eq!(back, ckpt);
+    }
+
     #[cfg(unix)]
     #[test]
     fn one_state_under_several_names_is_one_file_and_each_name_is_replaced_alone() {
