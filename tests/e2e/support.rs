@@ -42,10 +42,36 @@ where
     run_cargo(dir, cargo_command().args(args));
 }
 
-/// A `cargo` command, the one running the tests.
+/// A `cargo` command, the one running the tests, with the environment of a shell.
+///
+/// `cargo test` describes the package under test to its binaries (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_NAME`, ...). Build scripts that read those names (ring's does) tell cargo to rerun
+/// when they change, so a nested build that inherited them would rebuild such crates and
+/// everything above them, and the next `cargo test` would rebuild them back.
 fn cargo_command() -> Command {
-    Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (name, _) in env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_EXE_")
+            || PACKAGE_VARIABLES.contains(&name.as_ref())
+        {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command
 }
+
+/// The variables, besides `CARGO_PKG_*` and `CARGO_BIN_EXE_*`, that cargo sets for a test binary
+/// about its own package.
+const PACKAGE_VARIABLES: [&str; 6] = [
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_CRATE_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "OUT_DIR",
+];
 
 /// Runs `command` in `dir`, panicking with its output if it fails.
 fn run_cargo(dir: &Path, command: &mut Command) {
@@ -62,10 +88,12 @@ fn run_cargo(dir: &Path, command: &mut Command) {
 /// features `CLSHOST_TEST_FEATURES` names, when set (`clshost/mpi` for the distributed tests,
 /// `clshost-plugin-resnet/libtorch` for the LibTorch one).
 ///
-/// The packages those features belong to are built again on their own with them and without
-/// their default features, so that their dependencies' features do not spread to the other
-/// crates of the build (tch's would rebuild the export plugin's ONNX runtime), and so that the
-/// LibTorch build is the one `.ci/run` tests the resnet plugin with (no wgpu).
+/// The packages those features belong to are built again on their own with them, without their
+/// default features, so that their dependencies' features do not spread to the other crates of
+/// the build (tch's would rebuild the export plugin's ONNX runtime), and so that the LibTorch
+/// build is the one `.ci/run` tests the resnet plugin with (no wgpu). They are built with their
+/// tests, as `.ci/run` tests them: cargo unifies the features of dev-dependencies only in a build
+/// with tests, so a build without them would compile the dependency graph a second time.
 pub fn clshost_binary() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -80,7 +108,14 @@ pub fn clshost_binary() -> &'static Path {
             .filter(|f| !f.is_empty())
             .collect();
         if !features.is_empty() {
-            let mut args = vec!["build", "--quiet", "--no-default-features"];
+            let mut args = vec![
+                "build",
+                "--quiet",
+                "--lib",
+                "--bins",
+                "--tests",
+                "--no-default-features",
+            ];
             for feature in &features {
                 let (package, _) = feature.split_once('/').unwrap_or(("clshost", feature));
                 args.extend(["-p", package, "--features", feature]);
