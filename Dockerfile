@@ -18,6 +18,7 @@ COPY state-dict state-dict
 COPY host host
 COPY plugins plugins
 COPY tests tests
+COPY workspace-hack workspace-hack
 # The README's build command, with the resnet plugin's CUDA and wgpu backends enabled.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

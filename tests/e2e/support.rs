@@ -88,40 +88,18 @@ fn run_cargo(dir: &Path, command: &mut Command) {
 /// features `CLSHOST_TEST_FEATURES` names, when set (`clshost/mpi` for the distributed tests,
 /// `clshost-plugin-resnet/libtorch` for the LibTorch one).
 ///
-/// The packages those features belong to are built again on their own with them, without their
-/// default features, so that their dependencies' features do not spread to the other crates of
-/// the build (tch's would rebuild the export plugin's ONNX runtime), and so that the LibTorch
-/// build is the one `.ci/run` tests the resnet plugin with (no wgpu). They are built with their
-/// tests, as `.ci/run` tests them: cargo unifies the features of dev-dependencies only in a build
-/// with tests, so a build without them would compile the dependency graph a second time.
+/// This is a plain `cargo build` of the workspace's default members: the build the README runs,
+/// and one that `cargo test --workspace` (with the same features) has already compiled, unit for
+/// unit, thanks to the workspace hack (`workspace-hack/Cargo.toml`), so it only links and copies.
 pub fn clshost_binary() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let mut args = vec!["build", "--quiet", "-p", "clshost"];
-        for plugin in FIRST_PARTY_PLUGINS {
-            args.extend(["-p", plugin]);
+        let features = env::var("CLSHOST_TEST_FEATURES").unwrap_or_default();
+        let mut args = vec!["build", "--quiet"];
+        for feature in features.split([',', ' ']).filter(|f| !f.is_empty()) {
+            args.extend(["--features", feature]);
         }
         cargo(&repo_root(), &args);
-        let features = env::var("CLSHOST_TEST_FEATURES").unwrap_or_default();
-        let features: Vec<&str> = features
-            .split([',', ' '])
-            .filter(|f| !f.is_empty())
-            .collect();
-        if !features.is_empty() {
-            let mut args = vec![
-                "build",
-                "--quiet",
-                "--lib",
-                "--bins",
-                "--tests",
-                "--no-default-features",
-            ];
-            for feature in &features {
-                let (package, _) = feature.split_once('/').unwrap_or(("clshost", feature));
-                args.extend(["-p", package, "--features", feature]);
-            }
-            cargo(&repo_root(), args);
-        }
         profile_dir().join(format!("clshost{}", env::consts::EXE_SUFFIX))
     })
 }
