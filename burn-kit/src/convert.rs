@@ -38,7 +38,7 @@ pub fn to_host<B: Backend, const D: usize>(
     let data = t
         .into_data()
         .convert::<f32>()
-        .to_vec::<f32>()
+        .into_vec::<f32>()
         .map_err(|e| PluginError::device(format!("cannot read a tensor back: {e:?}")))?;
     clshost_plugin_api::Tensor::new(shape, data)
 }

@@ -45,10 +45,6 @@ pub struct SavedState {
     pub seed: u64,
 }
 
-fn bytes_of(t: &Tensor) -> Vec<u8> {
-    t.data.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
 fn kind_name(kind: OptimizerKind) -> &'static str {
     match kind {
         OptimizerKind::Sgd => "sgd",
@@ -84,7 +80,7 @@ pub fn encode(state: &SavedState) -> Result<Vec<u8>, PluginError> {
     for (name, t) in &state.accum {
         tensors.push((format!("accum.{name}"), t));
     }
-    let buffers: Vec<Vec<u8>> = tensors.iter().map(|(_, t)| bytes_of(t)).collect();
+    let buffers: Vec<Vec<u8>> = tensors.iter().map(|(_, t)| t.to_le_bytes()).collect();
     let views = tensors
         .iter()
         .zip(&buffers)
@@ -125,12 +121,7 @@ fn read_view(name: &str, view: &TensorView<'_>) -> Result<Tensor, PluginError> {
     if view.dtype() != Dtype::F32 {
         return Err(corrupt(format!("`{name}` is {:?}, not F32", view.dtype())));
     }
-    let data = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Tensor::new(view.shape().to_vec(), data)
+    Tensor::from_le_bytes(view.shape().to_vec(), view.data())
 }
 
 /// Parses a state written by [`encode`].

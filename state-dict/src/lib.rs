@@ -104,11 +104,16 @@ pub fn from_safetensors(bytes: &[u8]) -> Result<Vec<NamedTensor>, String> {
         .tensors()
         .into_iter()
         .map(|(name, view)| {
-            let values = to_f32(view.dtype(), view.data()).ok_or_else(|| {
-                format!("tensor `{name}` has unsupported type {:?}", view.dtype())
-            })?;
-            let tensor = Tensor::new(view.shape().to_vec(), values)
-                .map_err(|e| format!("tensor `{name}`: {}", e.message))?;
+            let shape = view.shape().to_vec();
+            let tensor = match view.dtype() {
+                Dtype::F32 => Tensor::from_le_bytes(shape, view.data()),
+                dtype => {
+                    let values = to_f32(dtype, view.data())
+                        .ok_or_else(|| format!("tensor `{name}` has unsupported type {dtype:?}"))?;
+                    Tensor::new(shape, values)
+                }
+            }
+            .map_err(|e| format!("tensor `{name}`: {}", e.message))?;
             Ok(NamedTensor {
                 name: name.into(),
                 tensor,
@@ -119,7 +124,8 @@ pub fn from_safetensors(bytes: &[u8]) -> Result<Vec<NamedTensor>, String> {
     Ok(out)
 }
 
-/// Little-endian `raw` of type `dtype` as `f32`s, or `None` for a type this crate does not read.
+/// Little-endian `raw` of type `dtype` (other than `f32`, which [`Tensor::from_le_bytes`] reads
+/// as one copy) as `f32`s, or `None` for a type this crate does not read.
 fn to_f32(dtype: Dtype, raw: &[u8]) -> Option<Vec<f32>> {
     fn each<const N: usize>(raw: &[u8], f: impl Fn([u8; N]) -> f32) -> Vec<f32> {
         raw.chunks_exact(N)
@@ -127,7 +133,6 @@ fn to_f32(dtype: Dtype, raw: &[u8]) -> Option<Vec<f32>> {
             .collect()
     }
     Some(match dtype {
-        Dtype::F32 => each(raw, f32::from_le_bytes),
         Dtype::F64 => each(raw, |b| f64::from_le_bytes(b) as f32),
         Dtype::F16 => each(raw, |b| half::f16::from_le_bytes(b).to_f32()),
         Dtype::BF16 => each(raw, |b| half::bf16::from_le_bytes(b).to_f32()),

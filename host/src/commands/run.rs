@@ -299,7 +299,7 @@ fn check_same_start(
     let mut weights = Vec::new();
     for w in parts.backbone.named_weights(WeightSet::Raw)? {
         weights.extend_from_slice(w.name.as_bytes());
-        weights.extend(w.tensor.data.iter().flat_map(|v| v.to_le_bytes()));
+        weights.extend(w.tensor.to_le_bytes());
     }
     Ok(world.check_same(&[
         ("recipe", resolved.to_ron().as_bytes()),

@@ -55,18 +55,16 @@ fn is_integer_buffer(name: &str) -> bool {
 
 /// The bytes and dtype a weight is stored with.
 fn encode(tensor: &NamedTensor) -> (Dtype, Vec<u8>) {
-    let data = tensor.tensor.data.as_slice();
     if is_integer_buffer(&tensor.name) {
-        let bytes = data
+        let bytes = tensor
+            .tensor
+            .data
             .iter()
             .flat_map(|&v| (v as i64).to_le_bytes())
             .collect();
         (Dtype::I64, bytes)
     } else {
-        (
-            Dtype::F32,
-            data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        )
+        (Dtype::F32, tensor.tensor.to_le_bytes())
     }
 }
 
