@@ -3,6 +3,7 @@
 //! plugin fixtures, the third-party example) are built once per test process by [`support`];
 //! each module below covers one command or concern.
 
+mod nested_cargo;
 mod support;
 
 mod bench_gpu_check;

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
+use crate::nested_cargo::cargo_command;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -41,37 +43,6 @@ where
 {
     run_cargo(dir, cargo_command().args(args));
 }
-
-/// A `cargo` command, the one running the tests, with the environment of a shell.
-///
-/// `cargo test` describes the package under test to its binaries (`CARGO_MANIFEST_DIR`,
-/// `CARGO_PKG_NAME`, ...). Build scripts that read those names (ring's does) tell cargo to rerun
-/// when they change, so a nested build that inherited them would rebuild such crates and
-/// everything above them, and the next `cargo test` would rebuild them back.
-fn cargo_command() -> Command {
-    let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    for (name, _) in env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CARGO_PKG_")
-            || name.starts_with("CARGO_BIN_EXE_")
-            || PACKAGE_VARIABLES.contains(&name.as_ref())
-        {
-            command.env_remove(name.as_ref());
-        }
-    }
-    command
-}
-
-/// The variables, besides `CARGO_PKG_*` and `CARGO_BIN_EXE_*`, that cargo sets for a test binary
-/// about its own package.
-const PACKAGE_VARIABLES: [&str; 6] = [
-    "CARGO_MANIFEST_DIR",
-    "CARGO_MANIFEST_PATH",
-    "CARGO_CRATE_NAME",
-    "CARGO_PRIMARY_PACKAGE",
-    "CARGO_TARGET_TMPDIR",
-    "OUT_DIR",
-];
 
 /// Runs `command` in `dir`, panicking with its output if it fails.
 fn run_cargo(dir: &Path, command: &mut Command) {

@@ -1,4 +1,6 @@
-//! Integration tests of the resnet plugin, in one binary: parity with torchvision (in float32,
+//! Integration tests of the resnet plugin, in one binary (the crate has no unit tests: a test
+//! build of the library would compile the whole backbone a second time): what the plugin
+//! declares, parity with torchvision (in float32,
 //! and in bfloat16 mixed precision against `torch.autocast` on the LibTorch backend), the training
 //! features (AdamW, clipping, accumulation, EMA, exact resume), weight files, the graph,
 //! data-parallel training through an in-memory collective, and the accelerator backends (wgpu on
@@ -14,6 +16,7 @@ mod distributed;
 mod graph;
 mod parity;
 mod precision;
+mod registry;
 mod training;
 mod tune;
 mod weights;
