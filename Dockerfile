@@ -14,6 +14,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY plugin-api plugin-api
 COPY plugin-api-derive plugin-api-derive
 COPY burn-kit burn-kit
+COPY cpu-kernels cpu-kernels
 COPY state-dict state-dict
 COPY host host
 COPY plugins plugins

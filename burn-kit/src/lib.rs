@@ -31,6 +31,7 @@ pub mod convert;
 pub mod device;
 pub mod devices;
 pub mod distribute;
+mod fused;
 pub mod graph;
 #[cfg(feature = "libtorch")]
 pub mod libtorch;

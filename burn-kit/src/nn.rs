@@ -15,8 +15,9 @@
 //!   operations whose gradients agree on every backend (`tests/backend_ops.rs`).
 //!
 //! On the LibTorch backend (feature `libtorch`), [`BatchNorm2d`], [`conv2d`] and [`relu`] run
-//! ATen's fused kernels forward and backward (the `libtorch` module's `fused` submodule), with the
-//! same semantics. Models should call these rather than Burn's `Conv2d::forward` and
+//! ATen's fused kernels forward and backward (the `libtorch` module's `fused` submodule), and on
+//! Burn's flex backend (the `cpu` device) the kit's own CPU kernels ([`clshost_cpu_kernels`],
+//! through the `fused` module's `flex`), with the same semantics. Models should call these rather than Burn's `Conv2d::forward` and
 //! `activation::relu` to get them, and to get mixed precision ([`precision`]): under
 //! `trainer.precision: bf16`, [`conv2d`] and [`Linear`] compute in bfloat16.
 
@@ -26,10 +27,11 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d as conv2d_op;
 use burn::tensor::ops::{ConvOptions, PadMode};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::fused::flex;
 use crate::precision;
 
 /// How a forward pass runs: training or inference, and the seed of its randomness.
@@ -140,6 +142,24 @@ impl<B: Backend> BatchNorm2d<B> {
                 );
             }
         }
+        if x.dtype() == DType::F32 {
+            if ctx.norm_train() && flex::training::<B>() {
+                let running = (
+                    self.running_mean.value_sync(),
+                    self.running_var.value_sync(),
+                );
+                let (weight, bias) = (self.weight.val(), self.bias.val());
+                let (out, (mean, var)) =
+                    flex::batch_norm(x, weight, bias, running, self.momentum, self.eps);
+                self.store_running(mean, var);
+                return out;
+            }
+            if !ctx.norm_train() && flex::inference::<B>() {
+                let running = (self.running_mean.value(), self.running_var.value());
+                let (weight, bias) = (self.weight.val(), self.bias.val());
+                return flex::batch_norm_eval(x, weight, bias, running, self.eps);
+            }
+        }
         let [n, c, h, w] = x.dims();
         let (mean, var) = if ctx.norm_train() {
             let count = n * h * w;
@@ -230,12 +250,16 @@ pub fn dropout<B: Backend, const D: usize>(
     x.mul(mask)
 }
 
-/// `max(x, 0)`, as `burn::tensor::activation::relu`; on the LibTorch backend one ATen pass each
-/// way (`relu`, and `threshold_backward` for the gradient) instead of Burn's three.
+/// `max(x, 0)`, as `burn::tensor::activation::relu`; when training on the LibTorch backend one
+/// ATen pass each way (`relu`, and `threshold_backward` for the gradient) instead of Burn's
+/// three, and on flex (`cpu`) one pass of the kit's CPU kernels each way.
 pub fn relu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     #[cfg(feature = "libtorch")]
     if crate::libtorch::fused::training::<B>() {
         return crate::libtorch::fused::relu(x);
+    }
+    if flex::training::<B>() && x.dtype() == DType::F32 {
+        return flex::relu(x);
     }
     burn::tensor::activation::relu(x)
 }
@@ -243,23 +267,24 @@ pub fn relu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 /// Applies `conv` to `[N, C, H, W]` as [`Conv2d::forward`] does; a 1x1 convolution with stride
 /// `s > 1`, no padding, no dilation and one group runs as `x[:, :, ::s, ::s]` followed by a
 /// stride-1 convolution, the same function, to avoid Burn 0.21's wrong input gradient of strided
-/// 1x1 convolutions on wgpu and CUDA (see the module documentation).
+/// 1x1 convolutions on wgpu and CUDA (see the module documentation). A convolution with
+/// symmetric padding runs as one fused node instead on the LibTorch backend (ATen's kernels) and,
+/// with one group, on flex (`cpu`; the kit's CPU kernels).
 pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let symmetric = match conv.padding {
+        PaddingConfig2d::Valid => Some([0, 0]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        _ => None,
+    };
+    let options =
+        symmetric.map(|padding| ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups));
     #[cfg(feature = "libtorch")]
     {
         use crate::libtorch::fused;
         let on_libtorch = fused::training::<B>() || fused::inference::<B>();
-        let symmetric = match conv.padding {
-            PaddingConfig2d::Valid => Some([0, 0]),
-            PaddingConfig2d::Explicit(top, left, bottom, right)
-                if top == bottom && left == right =>
-            {
-                Some([top, left])
-            }
-            _ => None,
-        };
-        if let Some(padding) = symmetric.filter(|_| on_libtorch) {
-            let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
+        if let Some(options) = options.clone().filter(|_| on_libtorch) {
             let x = precision::lower(x);
             let weight = precision::lower(conv.weight.val());
             let bias = conv.bias.as_ref().map(|b| precision::lower(b.val()));
@@ -269,6 +294,12 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
                 conv2d_op(x, weight, bias, options)
             };
         }
+    }
+    if let Some(options) =
+        options.filter(|o| flex::applies::<B>(x.dtype()) && flex::conv_applies(o))
+    {
+        let bias = conv.bias.as_ref().map(|b| b.val());
+        return flex::conv2d(x, conv.weight.val(), bias, &options);
     }
     let unpadded = matches!(conv.padding, PaddingConfig2d::Valid)
         || matches!(conv.padding, PaddingConfig2d::Explicit(0, 0, 0, 0));

@@ -96,6 +96,9 @@ fn lifting_the_freeze_after_an_epoch_trains_the_body() {
             "trainer.epochs=2",
             "model.freeze=[\"*\", \"!fc.*\"]",
             "model.unfreeze_epoch=Some(1)",
+            // The export holds the last epoch's weights, not the best epoch's: on these 6
+            // validation images the frozen first epoch can be the best (ties keep the earlier).
+            "trainer.checkpoints.best=false",
         ],
     );
     assert!(
@@ -106,7 +109,10 @@ fn lifting_the_freeze_after_an_epoch_trains_the_body() {
         "{stdout}"
     );
     for name in ["conv1.weight", "layer1.0.conv1.weight", "fc.weight"] {
-        assert_ne!(start[name], end[name], "{name} should have trained");
+        assert!(
+            start[name] != end[name],
+            "{name} should have trained:\n{stdout}"
+        );
     }
 }
 

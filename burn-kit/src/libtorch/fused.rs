@@ -16,52 +16,31 @@
 //!
 //! The layers in [`crate::nn`] call these when the model runs on the LibTorch backend; the model
 //! code stays generic over Burn's `Backend`: [`training`] tells whether `B` is exactly
-//! `Autodiff<LibTorch>`, and the tensors move between `B` and that type through `Any`, which
-//! checks the type at run time (no unsafe cast).
-
-use std::any::{Any, TypeId};
+//! `Autodiff<LibTorch>` ([`crate::fused`] holds how the tensors move between the two).
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, FloatTensor, ModuleOps};
-use burn::tensor::{Tensor, TensorPrimitive};
 use burn_tch::{LibTorch, TchTensor};
 
 use super::aten;
+use crate::fused::{is, node, primitive, tensor};
 
 /// The training backend these ops are written for.
 type Train = Autodiff<LibTorch>;
 
 /// Whether `B` is the LibTorch autodiff backend (a training pass on `libtorch:*`).
 pub(crate) fn training<B: Backend>() -> bool {
-    TypeId::of::<B>() == TypeId::of::<Train>()
+    is::<B, Train>()
 }
 
 /// Whether `B` is the plain LibTorch backend (an inference pass on `libtorch:*`).
 pub(crate) fn inference<B: Backend>() -> bool {
-    TypeId::of::<B>() == TypeId::of::<LibTorch>()
-}
-
-/// `value` as `T`; the caller has checked with [`training`] or [`inference`] that it is one.
-fn cast<S: 'static, T: 'static>(value: S) -> T {
-    match (Box::new(value) as Box<dyn Any>).downcast::<T>() {
-        Ok(value) => *value,
-        Err(_) => unreachable!("the backend type was checked before the cast"),
-    }
-}
-
-/// The primitive of `t` on backend `X` (which `B` is).
-pub(super) fn primitive<X: Backend, B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<X> {
-    cast(t.into_primitive().tensor())
-}
-
-/// A tensor of `B` (which `X` is) from a primitive of `X`.
-pub(super) fn tensor<B: Backend, X: Backend, const D: usize>(p: FloatTensor<X>) -> Tensor<B, D> {
-    Tensor::from_primitive(TensorPrimitive::Float(cast(p)))
+    is::<B, LibTorch>()
 }
 
 /// Registers the gradients ATen computed for the parents that asked for one.
@@ -86,28 +65,6 @@ fn matching(grad: TchTensor, like: &tch::Tensor) -> tch::Tensor {
         grad.tensor
     } else {
         grad.tensor.to_kind(like.kind())
-    }
-}
-
-/// The autodiff node of `op` over `parents` with output `output`: tracked with `state` when a
-/// parent needs a gradient, a plain result otherwise.
-fn node<O, S, const N: usize>(
-    op: O,
-    parents: [&FloatTensor<Train>; N],
-    state: S,
-    output: TchTensor,
-) -> FloatTensor<Train>
-where
-    O: Backward<LibTorch, N, State = S>,
-    S: Clone + Send + std::fmt::Debug + 'static,
-{
-    match op
-        .prepare::<NoCheckpointing>(parents.map(|p| p.node.clone()))
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(state, output),
-        OpsKind::UnTracked(prep) => prep.finish(output),
     }
 }
 

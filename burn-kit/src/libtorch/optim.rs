@@ -23,7 +23,8 @@ use clshost_plugin_api::{OptimizerKind, OptimizerSpec, PluginError};
 use tch::Kind;
 
 use super::aten;
-use super::fused::{inference, primitive, tensor};
+use super::fused::inference;
+use crate::fused::{primitive, tensor};
 use crate::optim::{Optimizer, ParamState, Update};
 
 /// Whether `B` is the LibTorch backend, whose steps run here.

@@ -79,15 +79,23 @@ fn without_frozen_statistics_a_frozen_layer_still_updates_them() {
 
 #[test]
 fn lifting_the_freeze_trains_everything_and_groups_scale_the_rate() {
+    // Trained with only the head first, as `unfreeze_epoch` does: the stem, whose input needs
+    // no gradient, must get one once its weight does.
     let mut frozen = model();
-    frozen.tune(&freeze(&["layer1.*"], false)).unwrap();
+    frozen.tune(&freeze(&["*", "!fc.*"], false)).unwrap();
+    train(&mut frozen);
     let before = frozen.named_weights(WeightSet::Raw).unwrap();
     let report = frozen.tune(&TuneSpec::default()).unwrap();
     assert_eq!(report.frozen, 0);
     train(&mut frozen);
     let after = frozen.named_weights(WeightSet::Raw).unwrap();
-    let name = "layer1.0.conv1.weight";
-    assert_ne!(find(&before, name), find(&after, name));
+    for name in ["conv1.weight", "bn1.weight", "layer1.0.conv1.weight"] {
+        assert_ne!(
+            find(&before, name),
+            find(&after, name),
+            "{name} should have trained"
+        );
+    }
 
     // A head group at lr_scale 0 leaves the head unchanged and trains the body.
     let mut grouped = model();

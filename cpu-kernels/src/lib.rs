@@ -1,0 +1,705 @@
+//! The CPU kernels behind the Burn kit's fused layers on Burn's flex backend (the `cpu` device):
+//! 2-D convolution forward and backward, training- and inference-mode batch normalization, and
+//! ReLU, on contiguous `f32` slices in NCHW order.
+//!
+//! Burn 0.21's flex backend computes a convolution's input gradient as a transposed convolution
+//! and its weight gradient as a convolution with batch and channels swapped (a strided copy of
+//! both tensors first), and the kit's generic batch normalization is about ten tensor passes each
+//! way. Here a convolution is what PyTorch's CPU path does without oneDNN: the input is unfolded
+//! into columns ([im2col](Conv2d)) and each product is one call to the [`gemm`] crate (the
+//! matrix kernels burn-flex itself uses), with
+//!
+//! - forward: `Y_n = W · col(x_n)` per image;
+//! - weight gradient: `dW = dY · col(x)ᵀ` over a chunk of images at once, so the reduction over
+//!   images and output positions is one long product, not one short product per image;
+//! - input gradient: `dcol = Wᵀ · dY`, folded back onto the input (col2im).
+//!
+//! Batch normalization takes one pass for the statistics (accumulated in `f64`), one to
+//! normalize, and two backward, with ATen's formulas (`x * α + β` with `α = γ / σ`, and
+//! `native_batch_norm_backward`'s input gradient).
+//!
+//! Every result is deterministic: work is split over images, channels or output blocks, never
+//! over a sum, so the threads rayon has do not change a single bit (the kit's exact resume
+//! depends on it). The crate is compiled with optimizations even in the dev profile (the
+//! workspace's `Cargo.toml`), because the tests train on these loops.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+/// Elements per rayon task in element-wise passes: large enough that scheduling is negligible.
+const MIN_TASK: usize = 1 << 14;
+
+/// Bytes of unfolded columns a convolution keeps at once; the batch is processed in chunks of
+/// images that fit (at least one image). A function of the shapes only, so results do not depend
+/// on the machine.
+const COLUMN_BUDGET: usize = 32 << 20;
+
+thread_local! {
+    /// The calling thread's working memory for unfolded columns and reordered gradients, kept
+    /// between calls: a fresh buffer of several megabytes per convolution costs a page fault per
+    /// 4 KiB on first touch, which was about half of the unfolding time of ResNet's stem.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on two scratch slices of `a` and `b` elements (contents unspecified).
+fn with_scratch<T>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> T) -> T {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            if buffer.len() < a + b {
+                buffer.resize(a + b, 0.0);
+            }
+            let (first, rest) = buffer.split_at_mut(a);
+            f(first, &mut rest[..b])
+        }
+        // Only a convolution started from inside another one's callback would get here.
+        Err(_) => f(&mut vec![0.0; a], &mut vec![0.0; b]),
+    })
+}
+
+/// The geometry of a 2-D convolution with one group over NCHW tensors: input
+/// `[batch, in_channels, in_size[0], in_size[1]]`, weight
+/// `[out_channels, in_channels, kernel[0], kernel[1]]`, output
+/// `[batch, out_channels, out_size()[0], out_size()[1]]`; `padding` is symmetric, in zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2d {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input channels.
+    pub in_channels: usize,
+    /// Input height and width.
+    pub in_size: [usize; 2],
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Stride along height and width (at least 1).
+    pub stride: [usize; 2],
+    /// Zero padding on each side along height and width.
+    pub padding: [usize; 2],
+    /// Dilation along height and width (at least 1).
+    pub dilation: [usize; 2],
+}
+
+impl Conv2d {
+    /// Output height and width, as PyTorch computes them (0 where the kernel does not fit).
+    pub fn out_size(&self) -> [usize; 2] {
+        std::array::from_fn(|d| {
+            let span = self.dilation[d] * (self.kernel[d] - 1) + 1;
+            (self.in_size[d] + 2 * self.padding[d])
+                .checked_sub(span)
+                .map_or(0, |room| room / self.stride[d] + 1)
+        })
+    }
+
+    /// Rows of the unfolded input: one per input channel and kernel position.
+    fn patch(&self) -> usize {
+        self.in_channels * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Output positions of one image.
+    fn positions(&self) -> usize {
+        let [oh, ow] = self.out_size();
+        oh * ow
+    }
+
+    /// Elements of one input image.
+    fn image(&self) -> usize {
+        self.in_channels * self.in_size[0] * self.in_size[1]
+    }
+
+    /// Images unfolded at once (see [`COLUMN_BUDGET`]).
+    fn chunk(&self) -> usize {
+        let per_image = self.patch() * self.positions() * size_of::<f32>();
+        (COLUMN_BUDGET / per_image.max(1)).clamp(1, self.batch.max(1))
+    }
+
+    /// The output positions `o` along dimension `d` at which kernel offset `k` reads an input
+    /// element inside the image (`o * stride + k * dilation - padding` in `0..in_size`).
+    fn inside(&self, d: usize, k: usize, out_len: usize) -> std::ops::Range<usize> {
+        let (stride, offset) = (self.stride[d], k * self.dilation[d]);
+        let (pad, len) = (self.padding[d], self.in_size[d]);
+        let first = pad.saturating_sub(offset).div_ceil(stride);
+        let end = (len + pad).saturating_sub(offset).div_ceil(stride);
+        first.min(out_len)..end.min(out_len).max(first.min(out_len))
+    }
+
+    /// Unfolds images `first..first + count` of `x` into `col`, a `[patch, count * positions]`
+    /// row-major matrix whose column `i * positions + p` is output position `p` of image
+    /// `first + i`.
+    fn im2col(&self, x: &[f32], first: usize, count: usize, col: &mut [f32]) {
+        let [kh, kw] = self.kernel;
+        let [oh, ow] = self.out_size();
+        let [h, w] = self.in_size;
+        let positions = oh * ow;
+        let row_len = count * positions;
+        col[..self.patch() * row_len]
+            .par_chunks_mut(row_len)
+            .enumerate()
+            .for_each(|(r, row)| {
+                let (c, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
+                let rows = self.inside(0, ky, oh);
+                let cols = self.inside(1, kx, ow);
+                for (i, out) in row.chunks_exact_mut(positions).enumerate() {
+                    let plane = &x[((first + i) * self.in_channels + c) * h * w..][..h * w];
+                    for (oy, dst) in out.chunks_exact_mut(ow).enumerate() {
+                        if !rows.contains(&oy) || cols.is_empty() {
+                            dst.fill(0.0);
+                            continue;
+                        }
+                        let iy = oy * self.stride[0] + ky * self.dilation[0] - self.padding[0];
+                        let src = &plane[iy * w..][..w];
+                        dst[..cols.start].fill(0.0);
+                        dst[cols.end..].fill(0.0);
+                        let ix0 = cols.start * self.stride[1] + kx * self.dilation[1];
+                        let ix0 = ix0 - self.padding[1];
+                        let inner = &mut dst[cols.clone()];
+                        if self.stride[1] == 1 {
+                            inner.copy_from_slice(&src[ix0..ix0 + inner.len()]);
+                        } else {
+                            for (j, v) in inner.iter_mut().enumerate() {
+                                *v = src[ix0 + j * self.stride[1]];
+                            }
+                        }
+                    }
+                }
+            });
+    }
+
+    /// Adds the columns of `col` (laid out as [`Conv2d::im2col`] writes them, for `count`
+    /// images) back onto the input gradient `dx` of those images, `[count, in_channels, h, w]`.
+    fn col2im(&self, col: &[f32], count: usize, dx: &mut [f32]) {
+        let [kh, kw] = self.kernel;
+        let [oh, ow] = self.out_size();
+        let [h, w] = self.in_size;
+        let positions = oh * ow;
+        let row_len = count * positions;
+        dx.par_chunks_mut(self.image())
+            .enumerate()
+            .for_each(|(i, image)| {
+                for r in 0..self.patch() {
+                    let (c, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
+                    let rows = self.inside(0, ky, oh);
+                    let cols = self.inside(1, kx, ow);
+                    if cols.is_empty() {
+                        continue;
+                    }
+                    let src = &col[r * row_len + i * positions..][..positions];
+                    let plane = &mut image[c * h * w..][..h * w];
+                    for oy in rows {
+                        let iy = oy * self.stride[0] + ky * self.dilation[0] - self.padding[0];
+                        let dst = &mut plane[iy * w..][..w];
+                        let ix0 = cols.start * self.stride[1] + kx * self.dilation[1];
+                        let ix0 = ix0 - self.padding[1];
+                        let values = &src[oy * ow + cols.start..oy * ow + cols.end];
+                        for (j, v) in values.iter().enumerate() {
+                            dst[ix0 + j * self.stride[1]] += v;
+                        }
+                    }
+                }
+            });
+    }
+
+    /// Copies a `[out_channels, count * positions]` matrix (columns ordered as [`Conv2d::im2col`]
+    /// orders them) into the `[count, out_channels, oh, ow]` output of those images.
+    fn scatter(&self, matrix: &[f32], count: usize, out: &mut [f32]) {
+        let positions = self.positions();
+        let row_len = count * positions;
+        out.par_chunks_mut(positions)
+            .enumerate()
+            .for_each(|(plane, dst)| {
+                let (i, o) = (plane / self.out_channels, plane % self.out_channels);
+                dst.copy_from_slice(&matrix[o * row_len + i * positions..][..positions]);
+            });
+    }
+
+    /// The inverse of [`Conv2d::scatter`]: the output gradient of images `first..first + count`
+    /// as `[out_channels, count * positions]`.
+    fn gather(&self, grad: &[f32], first: usize, count: usize, matrix: &mut [f32]) {
+        let (positions, co) = (self.positions(), self.out_channels);
+        let row_len = count * positions;
+        matrix[..co * row_len]
+            .par_chunks_mut(row_len)
+            .enumerate()
+            .for_each(|(o, row)| {
+                for (i, dst) in row.chunks_exact_mut(positions).enumerate() {
+                    dst.copy_from_slice(&grad[((first + i) * co + o) * positions..][..positions]);
+                }
+            });
+    }
+
+    /// Checks that the slices have this geometry's lengths.
+    fn check(&self, x: &[f32], weight: &[f32], bias: Option<&[f32]>) {
+        assert_eq!(x.len(), self.batch * self.image(), "input length");
+        assert_eq!(
+            weight.len(),
+            self.out_channels * self.patch(),
+            "weight length"
+        );
+        if let Some(bias) = bias {
+            assert_eq!(bias.len(), self.out_channels, "bias length");
+        }
+        assert!(
+            self.stride
+                .iter()
+                .chain(&self.dilation)
+                .chain(&self.kernel)
+                .all(|&v| v > 0),
+            "kernel, stride and dilation must be at least 1"
+        );
+    }
+}
+
+/// `dst (m x n) = [dst +] lhs (m x k) · rhs (k x n)`, each matrix given by its pointer and its
+/// (row, column) strides in elements.
+///
+/// # Safety
+///
+/// Every element the strides address must lie inside its slice's allocation, and `dst` must not
+/// overlap `lhs` or `rhs`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul(
+    [m, n, k]: [usize; 3],
+    dst: (*mut f32, [isize; 2]),
+    accumulate: bool,
+    lhs: (*const f32, [isize; 2]),
+    rhs: (*const f32, [isize; 2]),
+    parallel: bool,
+) {
+    let parallelism = if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the caller guarantees the bounds and the absence of overlap.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.0,
+            dst.1[1],
+            dst.1[0],
+            accumulate,
+            lhs.0,
+            lhs.1[1],
+            lhs.1[0],
+            rhs.0,
+            rhs.1[1],
+            rhs.1[0],
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// The forward pass of `conv`: `x` is `[batch, in_channels, h, w]`, `weight`
+/// `[out_channels, in_channels, kh, kw]`, `bias` `[out_channels]`; returns
+/// `[batch, out_channels, oh, ow]`.
+///
+/// # Panics
+///
+/// When a slice's length does not match `conv`, or a kernel size, stride or dilation is 0.
+pub fn conv2d_forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    conv.check(x, weight, bias);
+    let (patch, positions) = (conv.patch(), conv.positions());
+    let per_image = conv.out_channels * positions;
+    let mut out = vec![0.0f32; conv.batch * per_image];
+    if per_image == 0 {
+        return out;
+    }
+    let chunk = conv.chunk();
+    with_scratch(
+        patch * chunk * positions,
+        conv.out_channels * chunk * positions,
+        |col, product| {
+            for first in (0..conv.batch).step_by(chunk) {
+                let count = chunk.min(conv.batch - first);
+                let row_len = count * positions;
+                conv.im2col(x, first, count, col);
+                // One product for the whole chunk: layers with few output positions would give
+                // each image's product too few columns to keep the matrix kernels busy.
+                // SAFETY: `product` receives `out_channels x row_len`; `weight` is
+                // `out_channels x patch`; `col` holds `patch x row_len`.
+                unsafe {
+                    matmul(
+                        [conv.out_channels, row_len, patch],
+                        (product.as_mut_ptr(), [row_len as isize, 1]),
+                        false,
+                        (weight.as_ptr(), [patch as isize, 1]),
+                        (col.as_ptr(), [row_len as isize, 1]),
+                        true,
+                    );
+                }
+                let images = &mut out[first * per_image..(first + count) * per_image];
+                conv.scatter(product, count, images);
+            }
+        },
+    );
+    if let Some(bias) = bias {
+        out.par_chunks_mut(positions)
+            .enumerate()
+            .for_each(|(plane, y)| {
+                let b = bias[plane % conv.out_channels];
+                y.iter_mut().for_each(|v| *v += b);
+            });
+    }
+    out
+}
+
+/// Which gradients a backward pass computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// The gradient of the input.
+    pub input: bool,
+    /// The gradient of the weight (or scale).
+    pub weight: bool,
+    /// The gradient of the bias (or shift).
+    pub bias: bool,
+}
+
+/// Gradients from a backward pass; `None` where not asked for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Grads {
+    /// The gradient of the input, shaped as the input.
+    pub input: Option<Vec<f32>>,
+    /// The gradient of the weight (or scale), shaped as it.
+    pub weight: Option<Vec<f32>>,
+    /// The gradient of the bias (or shift), `[channels]`.
+    pub bias: Option<Vec<f32>>,
+}
+
+/// The backward pass of `conv` from the gradient of its output `grad`
+/// (`[batch, out_channels, oh, ow]`), with the forward's `x` and `weight`.
+///
+/// # Panics
+///
+/// When a slice's length does not match `conv`, or a kernel size, stride or dilation is 0.
+pub fn conv2d_backward(
+    conv: &Conv2d,
+    x: &[f32],
+    weight: &[f32],
+    grad: &[f32],
+    needs: Needs,
+) -> Grads {
+    conv.check(x, weight, None);
+    let (patch, positions, co) = (conv.patch(), conv.positions(), conv.out_channels);
+    assert_eq!(grad.len(), conv.batch * co * positions, "gradient length");
+    let mut grads = Grads {
+        input: needs.input.then(|| vec![0.0f32; x.len()]),
+        weight: needs.weight.then(|| vec![0.0f32; weight.len()]),
+        bias: needs.bias.then(|| channel_sums(grad, co, positions)),
+    };
+    if positions == 0 || !(needs.input || needs.weight) {
+        return grads;
+    }
+    let chunk = conv.chunk();
+    with_scratch(
+        patch * chunk * positions,
+        co * chunk * positions,
+        |col, gathered| {
+            for first in (0..conv.batch).step_by(chunk) {
+                let count = chunk.min(conv.batch - first);
+                let row_len = count * positions;
+                conv.gather(grad, first, count, gathered);
+                if let Some(dw) = grads.weight.as_mut() {
+                    conv.im2col(x, first, count, col);
+                    // SAFETY: `dw` is `co x patch`; `gathered` holds `co x row_len`; `col` holds
+                    // `patch x row_len`, read transposed as `row_len x patch`.
+                    unsafe {
+                        matmul(
+                            [co, patch, row_len],
+                            (dw.as_mut_ptr(), [patch as isize, 1]),
+                            first > 0,
+                            (gathered.as_ptr(), [row_len as isize, 1]),
+                            (col.as_ptr(), [1, row_len as isize]),
+                            true,
+                        );
+                    }
+                }
+                if let Some(dx) = grads.input.as_mut() {
+                    // SAFETY: `col` receives `patch x row_len`; `weight` is `co x patch`, read
+                    // transposed as `patch x co`; `gathered` holds `co x row_len`.
+                    unsafe {
+                        matmul(
+                            [patch, row_len, co],
+                            (col.as_mut_ptr(), [row_len as isize, 1]),
+                            false,
+                            (weight.as_ptr(), [1, patch as isize]),
+                            (gathered.as_ptr(), [row_len as isize, 1]),
+                            true,
+                        );
+                    }
+                    let image = conv.image();
+                    conv.col2im(col, count, &mut dx[first * image..(first + count) * image]);
+                }
+            }
+        },
+    );
+    grads
+}
+
+/// The sum of each channel of `[batch, channels, positions]`, accumulated in `f64`.
+fn channel_sums(t: &[f32], channels: usize, positions: usize) -> Vec<f32> {
+    (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            planes(t, channels, positions, c)
+                .map(|plane| plane.iter().map(|&v| f64::from(v)).sum::<f64>())
+                .sum::<f64>() as f32
+        })
+        .collect()
+}
+
+/// The planes of channel `c` of `[batch, channels, positions]`, one per image.
+fn planes(t: &[f32], channels: usize, positions: usize, c: usize) -> impl Iterator<Item = &[f32]> {
+    t.chunks_exact(positions.max(1))
+        .skip(c)
+        .step_by(channels.max(1))
+}
+
+/// The dimensions of a batch normalization's input: `[batch, channels, positions]`, positions
+/// being height times width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NormDims {
+    /// Images.
+    pub batch: usize,
+    /// Channels, each normalized on its own.
+    pub channels: usize,
+    /// Elements per channel and image (height times width).
+    pub positions: usize,
+}
+
+impl NormDims {
+    /// Elements per channel over the batch.
+    fn count(&self) -> usize {
+        self.batch * self.positions
+    }
+
+    fn check(&self, x: &[f32], per_channel: &[&[f32]]) {
+        assert_eq!(
+            x.len(),
+            self.batch * self.channels * self.positions,
+            "input length"
+        );
+        for v in per_channel {
+            assert_eq!(v.len(), self.channels, "per-channel length");
+        }
+    }
+}
+
+/// A training-mode batch normalization: the output and the batch statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NormTrain {
+    /// The normalized input, shaped as the input.
+    pub output: Vec<f32>,
+    /// The batch mean of each channel.
+    pub mean: Vec<f32>,
+    /// `1 / sqrt(var + eps)` of each channel, with the biased batch variance.
+    pub invstd: Vec<f32>,
+    /// The biased batch variance of each channel.
+    pub var: Vec<f32>,
+}
+
+/// `out = x * α + β` per channel, in one parallel pass.
+fn affine(x: &[f32], dims: NormDims, alpha: &[f32], beta: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    let positions = dims.positions.max(1);
+    out.par_chunks_mut(positions)
+        .zip(x.par_chunks(positions))
+        .enumerate()
+        .for_each(|(plane, (dst, src))| {
+            let c = plane % dims.channels;
+            let (a, b) = (alpha[c], beta[c]);
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = s * a + b;
+            }
+        });
+    out
+}
+
+/// Batch normalization of `x` with its batch statistics, as `torch.nn.BatchNorm2d` in training
+/// mode (before the running statistics, which the caller updates from [`NormTrain::var`]).
+///
+/// # Panics
+///
+/// When a slice's length does not match `dims`.
+pub fn batch_norm_train(
+    x: &[f32],
+    dims: NormDims,
+    weight: &[f32],
+    bias: &[f32],
+    eps: f64,
+) -> NormTrain {
+    dims.check(x, &[weight, bias]);
+    let count = dims.count().max(1) as f64;
+    let stats: Vec<(f64, f64)> = (0..dims.channels)
+        .into_par_iter()
+        .map(|c| {
+            let planes = || planes(x, dims.channels, dims.positions, c);
+            let mean = planes()
+                .map(|p| p.iter().map(|&v| f64::from(v)).sum::<f64>())
+                .sum::<f64>()
+                / count;
+            let var = planes()
+                .map(|p| {
+                    p.iter()
+                        .map(|&v| (f64::from(v) - mean).powi(2))
+                        .sum::<f64>()
+                })
+                .sum::<f64>()
+                / count;
+            (mean, var)
+        })
+        .collect();
+    let mean: Vec<f32> = stats.iter().map(|s| s.0 as f32).collect();
+    let var: Vec<f32> = stats.iter().map(|s| s.1 as f32).collect();
+    let invstd: Vec<f32> = stats
+        .iter()
+        .map(|s| (1.0 / (s.1 + eps).sqrt()) as f32)
+        .collect();
+    let alpha: Vec<f32> = invstd.iter().zip(weight).map(|(i, w)| i * w).collect();
+    let beta: Vec<f32> = (0..dims.channels)
+        .map(|c| bias[c] - mean[c] * alpha[c])
+        .collect();
+    NormTrain {
+        output: affine(x, dims, &alpha, &beta),
+        mean,
+        invstd,
+        var,
+    }
+}
+
+/// Batch normalization of `x` with running statistics (`var` unbiased, as stored), as
+/// `torch.nn.BatchNorm2d` in eval mode.
+///
+/// # Panics
+///
+/// When a slice's length does not match `dims`.
+pub fn batch_norm_eval(
+    x: &[f32],
+    dims: NormDims,
+    weight: &[f32],
+    bias: &[f32],
+    (mean, var): (&[f32], &[f32]),
+    eps: f64,
+) -> Vec<f32> {
+    dims.check(x, &[weight, bias, mean, var]);
+    let alpha: Vec<f32> = (0..dims.channels)
+        .map(|c| (1.0 / (f64::from(var[c]) + eps).sqrt()) as f32 * weight[c])
+        .collect();
+    let beta: Vec<f32> = (0..dims.channels)
+        .map(|c| bias[c] - mean[c] * alpha[c])
+        .collect();
+    affine(x, dims, &alpha, &beta)
+}
+
+/// The backward pass of [`batch_norm_train`] from the gradient of its output, with the forward's
+/// input, scale and batch statistics, as ATen's `native_batch_norm_backward` in training mode.
+///
+/// # Panics
+///
+/// When a slice's length does not match `dims`.
+pub fn batch_norm_backward(
+    grad: &[f32],
+    x: &[f32],
+    dims: NormDims,
+    weight: &[f32],
+    (mean, invstd): (&[f32], &[f32]),
+    needs: Needs,
+) -> Grads {
+    dims.check(x, &[weight, mean, invstd]);
+    assert_eq!(grad.len(), x.len(), "gradient length");
+    // Per channel: the sum of the gradient and its dot product with the centered input.
+    let sums: Vec<(f64, f64)> = (0..dims.channels)
+        .into_par_iter()
+        .map(|c| {
+            let m = f64::from(mean[c]);
+            planes(grad, dims.channels, dims.positions, c)
+                .zip(planes(x, dims.channels, dims.positions, c))
+                .fold((0.0, 0.0), |(sum, dot), (g, x)| {
+                    g.iter().zip(x).fold((sum, dot), |(sum, dot), (&g, &x)| {
+                        (sum + f64::from(g), dot + f64::from(g) * (f64::from(x) - m))
+                    })
+                })
+        })
+        .collect();
+    let count = dims.count().max(1) as f64;
+    let input = needs.input.then(|| {
+        // dx = (dy - mean(dy) - (x - mean) * invstd² * dot / count) * invstd * γ
+        let coef: Vec<(f32, f32, f32)> = (0..dims.channels)
+            .map(|c| {
+                let inv = f64::from(invstd[c]);
+                let proj = sums[c].1 * inv * inv / count;
+                let grad_mean = sums[c].0 / count;
+                (
+                    proj as f32,
+                    grad_mean as f32,
+                    (inv * f64::from(weight[c])) as f32,
+                )
+            })
+            .collect();
+        let mut dx = vec![0.0f32; x.len()];
+        let positions = dims.positions.max(1);
+        dx.par_chunks_mut(positions)
+            .zip(grad.par_chunks(positions).zip(x.par_chunks(positions)))
+            .enumerate()
+            .for_each(|(plane, (dst, (g, x)))| {
+                let c = plane % dims.channels;
+                let (proj, grad_mean, scale) = coef[c];
+                let m = mean[c];
+                for (d, (&g, &x)) in dst.iter_mut().zip(g.iter().zip(x)) {
+                    *d = (g - (x - m) * proj - grad_mean) * scale;
+                }
+            });
+        dx
+    });
+    Grads {
+        input,
+        weight: needs.weight.then(|| {
+            sums.iter()
+                .zip(invstd)
+                .map(|(s, &i)| (s.1 * f64::from(i)) as f32)
+                .collect()
+        }),
+        bias: needs
+            .bias
+            .then(|| sums.iter().map(|s| s.0 as f32).collect()),
+    }
+}
+
+/// `max(x, 0)` element-wise.
+pub fn relu(x: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    out.par_chunks_mut(MIN_TASK)
+        .zip(x.par_chunks(MIN_TASK))
+        .for_each(|(dst, src)| {
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = s.max(0.0);
+            }
+        });
+    out
+}
+
+/// The gradient of [`relu`] from the gradient of its output and the output itself: `grad` where
+/// the output is above 0, else 0 (ATen's `threshold_backward(grad, output, 0)`).
+///
+/// # Panics
+///
+/// When the lengths differ.
+pub fn relu_backward(grad: &[f32], output: &[f32]) -> Vec<f32> {
+    assert_eq!(grad.len(), output.len(), "gradient length");
+    let mut dx = vec![0.0f32; grad.len()];
+    dx.par_chunks_mut(MIN_TASK)
+        .zip(grad.par_chunks(MIN_TASK).zip(output.par_chunks(MIN_TASK)))
+        .for_each(|(dst, (g, y))| {
+            for (d, (&g, &y)) in dst.iter_mut().zip(g.iter().zip(y)) {
+                *d = if y > 0.0 { g } else { 0.0 };
+            }
+        });
+    dx
+}

@@ -1,0 +1,256 @@
+//! The kernels against PyTorch: convolution forward and backward over several geometries, and
+//! batch normalization in training mode (forward and backward) and eval mode, against torch's
+//! float64 values for the same float32 inputs (`scripts/fixtures/cpu_kernels.py`); ReLU against
+//! its definition; and every result bit-identical whatever the number of threads.
+
+use clshost_cpu_kernels::{
+    Conv2d, Grads, Needs, NormDims, batch_norm_backward, batch_norm_eval, batch_norm_train,
+    conv2d_backward, conv2d_forward, relu, relu_backward,
+};
+use serde_json::Value;
+
+fn fixture() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/torch.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn pair(v: &Value) -> [usize; 2] {
+    let v: Vec<usize> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
+    [v[0], v[1]]
+}
+
+/// Asserts `|a - b| <= tol * max(1, |b|)` element-wise.
+fn close(what: &str, actual: &[f32], expected: &[f32], tol: f32) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        assert!(
+            (a - e).abs() <= tol * e.abs().max(1.0),
+            "{what}[{i}]: {a} against torch's {e}"
+        );
+    }
+}
+
+const ALL: Needs = Needs {
+    input: true,
+    weight: true,
+    bias: true,
+};
+
+fn conv_of(case: &Value) -> Conv2d {
+    let size = |k: &str| case[k].as_u64().unwrap() as usize;
+    Conv2d {
+        batch: size("batch"),
+        in_channels: size("in_channels"),
+        in_size: pair(&case["in_size"]),
+        out_channels: size("out_channels"),
+        kernel: pair(&case["kernel"]),
+        stride: pair(&case["stride"]),
+        padding: pair(&case["padding"]),
+        dilation: pair(&case["dilation"]),
+    }
+}
+
+#[test]
+fn convolutions_match_torch_forward_and_backward() {
+    let fixture = fixture();
+    for case in fixture["conv2d"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let conv = conv_of(case);
+        let x = floats(&case["x"]);
+        let weight = floats(&case["weight"]);
+        let bias = case["bias"].as_array().map(|_| floats(&case["bias"]));
+        let out = conv2d_forward(&conv, &x, &weight, bias.as_deref());
+        close(
+            &format!("{name} output"),
+            &out,
+            &floats(&case["output"]),
+            1e-5,
+        );
+
+        let grads = conv2d_backward(&conv, &x, &weight, &floats(&case["grad"]), ALL);
+        close(
+            &format!("{name} input gradient"),
+            grads.input.as_deref().unwrap(),
+            &floats(&case["grad_input"]),
+            1e-5,
+        );
+        close(
+            &format!("{name} weight gradient"),
+            grads.weight.as_deref().unwrap(),
+            &floats(&case["grad_weight"]),
+            1e-5,
+        );
+        if bias.is_some() {
+            close(
+                &format!("{name} bias gradient"),
+                grads.bias.as_deref().unwrap(),
+                &floats(&case["grad_bias"]),
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn a_backward_computes_only_what_is_asked() {
+    let fixture = fixture();
+    let case = &fixture["conv2d"][0];
+    let conv = conv_of(case);
+    let (x, weight) = (floats(&case["x"]), floats(&case["weight"]));
+    let grad = floats(&case["grad"]);
+    let needs = Needs {
+        input: false,
+        weight: true,
+        bias: false,
+    };
+    let grads = conv2d_backward(&conv, &x, &weight, &grad, needs);
+    assert!(grads.input.is_none() && grads.bias.is_none());
+    close(
+        "weight gradient alone",
+        grads.weight.as_deref().unwrap(),
+        &floats(&case["grad_weight"]),
+        1e-5,
+    );
+}
+
+#[test]
+fn batch_norm_matches_torch_in_training_and_eval_mode() {
+    let fixture = fixture();
+    let case = &fixture["batch_norm"];
+    let d: Vec<usize> = case["dims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let dims = NormDims {
+        batch: d[0],
+        channels: d[1],
+        positions: d[2],
+    };
+    let eps = case["eps"].as_f64().unwrap();
+    let x = floats(&case["x"]);
+    let (weight, bias) = (floats(&case["weight"]), floats(&case["bias"]));
+    let train = batch_norm_train(&x, dims, &weight, &bias, eps);
+    close("output", &train.output, &floats(&case["output"]), 1e-5);
+    close("mean", &train.mean, &floats(&case["mean"]), 1e-6);
+    close("variance", &train.var, &floats(&case["var"]), 1e-6);
+
+    let grads = batch_norm_backward(
+        &floats(&case["grad"]),
+        &x,
+        dims,
+        &weight,
+        (&train.mean, &train.invstd),
+        ALL,
+    );
+    close(
+        "input gradient",
+        grads.input.as_deref().unwrap(),
+        &floats(&case["grad_input"]),
+        1e-5,
+    );
+    close(
+        "scale gradient",
+        grads.weight.as_deref().unwrap(),
+        &floats(&case["grad_weight"]),
+        1e-5,
+    );
+    close(
+        "shift gradient",
+        grads.bias.as_deref().unwrap(),
+        &floats(&case["grad_bias"]),
+        1e-5,
+    );
+
+    let running = (floats(&case["running_mean"]), floats(&case["running_var"]));
+    let eval = batch_norm_eval(&x, dims, &weight, &bias, (&running.0, &running.1), eps);
+    close("eval output", &eval, &floats(&case["eval_output"]), 1e-5);
+}
+
+#[test]
+fn relu_and_its_gradient() {
+    let x = [-2.0f32, -0.0, 0.0, 1e-8, 3.5, f32::MIN_POSITIVE, -1e-30];
+    let y = relu(&x);
+    assert_eq!(y, [0.0, 0.0, 0.0, 1e-8, 3.5, f32::MIN_POSITIVE, 0.0]);
+    let g = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+    assert_eq!(relu_backward(&g, &y), [0.0, 0.0, 0.0, 4.0, 5.0, 6.0, 0.0]);
+}
+
+/// Runs `f` on a pool of `threads` threads.
+fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    // Large enough for several gemm blocks and rayon tasks: a ResNet layer's shape at 16x16.
+    let conv = Conv2d {
+        batch: 6,
+        in_channels: 32,
+        in_size: [16, 16],
+        out_channels: 48,
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [1, 1],
+        dilation: [1, 1],
+    };
+    let values = |n: usize, salt: u32| -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761) ^ salt) as f32 / u32::MAX as f32 - 0.5)
+            .collect()
+    };
+    let x = values(conv.batch * 32 * 256, 1);
+    let weight = values(48 * 32 * 9, 2);
+    let grad = values(conv.batch * 48 * 256, 3);
+    let run = || {
+        let out = conv2d_forward(&conv, &x, &weight, None);
+        let grads = conv2d_backward(&conv, &x, &weight, &grad, ALL);
+        let dims = NormDims {
+            batch: conv.batch,
+            channels: 48,
+            positions: 256,
+        };
+        let ones = vec![1.0f32; 48];
+        let norm = batch_norm_train(&out, dims, &ones, &ones, 1e-5);
+        let norm_grads =
+            batch_norm_backward(&grad, &out, dims, &ones, (&norm.mean, &norm.invstd), ALL);
+        (out, grads, norm, norm_grads)
+    };
+    let one = on_threads(1, run);
+    for threads in [2, 3, 8] {
+        let many = on_threads(threads, run);
+        assert!(one.0 == many.0, "forward differs on {threads} threads");
+        assert!(
+            one.1 == many.1,
+            "convolution gradients differ on {threads} threads"
+        );
+        assert!(
+            one.2 == many.2,
+            "normalization differs on {threads} threads"
+        );
+        assert!(
+            one.3 == many.3,
+            "normalization gradients differ on {threads} threads"
+        );
+    }
+    let Grads { input, weight, .. } = one.1;
+    assert!(input.is_some() && weight.is_some());
+}
