@@ -25,7 +25,7 @@ use burn::tensor::{DType, Shape, Tensor, TensorData};
 use burn_flex::{Flex, FlexTensor};
 use clshost_cpu_kernels as kernels;
 
-use super::{is, node, primitive, tensor};
+use super::{conv_node, is, node, primitive, tensor};
 
 /// The training backend of the `cpu` device.
 type Train = Autodiff<Flex>;
@@ -193,10 +193,8 @@ pub(crate) fn conv2d<B: Backend>(
         weight: weight.primitive.clone(),
         conv,
     };
-    let out = match &bias {
-        Some(bias) => node(ConvBackward::<3>, [&x, &weight, bias], state, output),
-        None => node(ConvBackward::<2>, [&x, &weight], state, output),
-    };
+    let ops = (ConvBackward::<2>, ConvBackward::<3>);
+    let out = conv_node(ops, [&x, &weight], bias.as_ref(), state, output);
     tensor::<B, Train, 4>(out)
 }
 

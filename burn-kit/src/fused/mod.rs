@@ -63,3 +63,24 @@ where
         OpsKind::UnTracked(prep) => prep.finish(output),
     }
 }
+
+/// The autodiff node of a convolution of `x` by `weight` and, when there is one, `bias`:
+/// `ops.0`'s backward without a bias, `ops.1`'s with one.
+pub(crate) fn conv_node<X, O2, O3, S>(
+    ops: (O2, O3),
+    [x, weight]: [&FloatTensor<Autodiff<X>>; 2],
+    bias: Option<&FloatTensor<Autodiff<X>>>,
+    state: S,
+    output: FloatTensor<X>,
+) -> FloatTensor<Autodiff<X>>
+where
+    X: Backend,
+    O2: Backward<X, 2, State = S>,
+    O3: Backward<X, 3, State = S>,
+    S: Clone + Send + std::fmt::Debug + 'static,
+{
+    match bias {
+        Some(bias) => node(ops.1, [x, weight, bias], state, output),
+        None => node(ops.0, [x, weight], state, output),
+    }
+}

@@ -28,7 +28,7 @@ use burn::tensor::ops::{ConvOptions, FloatTensor, ModuleOps};
 use burn_tch::{LibTorch, TchTensor};
 
 use super::aten;
-use crate::fused::{is, node, primitive, tensor};
+use crate::fused::{conv_node, is, node, primitive, tensor};
 
 /// The training backend these ops are written for.
 type Train = Autodiff<LibTorch>;
@@ -140,10 +140,8 @@ pub(crate) fn conv2d<B: Backend>(
         weight: weight.primitive.clone(),
         conv: aten_conv(&options),
     };
-    let out = match &bias {
-        Some(bias) => node(ConvBackward::<3>, [&x, &weight, bias], state, output),
-        None => node(ConvBackward::<2>, [&x, &weight], state, output),
-    };
+    let ops = (ConvBackward::<2>, ConvBackward::<3>);
+    let out = conv_node(ops, [&x, &weight], bias.as_ref(), state, output);
     tensor::<B, Train, 4>(out)
 }
 
