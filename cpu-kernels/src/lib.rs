@@ -30,10 +30,11 @@ use rayon::prelude::*;
 /// Elements per rayon task in element-wise passes: large enough that scheduling is negligible.
 const MIN_TASK: usize = 1 << 14;
 
-/// Bytes of unfolded columns a convolution keeps at once; the batch is processed in chunks of
-/// images that fit (at least one image). A function of the shapes only, so results do not depend
-/// on the machine.
-const COLUMN_BUDGET: usize = 32 << 20;
+/// Bytes of working memory a convolution keeps at once: the unfolded columns of a chunk of
+/// images and its output (or output gradient) as one matrix. The batch is processed in chunks
+/// of images that fit (at least one image); a function of the shapes only, so results do not
+/// depend on the machine.
+const SCRATCH_BUDGET: usize = 32 << 20;
 
 thread_local! {
     /// The calling thread's working memory for unfolded columns and reordered gradients, kept
@@ -108,10 +109,11 @@ impl Conv2d {
         self.in_channels * self.in_size[0] * self.in_size[1]
     }
 
-    /// Images unfolded at once (see [`COLUMN_BUDGET`]).
+    /// Images unfolded at once (see [`SCRATCH_BUDGET`]).
     fn chunk(&self) -> usize {
-        let per_image = self.patch() * self.positions() * size_of::<f32>();
-        (COLUMN_BUDGET / per_image.max(1)).clamp(1, self.batch.max(1))
+        let rows = self.patch() + self.out_channels;
+        let per_image = rows * self.positions() * size_of::<f32>();
+        (SCRATCH_BUDGET / per_image.max(1)).clamp(1, self.batch.max(1))
     }
 
     /// The output positions `o` along dimension `d` at which kernel offset `k` reads an input
