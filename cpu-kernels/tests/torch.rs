@@ -220,8 +220,18 @@ fn results_do_not_depend_on_the_thread_count() {
     let x = values(conv.batch * 32 * 256, 1);
     let weight = values(48 * 32 * 9, 2);
     let grad = values(conv.batch * 48 * 256, 3);
+    // The same layer with stride 2 has 64 output positions per image and one with stride 4 has
+    // 16: the forward products run per image for the first two and over the chunk for the last.
+    let strided = |s: usize| Conv2d {
+        stride: [s, s],
+        ..conv
+    };
     let run = || {
         let out = conv2d_forward(&conv, &x, &weight, None);
+        let small: Vec<Vec<f32>> = [strided(2), strided(4)]
+            .iter()
+            .map(|c| conv2d_forward(c, &x, &weight, None))
+            .collect();
         let grads = conv2d_backward(&conv, &x, &weight, &grad, ALL);
         let dims = NormDims {
             batch: conv.batch,
@@ -232,12 +242,16 @@ fn results_do_not_depend_on_the_thread_count() {
         let norm = batch_norm_train(&out, dims, &ones, &ones, 1e-5);
         let norm_grads =
             batch_norm_backward(&grad, &out, dims, &ones, (&norm.mean, &norm.invstd), ALL);
-        (out, grads, norm, norm_grads)
+        (out, grads, norm, norm_grads, small)
     };
     let one = on_threads(1, run);
     for threads in [2, 3, 8] {
         let many = on_threads(threads, run);
         assert!(one.0 == many.0, "forward differs on {threads} threads");
+        assert!(
+            one.4 == many.4,
+            "strided forwards differ on {threads} threads"
+        );
         assert!(
             one.1 == many.1,
             "convolution gradients differ on {threads} threads"
