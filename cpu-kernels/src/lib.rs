@@ -486,12 +486,22 @@ pub fn conv2d_backward(
 fn channel_sums(t: &[f32], channels: usize, positions: usize) -> Vec<f32> {
     (0..channels)
         .into_par_iter()
-        .map(|c| {
-            planes(t, channels, positions, c)
-                .map(|plane| plane.iter().map(|&v| f64::from(v)).sum::<f64>())
-                .sum::<f64>() as f32
-        })
+        .map(|c| channel_sum(t, channels, positions, c, f64::from) as f32)
         .collect()
+}
+
+/// The sum of `f` over channel `c` of `[batch, channels, positions]`, in `f64`: plane by plane,
+/// then over the planes (a fixed order).
+fn channel_sum(
+    t: &[f32],
+    channels: usize,
+    positions: usize,
+    c: usize,
+    f: impl Fn(f32) -> f64,
+) -> f64 {
+    planes(t, channels, positions, c)
+        .map(|plane| plane.iter().map(|&v| f(v)).sum::<f64>())
+        .sum()
 }
 
 /// The planes of channel `c` of `[batch, channels, positions]`, one per image.
@@ -544,6 +554,26 @@ pub struct NormTrain {
     pub var: Vec<f32>,
 }
 
+/// `1 / sqrt(var + eps)`.
+fn invstd(var: f64, eps: f64) -> f32 {
+    (1.0 / (var + eps).sqrt()) as f32
+}
+
+/// `(x - mean) * invstd * γ + β` per channel, computed as ATen does: `x * α + (β - mean * α)`
+/// with `α = invstd * γ`.
+fn normalize(
+    x: &[f32],
+    dims: NormDims,
+    (weight, bias): (&[f32], &[f32]),
+    (mean, invstd): (&[f32], &[f32]),
+) -> Vec<f32> {
+    let alpha: Vec<f32> = invstd.iter().zip(weight).map(|(i, w)| i * w).collect();
+    let beta: Vec<f32> = (0..dims.channels)
+        .map(|c| bias[c] - mean[c] * alpha[c])
+        .collect();
+    affine(x, dims, &alpha, &beta)
+}
+
 /// `out = x * α + β` per channel, in one parallel pass.
 fn affine(x: &[f32], dims: NormDims, alpha: &[f32], beta: &[f32]) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
@@ -579,34 +609,17 @@ pub fn batch_norm_train(
     let stats: Vec<(f64, f64)> = (0..dims.channels)
         .into_par_iter()
         .map(|c| {
-            let planes = || planes(x, dims.channels, dims.positions, c);
-            let mean = planes()
-                .map(|p| p.iter().map(|&v| f64::from(v)).sum::<f64>())
-                .sum::<f64>()
-                / count;
-            let var = planes()
-                .map(|p| {
-                    p.iter()
-                        .map(|&v| (f64::from(v) - mean).powi(2))
-                        .sum::<f64>()
-                })
-                .sum::<f64>()
-                / count;
-            (mean, var)
+            let (channels, positions) = (dims.channels, dims.positions);
+            let mean = channel_sum(x, channels, positions, c, f64::from) / count;
+            let var = channel_sum(x, channels, positions, c, |v| (f64::from(v) - mean).powi(2));
+            (mean, var / count)
         })
         .collect();
     let mean: Vec<f32> = stats.iter().map(|s| s.0 as f32).collect();
     let var: Vec<f32> = stats.iter().map(|s| s.1 as f32).collect();
-    let invstd: Vec<f32> = stats
-        .iter()
-        .map(|s| (1.0 / (s.1 + eps).sqrt()) as f32)
-        .collect();
-    let alpha: Vec<f32> = invstd.iter().zip(weight).map(|(i, w)| i * w).collect();
-    let beta: Vec<f32> = (0..dims.channels)
-        .map(|c| bias[c] - mean[c] * alpha[c])
-        .collect();
+    let invstd: Vec<f32> = stats.iter().map(|s| invstd(s.1, eps)).collect();
     NormTrain {
-        output: affine(x, dims, &alpha, &beta),
+        output: normalize(x, dims, (weight, bias), (&mean, &invstd)),
         mean,
         invstd,
         var,
@@ -628,13 +641,8 @@ pub fn batch_norm_eval(
     eps: f64,
 ) -> Vec<f32> {
     dims.check(x, &[weight, bias, mean, var]);
-    let alpha: Vec<f32> = (0..dims.channels)
-        .map(|c| (1.0 / (f64::from(var[c]) + eps).sqrt()) as f32 * weight[c])
-        .collect();
-    let beta: Vec<f32> = (0..dims.channels)
-        .map(|c| bias[c] - mean[c] * alpha[c])
-        .collect();
-    affine(x, dims, &alpha, &beta)
+    let invstd: Vec<f32> = var.iter().map(|&v| invstd(f64::from(v), eps)).collect();
+    normalize(x, dims, (weight, bias), (mean, &invstd))
 }
 
 /// The backward pass of [`batch_norm_train`] from the gradient of its output, with the forward's
