@@ -109,6 +109,29 @@ impl<B: Backend> BatchNorm2d<B> {
         self.running_var.value_sync();
     }
 
+    /// Moves the running statistics towards a training pass's batch `mean` and biased `var`
+    /// over `count` elements per channel, as `torch.nn.BatchNorm2d` does:
+    /// `(1 - momentum) * running + momentum * batch`, the variance made unbiased.
+    fn update_running(&self, mean: Tensor<B, 1>, var: Tensor<B, 1>, count: usize) {
+        let unbiased = if count > 1 {
+            count as f64 / (count - 1) as f64
+        } else {
+            1.0
+        };
+        let m = self.momentum;
+        let running_mean = self
+            .running_mean
+            .value_sync()
+            .mul_scalar(1.0 - m)
+            .add(mean.detach().mul_scalar(m));
+        let running_var = self
+            .running_var
+            .value_sync()
+            .mul_scalar(1.0 - m)
+            .add(var.detach().mul_scalar(m * unbiased));
+        self.store_running(running_mean.detach(), running_var.detach());
+    }
+
     /// Normalizes `x`; in training mode with the batch statistics (and updates the running
     /// ones), otherwise (and with frozen statistics) with the running statistics.
     pub fn forward(&self, x: Tensor<B, 4>, ctx: &ForwardContext) -> Tensor<B, 4> {
@@ -144,14 +167,10 @@ impl<B: Backend> BatchNorm2d<B> {
         }
         if x.dtype() == DType::F32 {
             if ctx.norm_train() && flex::training::<B>() {
-                let running = (
-                    self.running_mean.value_sync(),
-                    self.running_var.value_sync(),
-                );
+                let [n, _, h, w] = x.dims();
                 let (weight, bias) = (self.weight.val(), self.bias.val());
-                let (out, (mean, var)) =
-                    flex::batch_norm(x, weight, bias, running, self.momentum, self.eps);
-                self.store_running(mean, var);
+                let (out, mean, var) = flex::batch_norm(x, weight, bias, self.eps);
+                self.update_running(mean, var, n * h * w);
                 return out;
             }
             if !ctx.norm_train() && flex::inference::<B>() {
@@ -167,23 +186,7 @@ impl<B: Backend> BatchNorm2d<B> {
             let mean = flat.clone().mean_dim(1).reshape([c]);
             let centered = flat.sub(mean.clone().reshape([c, 1]));
             let var = centered.square().mean_dim(1).reshape([c]);
-            let unbiased = if count > 1 {
-                count as f64 / (count - 1) as f64
-            } else {
-                1.0
-            };
-            let m = self.momentum;
-            let running_mean = self
-                .running_mean
-                .value_sync()
-                .mul_scalar(1.0 - m)
-                .add(mean.clone().detach().mul_scalar(m));
-            let running_var = self
-                .running_var
-                .value_sync()
-                .mul_scalar(1.0 - m)
-                .add(var.clone().detach().mul_scalar(m * unbiased));
-            self.store_running(running_mean.detach(), running_var.detach());
+            self.update_running(mean.clone(), var.clone(), count);
             (mean, var)
         } else {
             (self.running_mean.value(), self.running_var.value())

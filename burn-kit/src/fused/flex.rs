@@ -71,11 +71,12 @@ fn flex(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-/// Registers the gradients computed for the parents that asked for one, shaped as `shapes`.
-fn register<const N: usize>(
-    parents: [Option<NodeId>; N],
-    computed: [Option<Vec<f32>>; N],
-    shapes: [&[usize]; N],
+/// Registers the gradients computed for the parents that asked for one, shaped as `shapes`
+/// (the three sequences in the parents' order; extra entries after the last parent are ignored).
+fn register<'a>(
+    parents: impl IntoIterator<Item = Option<NodeId>>,
+    computed: impl IntoIterator<Item = Option<Vec<f32>>>,
+    shapes: impl IntoIterator<Item = &'a [usize]>,
     grads: &mut Gradients,
 ) {
     for ((parent, grad), shape) in parents.into_iter().zip(computed).zip(shapes) {
@@ -145,19 +146,16 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward<N> {
             &floats(&grad),
             needs,
         );
-        // The bias, when there is one, is the last parent.
-        let mut all = [computed.input, computed.weight, computed.bias].into_iter();
+        // The bias, when there is one, is the third parent; without one the zip stops at two.
         let bias_shape = [s.conv.out_channels];
-        let mut shapes = [
-            s.input.layout().shape().as_slice(),
-            s.weight.layout().shape().as_slice(),
-            &bias_shape[..],
-        ]
-        .into_iter();
         register(
             parents,
-            std::array::from_fn(|_| all.next().flatten()),
-            std::array::from_fn(|_| shapes.next().unwrap_or(&[])),
+            [computed.input, computed.weight, computed.bias],
+            [
+                s.input.layout().shape().as_slice(),
+                s.weight.layout().shape().as_slice(),
+                &bias_shape[..],
+            ],
             grads,
         );
     }
@@ -283,17 +281,14 @@ fn norm_dims(x: &FlexTensor) -> kernels::NormDims {
 }
 
 /// Training-mode batch normalization on flex (check [`training`] and the dtype first): the
-/// output, one node whose backward is the kernels', and the running statistics updated as
-/// `torch.nn.BatchNorm2d` does (`(1 - momentum) * running + momentum * batch`, the variance
-/// unbiased).
+/// output, one node whose backward is the kernels', and the batch mean and biased variance from
+/// which the caller updates the running statistics.
 pub(crate) fn batch_norm<B: Backend>(
     x: Tensor<B, 4>,
     weight: Tensor<B, 1>,
     bias: Tensor<B, 1>,
-    running: (Tensor<B, 1>, Tensor<B, 1>),
-    momentum: f64,
     eps: f64,
-) -> (Tensor<B, 4>, (Tensor<B, 1>, Tensor<B, 1>)) {
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
     let device = x.device();
     let x = primitive::<Train, B, 4>(x);
     let weight = primitive::<Train, B, 1>(weight);
@@ -306,40 +301,21 @@ pub(crate) fn batch_norm<B: Backend>(
         &floats(&bias.primitive),
         eps,
     );
-    let count = dims.batch * dims.positions;
-    let unbiased = if count > 1 {
-        count as f64 / (count - 1) as f64
-    } else {
-        1.0
-    };
-    let update = |running: Tensor<B, 1>, batch: &[f32], factor: f64| {
-        let running = running.into_data().into_vec::<f32>().unwrap_or_else(|e| {
-            unreachable!("running statistics are float32 with float32 inputs: {e:?}")
-        });
-        let values: Vec<f32> = running
-            .iter()
-            .zip(batch)
-            .map(|(&r, &b)| {
-                (momentum * f64::from(b) * factor + (1.0 - momentum) * f64::from(r)) as f32
-            })
-            .collect();
+    let stat = |values: Vec<f32>| {
         Tensor::<B, 1>::from_data(TensorData::new(values, [dims.channels]), &device)
     };
-    let stats = (
-        update(running.0, &out.mean, 1.0),
-        update(running.1, &out.var, unbiased),
-    );
+    let var = stat(out.var);
     let shape = x.primitive.layout().shape().to_vec();
     let output = flex(out.output, shape);
     let state = NormState {
         input: x.primitive.clone(),
         weight: weight.primitive.clone(),
-        mean: out.mean,
+        mean: out.mean.clone(),
         invstd: out.invstd,
         dims,
     };
     let output = node(NormBackward, [&x, &weight, &bias], state, output);
-    (tensor::<B, Train, 4>(output), stats)
+    (tensor::<B, Train, 4>(output), stat(out.mean), var)
 }
 
 /// Inference-mode batch normalization on flex (check [`inference`] and the dtype first): one
