@@ -232,6 +232,11 @@ fn results_do_not_depend_on_the_thread_count() {
             .iter()
             .map(|c| conv2d_forward(c, &x, &weight, None))
             .collect();
+        // The backward of the stride-4 layer takes the other orientation of both products.
+        let deep = strided(4);
+        let [oh, ow] = deep.out_size();
+        let small_grads =
+            conv2d_backward(&deep, &x, &weight, &grad[..conv.batch * 48 * oh * ow], ALL);
         let grads = conv2d_backward(&conv, &x, &weight, &grad, ALL);
         let dims = NormDims {
             batch: conv.batch,
@@ -242,7 +247,7 @@ fn results_do_not_depend_on_the_thread_count() {
         let norm = batch_norm_train(&out, dims, &ones, &ones, 1e-5);
         let norm_grads =
             batch_norm_backward(&grad, &out, dims, &ones, (&norm.mean, &norm.invstd), ALL);
-        (out, grads, norm, norm_grads, small)
+        (out, grads, norm, norm_grads, small, small_grads)
     };
     let one = on_threads(1, run);
     for threads in [2, 3, 8] {
@@ -253,7 +258,7 @@ fn results_do_not_depend_on_the_thread_count() {
             "strided forwards differ on {threads} threads"
         );
         assert!(
-            one.1 == many.1,
+            one.1 == many.1 && one.5 == many.5,
             "convolution gradients differ on {threads} threads"
         );
         assert!(
