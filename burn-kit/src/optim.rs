@@ -6,9 +6,10 @@
 //! keep their state keyed by parameter ids that change between runs; this one keys its state by
 //! weight name, which makes checkpoints portable and resumes exact.
 //!
-//! [`Optimizer::step`] runs the rules as tensor expressions on every backend but LibTorch, where
-//! ATen's fused multi-tensor kernels update the parameters and their state in place (the
-//! `libtorch` module's `optim` submodule).
+//! [`Optimizer::step`] runs the rules as tensor expressions on every backend but two: on
+//! LibTorch, ATen's fused multi-tensor kernels update the parameters and their state in place
+//! (the `libtorch` module's `optim` submodule); on flex (the `cpu` device), the kit's CPU
+//! kernels compute the same expressions in one pass over each parameter (`fused::flex::optim`).
 
 use std::collections::HashMap;
 
@@ -151,13 +152,32 @@ impl<B: Backend> Optimizer<B> {
         }
     }
 
+    /// The learning rate and weight decay of parameter `name` (of `rank` dimensions) in a step
+    /// with learning rate `lr`, and its state with this step counted.
+    pub(crate) fn begin(
+        &mut self,
+        name: &str,
+        rank: usize,
+        lr: f64,
+    ) -> (f64, f64, &mut ParamState<B>) {
+        let (lr, wd) = self.rate(name, rank, lr);
+        let state = self.state.entry(name.to_string()).or_insert(ParamState {
+            step: 0,
+            first: None,
+            second: None,
+        });
+        state.step += 1;
+        (lr, wd, state)
+    }
+
     /// One optimizer step with learning rate `lr` over `updates`: their updated values, by
     /// name, in the same order.
     ///
     /// On the LibTorch backend ATen's fused kernels update each parameter in place when nothing
     /// but `param` and the module parameter it was read from (which the caller then replaces by
-    /// the result) holds its memory, and a copy of it otherwise; other backends compute
-    /// [`Optimizer::update`]'s expressions.
+    /// the result) holds its memory, and a copy of it otherwise; on flex the CPU kernels compute
+    /// [`Optimizer::update`]'s expressions in one pass (the same bits); other backends compute
+    /// the expressions.
     pub fn step(
         &mut self,
         updates: Vec<Update<B>>,
@@ -166,6 +186,9 @@ impl<B: Backend> Optimizer<B> {
         #[cfg(feature = "libtorch")]
         if crate::libtorch::optim::applies::<B>() {
             return crate::libtorch::optim::step(self, updates, lr);
+        }
+        if crate::fused::flex::optim::applies::<B>() {
+            return Ok(crate::fused::flex::optim::step(self, updates, lr));
         }
         Ok(updates
             .into_iter()
@@ -187,14 +210,8 @@ impl<B: Backend> Optimizer<B> {
         grad: Tensor<B, 1>,
         lr: f64,
     ) -> Tensor<B, 1> {
-        let (lr, wd) = self.rate(name, rank, lr);
         let spec = self.spec;
-        let state = self.state.entry(name.to_string()).or_insert(ParamState {
-            step: 0,
-            first: None,
-            second: None,
-        });
-        state.step += 1;
+        let (lr, wd, state) = self.begin(name, rank, lr);
         match spec.kind {
             OptimizerKind::Sgd => {
                 let mut d = if wd != 0.0 {

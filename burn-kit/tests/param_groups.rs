@@ -2,8 +2,9 @@
 //! own weight decay) and layer-wise learning-rate decay, resolved from name patterns by
 //! [`tune::plan`] and applied by the kit's optimizer for three steps of SGD and of AdamW, must
 //! give torch.optim's values (`scripts/fixtures/param_groups.py`, float64) within 1e-6: on Burn's
-//! CPU backend (the optimizer's tensor expressions) and, with the `libtorch` feature, on
-//! LibTorch (ATen's fused kernels, several kernel calls per step for the groups).
+//! CPU backend (the kit's one-pass CPU kernels, which give the bits of the optimizer's tensor
+//! expressions) and, with the `libtorch` feature, on LibTorch (ATen's fused kernels, several
+//! kernel calls per step for the groups).
 
 use std::collections::HashMap;
 

@@ -11,6 +11,9 @@
 //!
 //! Only `float32` tensors and one-group convolutions with symmetric padding come here; the
 //! layers in [`crate::nn`] check [`conv_applies`] and the dtype and keep Burn's path otherwise.
+//! The [`optim`] submodule runs the optimizer step on the same backend.
+
+pub(crate) mod optim;
 
 use std::borrow::Cow;
 
