@@ -377,7 +377,9 @@ pub fn conv2d_forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
             for first in (0..conv.batch).step_by(chunk) {
                 let count = chunk.min(conv.batch - first);
                 let row_len = count * positions;
-                conv.im2col(x, first, count, col);
+                if !conv.direct() {
+                    conv.im2col(x, first, count, col);
+                }
                 let images = &mut out[first * per_image..(first + count) * per_image];
                 if positions < PER_IMAGE_POSITIONS {
                     // One product for the chunk, then reordered into the output.
@@ -396,34 +398,30 @@ pub fn conv2d_forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
                     conv.scatter(product, count, images);
                     continue;
                 }
-                // One product per image, written straight into its output: on each thread
-                // when there are images for every thread, else split across the threads (the
-                // same bits either way: `gemm` splits outputs, never a sum).
-                let product = |i: usize, y: &mut [f32], parallel: bool| {
+                // One product per image, written straight into its output, reading the
+                // unfolded columns or, for a direct convolution, the image itself.
+                let image = conv.image();
+                for_each_image(images, per_image, |i, y, parallel| {
+                    let (rhs, rhs_row) = if conv.direct() {
+                        (x[(first + i) * image..].as_ptr(), positions)
+                    } else {
+                        (col[i * positions..].as_ptr(), row_len)
+                    };
                     // SAFETY: `y` is `out_channels x positions`; `weight` is
-                    // `out_channels x patch`; the rhs is `patch` rows of `row_len` from column
-                    // `i * positions` of `col`.
+                    // `out_channels x patch`; the rhs is `patch` rows of `positions` from
+                    // `rhs`, `rhs_row` apart: image `first + i`'s columns in `col`, or its
+                    // `patch = in_channels` planes in `x`.
                     unsafe {
                         matmul(
                             [conv.out_channels, positions, patch],
                             (y.as_mut_ptr(), [positions as isize, 1]),
                             false,
                             (weight.as_ptr(), [patch as isize, 1]),
-                            (col.as_ptr().add(i * positions), [row_len as isize, 1]),
+                            (rhs, [rhs_row as isize, 1]),
                             parallel,
                         );
                     }
-                };
-                if count >= rayon::current_num_threads() {
-                    images
-                        .par_chunks_mut(per_image)
-                        .enumerate()
-                        .for_each(|(i, y)| product(i, y, false));
-                } else {
-                    for (i, y) in images.chunks_mut(per_image).enumerate() {
-                        product(i, y, true);
-                    }
-                }
+                });
             }
         },
     );
@@ -436,6 +434,27 @@ pub fn conv2d_forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
             });
     }
     out
+}
+
+/// Runs `product(i, image, parallel)` over the images of `images` (`per_image` elements each):
+/// one image per rayon task when there are images for every thread, else one after the other
+/// with `parallel` set, so that the product splits each image across the threads (the same bits
+/// either way: `gemm` splits outputs, never a sum).
+fn for_each_image(
+    images: &mut [f32],
+    per_image: usize,
+    product: impl Fn(usize, &mut [f32], bool) + Sync,
+) {
+    if images.len() / per_image.max(1) >= rayon::current_num_threads() {
+        images
+            .par_chunks_mut(per_image)
+            .enumerate()
+            .for_each(|(i, y)| product(i, y, false));
+    } else {
+        for (i, y) in images.chunks_mut(per_image).enumerate() {
+            product(i, y, true);
+        }
+    }
 }
 
 /// Which gradients a backward pass computes.
@@ -510,6 +529,18 @@ fn transpose(t: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 impl Conv2d {
+    /// Whether the convolution reads its input as its own unfolded columns: a pointwise
+    /// convolution (1x1, stride 1, no padding), whose column matrix of an image is the image,
+    /// with [`PER_IMAGE_POSITIONS`] output positions or more, so that its forward and input
+    /// gradient products run per image. Those read the input, or write its gradient, directly:
+    /// no unfolding and no folding back.
+    fn direct(&self) -> bool {
+        self.kernel == [1, 1]
+            && self.stride == [1, 1]
+            && self.padding == [0, 0]
+            && self.positions() >= PER_IMAGE_POSITIONS
+    }
+
     /// Whether the backward pass computes the weight gradient transposed, `dWᵀ = col(x) · dYᵀ`
     /// (`[patch, out_channels]`), rather than `dW = dY · col(x)ᵀ`: where an image has
     /// [`PER_IMAGE_POSITIONS`] output positions or more. gemm ran that orientation 1.6x to 2.7x
@@ -532,6 +563,28 @@ impl Conv2d {
     ) {
         let conv = self;
         let (patch, positions, co) = (conv.patch(), conv.positions(), conv.out_channels);
+        if conv.direct()
+            && let Some(dx) = dx.take()
+        {
+            // Per image, straight into the input gradient: `dx_n = Wᵀ · dY_n`.
+            for_each_image(dx, conv.image(), |i, dx, parallel| {
+                // SAFETY: `dx` is `patch x positions`; `weight` is `co x patch`, read transposed
+                // as `patch x co`; image `i`'s gradient in `grad` is `co x positions`.
+                unsafe {
+                    matmul(
+                        [patch, positions, co],
+                        (dx.as_mut_ptr(), [positions as isize, 1]),
+                        false,
+                        (weight.as_ptr(), [1, patch as isize]),
+                        (grad[i * co * positions..].as_ptr(), [positions as isize, 1]),
+                        parallel,
+                    );
+                }
+            });
+        }
+        if dw.is_none() && dx.is_none() {
+            return;
+        }
         let chunk = conv.chunk();
         with_scratch(
             patch * chunk * positions,

@@ -228,15 +228,24 @@ fn results_do_not_depend_on_the_thread_count() {
     };
     let run = || {
         let out = conv2d_forward(&conv, &x, &weight, None);
-        let small: Vec<Vec<f32>> = [strided(2), strided(4)]
+        let mut small: Vec<Vec<f32>> = [strided(2), strided(4)]
             .iter()
             .map(|c| conv2d_forward(c, &x, &weight, None))
             .collect();
-        // The backward of the stride-4 layer takes the other orientation of both products.
+        // The backward of the stride-4 layer takes the other orientation of both products, and
+        // a pointwise layer's products read the input and write its gradient directly.
         let deep = strided(4);
         let [oh, ow] = deep.out_size();
-        let small_grads =
-            conv2d_backward(&deep, &x, &weight, &grad[..conv.batch * 48 * oh * ow], ALL);
+        let pointwise = Conv2d {
+            kernel: [1, 1],
+            padding: [0, 0],
+            ..conv
+        };
+        small.push(conv2d_forward(&pointwise, &x, &weight[..48 * 32], None));
+        let small_grads = [
+            conv2d_backward(&deep, &x, &weight, &grad[..conv.batch * 48 * oh * ow], ALL),
+            conv2d_backward(&pointwise, &x, &weight[..48 * 32], &grad, ALL),
+        ];
         let grads = conv2d_backward(&conv, &x, &weight, &grad, ALL);
         let dims = NormDims {
             batch: conv.batch,
@@ -255,7 +264,7 @@ fn results_do_not_depend_on_the_thread_count() {
         assert!(one.0 == many.0, "forward differs on {threads} threads");
         assert!(
             one.4 == many.4,
-            "strided forwards differ on {threads} threads"
+            "strided and pointwise forwards differ on {threads} threads"
         );
         assert!(
             one.1 == many.1 && one.5 == many.5,
