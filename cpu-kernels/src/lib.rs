@@ -19,7 +19,9 @@
 //! - input gradient: `dcol = Wᵀ · dY` (computed as `dcolᵀ = dYᵀ · W` for layers with few
 //!   positions), folded back onto the input (col2im).
 //!
-//! Each orientation is the one gemm ran fastest on ResNet's shapes.
+//! Each orientation is the one gemm ran fastest on ResNet's shapes. A pointwise convolution (1x1,
+//! stride 1, no padding) with many positions is its own column matrix: its forward and
+//! input-gradient products read the input and write its gradient per image, with no unfolding.
 //!
 //! Batch normalization takes one pass for the statistics (accumulated in `f64`), one to
 //! normalize, and two backward, with ATen's formulas (`x * α + β` with `α = γ / σ`, and
