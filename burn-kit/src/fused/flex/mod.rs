@@ -74,6 +74,17 @@ fn flex(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
+/// The gradients the kernels compute for a node whose parents are `[input, weight]` or
+/// `[input, weight, bias]`: those the parents ask for.
+fn needs(parents: &[Option<NodeId>]) -> kernels::Needs {
+    let asks = |i: usize| parents.get(i).is_some_and(Option::is_some);
+    kernels::Needs {
+        input: asks(0),
+        weight: asks(1),
+        bias: asks(2),
+    }
+}
+
 /// Registers the gradients computed for the parents that asked for one, shaped as `shapes`
 /// (the three sequences in the parents' order; extra entries after the last parent are ignored).
 fn register<'a>(
@@ -137,11 +148,7 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward<N> {
         let grad = grads.consume::<Flex>(&ops.node);
         let parents = ops.parents.map(|p| p.map(|node| node.id));
         let s = ops.state;
-        let needs = kernels::Needs {
-            input: parents[0].is_some(),
-            weight: parents[1].is_some(),
-            bias: N == 3 && parents[N - 1].is_some(),
-        };
+        let needs = needs(&parents);
         let computed = kernels::conv2d_backward(
             &s.conv,
             &floats(&s.input),
@@ -246,11 +253,7 @@ impl Backward<Flex, 3> for NormBackward {
         let grad = grads.consume::<Flex>(&ops.node);
         let parents = ops.parents.map(|p| p.map(|node| node.id));
         let s = ops.state;
-        let needs = kernels::Needs {
-            input: parents[0].is_some(),
-            weight: parents[1].is_some(),
-            bias: parents[2].is_some(),
-        };
+        let needs = needs(&parents);
         let computed = kernels::batch_norm_backward(
             &floats(&grad),
             &floats(&s.input),
