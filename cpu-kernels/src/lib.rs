@@ -8,29 +8,36 @@
 //! both tensors first), and the kit's generic batch normalization is about ten tensor passes each
 //! way. Here a convolution is what PyTorch's CPU path does without oneDNN: the input is unfolded
 //! into columns ([im2col](Conv2d)) and each product is one call to the [`gemm`] crate (the
-//! matrix kernels burn-flex itself uses, with their AVX-512 variants on CPUs that have them),
-//! with
+//! matrix kernels burn-flex itself uses, with their AVX-512 variants on CPUs that have them).
+//! Layers whose images have many output positions (64 or more) work image by image, each
+//! image's columns unfolded into the thread's scratch just before the product that reads them,
+//! so that they are read from cache:
 //!
-//! - forward: `Y_n = W · col(x_n)` per image, or over a chunk of images at once for layers with
-//!   few output positions (fewer than 64);
-//! - weight gradient: `dW = dY · col(x)ᵀ` over a chunk of images at once, so the reduction over
-//!   images and output positions is one long product, not one short product per image (computed
-//!   transposed, `dWᵀ = col(x) · dYᵀ`, for layers with many positions);
-//! - input gradient: `dcol = Wᵀ · dY` (computed as `dcolᵀ = dYᵀ · W` for layers with few
-//!   positions), folded back onto the input (col2im).
+//! - forward: `Y_n = W · col(x_n)`;
+//! - weight gradient: `dWᵀ = Σ_n col(x_n) · dY_nᵀ`, the batch split into a few groups of images
+//!   (fixed by the shapes), each summed by one thread, then the groups added in order;
+//! - input gradient: with stride 1, the forward pass of the flipped convolution (each kernel
+//!   rotated by 180 degrees, channels swapped) over the output gradient; otherwise
+//!   `dcol_n = Wᵀ · dY_n`, folded back onto the input (col2im).
+//!
+//! Layers with few positions (deep layers of small inputs) work over chunks of images at once,
+//! so that each product is large enough to keep the matrix kernels busy: `Y = W · col(x)`,
+//! `dW = dY · col(x)ᵀ` and `dcolᵀ = dYᵀ · W`, folded back.
 //!
 //! Each orientation is the one gemm ran fastest on ResNet's shapes. A pointwise convolution (1x1,
-//! stride 1, no padding) with many positions is its own column matrix: its forward and
-//! input-gradient products read the input and write its gradient per image, with no unfolding.
+//! stride 1, no padding) with many positions is its own column matrix: its products read the
+//! input directly. Where stride 1 keeps the output as wide as the input (ResNet's 3x3 layers),
+//! each kernel position's columns are the input shifted by a constant, unfolded with one copy
+//! per plane.
 //!
 //! Batch normalization takes one pass for the statistics (accumulated in `f64`), one to
 //! normalize, and two backward, with ATen's formulas (`x * α + β` with `α = γ / σ`, and
 //! `native_batch_norm_backward`'s input gradient).
 //!
-//! Every result is deterministic: work is split over images, channels or output blocks, never
-//! over a sum, so the threads rayon has do not change a single bit (the kit's exact resume
-//! depends on it). The crate is compiled with optimizations even in the dev profile (the
-//! workspace's `Cargo.toml`), because the tests train on these loops.
+//! Every result is deterministic: work is split over images, channels or output blocks, and a
+//! sum only into groups fixed by the shapes, so the threads rayon has do not change a single bit
+//! (the kit's exact resume depends on it). The crate is compiled with optimizations even in the
+//! dev profile (the workspace's `Cargo.toml`), because the tests train on these loops.
 
 mod optim;
 
@@ -44,16 +51,23 @@ pub use optim::{AdamW, Sgd, State, adamw_step, sgd_step};
 const MIN_TASK: usize = 1 << 14;
 
 /// Bytes of working memory a convolution keeps at once: the unfolded columns of a chunk of
-/// images and its output (or output gradient) as one matrix. The batch is processed in chunks
-/// of images that fit (at least one image); a function of the shapes only, so results do not
+/// images and its output (or output gradient) as one matrix, or the partial weight gradients of
+/// groups of images. The batch is processed in chunks of images that fit (at least one image),
+/// and split into as many groups as fit; a function of the shapes only, so results do not
 /// depend on the machine.
 const SCRATCH_BUDGET: usize = 32 << 20;
 
-/// Output positions per image from which a convolution's forward product runs per image: with
-/// fewer (deep layers of small inputs), a product over the whole chunk keeps the matrix kernels
-/// busier; with more, per-image products were 1.0x to 2.6x faster in a benchmark of ResNet's
-/// shapes (resnet18's first stage at 64x64: 146 against 56 GFLOP/s on two cores).
+/// Output positions per image from which a convolution works image by image (see the crate
+/// documentation): with fewer (deep layers of small inputs), a product over the whole chunk
+/// keeps the matrix kernels busier; with more, per-image forward products were 1.0x to 2.6x
+/// faster in a benchmark of ResNet's shapes (resnet18's first stage at 64x64: 146 against 56
+/// GFLOP/s on two cores).
 const PER_IMAGE_POSITIONS: usize = 64;
+
+/// Most groups of images whose weight gradients are summed separately, in parallel, then added
+/// in order (see [`Conv2d::weight_groups`]): enough rayon tasks to balance the threads, few
+/// enough that the partial sums stay small.
+const WEIGHT_GROUPS: usize = 8;
 
 thread_local! {
     /// The calling thread's working memory for unfolded columns and reordered gradients, kept
@@ -172,77 +186,120 @@ impl Conv2d {
 
     /// Unfolds images `first..first + count` of `x` into `col`, a `[patch, count * positions]`
     /// row-major matrix whose column `i * positions + p` is output position `p` of image
-    /// `first + i`.
-    fn im2col(&self, x: &[f32], first: usize, count: usize, col: &mut [f32]) {
+    /// `first + i`; the rows are split across rayon's threads when `parallel`.
+    fn im2col(&self, x: &[f32], first: usize, count: usize, col: &mut [f32], parallel: bool) {
         let [oh, ow] = self.out_size();
         let [h, w] = self.in_size;
         let positions = oh * ow;
         let row_len = count * positions;
         let taps = self.taps();
-        col[..self.patch() * row_len]
-            .par_chunks_mut(row_len)
-            .enumerate()
-            .for_each(|(r, row)| {
-                let (c, tap) = (r / taps.len(), &taps[r % taps.len()]);
-                let cols = tap.cols.clone();
-                for (i, out) in row.chunks_exact_mut(positions).enumerate() {
-                    let plane = &x[((first + i) * self.in_channels + c) * h * w..][..h * w];
-                    for (oy, dst) in out.chunks_exact_mut(ow).enumerate() {
-                        if !tap.rows.contains(&oy) || cols.is_empty() {
-                            dst.fill(0.0);
-                            continue;
-                        }
-                        let src = &plane[self.input_row(tap, oy) * w..][..w];
-                        dst[..cols.start].fill(0.0);
-                        dst[cols.end..].fill(0.0);
-                        let inner = &mut dst[cols.clone()];
-                        if self.stride[1] == 1 {
-                            inner.copy_from_slice(&src[tap.first_x..tap.first_x + inner.len()]);
-                        } else {
-                            for (j, v) in inner.iter_mut().enumerate() {
-                                *v = src[tap.first_x + j * self.stride[1]];
-                            }
+        let unfold = |(r, row): (usize, &mut [f32])| {
+            let (c, tap) = (r / taps.len(), &taps[r % taps.len()]);
+            let cols = tap.cols.clone();
+            for (i, out) in row.chunks_exact_mut(positions).enumerate() {
+                let plane = &x[((first + i) * self.in_channels + c) * h * w..][..h * w];
+                if self.shifts() {
+                    self.shifted_copy(tap, plane, out);
+                    continue;
+                }
+                for (oy, dst) in out.chunks_exact_mut(ow).enumerate() {
+                    if !tap.rows.contains(&oy) || cols.is_empty() {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[self.input_row(tap, oy) * w..][..w];
+                    dst[..cols.start].fill(0.0);
+                    dst[cols.end..].fill(0.0);
+                    let inner = &mut dst[cols.clone()];
+                    if self.stride[1] == 1 {
+                        inner.copy_from_slice(&src[tap.first_x..tap.first_x + inner.len()]);
+                    } else {
+                        for (j, v) in inner.iter_mut().enumerate() {
+                            *v = src[tap.first_x + j * self.stride[1]];
                         }
                     }
                 }
-            });
+            }
+        };
+        let col = &mut col[..self.patch() * row_len];
+        if parallel {
+            col.par_chunks_mut(row_len).enumerate().for_each(unfold);
+        } else {
+            col.chunks_mut(row_len).enumerate().for_each(unfold);
+        }
+    }
+
+    /// Whether each kernel position's columns are the input shifted by a constant offset: stride
+    /// 1 and an output as wide as the input (the "same" padding of ResNet's 3x3 layers), so
+    /// that output position `p` reads input element `p + offset` wherever it reads inside the
+    /// image.
+    fn shifts(&self) -> bool {
+        self.stride == [1, 1] && self.out_size()[1] == self.in_size[1]
+    }
+
+    /// One kernel position's row of one image's columns when [`Conv2d::shifts`]: a single copy
+    /// of the input plane's span that it reads, then zeros where it reads padding (the rows
+    /// before and after, and the columns outside `tap.cols`, which the copy filled with the
+    /// neighbouring rows' edges). Per output row, the general path made up to three calls to
+    /// `memcpy` and `memset` of a few elements each.
+    fn shifted_copy(&self, tap: &Tap, plane: &[f32], out: &mut [f32]) {
+        let ow = self.out_size()[1];
+        let (rows, cols) = (tap.rows.clone(), tap.cols.clone());
+        if rows.is_empty() || cols.is_empty() {
+            out.fill(0.0);
+            return;
+        }
+        let start = rows.start * ow + cols.start;
+        let end = (rows.end - 1) * ow + cols.end;
+        let from = self.input_row(tap, rows.start) * self.in_size[1] + tap.first_x;
+        out[start..end].copy_from_slice(&plane[from..from + end - start]);
+        out[..start].fill(0.0);
+        out[end..].fill(0.0);
+        for ox in (0..cols.start).chain(cols.end..ow) {
+            for oy in rows.clone() {
+                out[oy * ow + ox] = 0.0;
+            }
+        }
     }
 
     /// Adds the columns of `col` (ordered as [`Conv2d::im2col`] orders them, for the images of
     /// `dx`; element `(r, j)` at `r * strides[0] + j * strides[1]`) back onto the input gradient
-    /// `dx` of those images, `[count, in_channels, h, w]`.
-    fn col2im(&self, (col, strides): (&[f32], [usize; 2]), dx: &mut [f32]) {
+    /// `dx` of those images, `[count, in_channels, h, w]`; the planes are split across rayon's
+    /// threads when `parallel`.
+    fn col2im(&self, (col, strides): (&[f32], [usize; 2]), dx: &mut [f32], parallel: bool) {
         let [oh, ow] = self.out_size();
         let [h, w] = self.in_size;
         let positions = oh * ow;
         let taps = self.taps();
-        dx.par_chunks_mut(self.image())
-            .enumerate()
-            .for_each(|(i, image)| {
-                for (c, plane) in image.chunks_exact_mut(h * w).enumerate() {
-                    for (k, tap) in taps.iter().enumerate() {
-                        if tap.cols.is_empty() {
-                            continue;
+        let fold = |(p, plane): (usize, &mut [f32])| {
+            let (i, c) = (p / self.in_channels, p % self.in_channels);
+            for (k, tap) in taps.iter().enumerate() {
+                if tap.cols.is_empty() {
+                    continue;
+                }
+                let r = c * taps.len() + k;
+                let start = r * strides[0] + i * positions * strides[1];
+                for oy in tap.rows.clone() {
+                    let dst = &mut plane[self.input_row(tap, oy) * w..][..w];
+                    let (x0, step) = (tap.first_x, self.stride[1]);
+                    if strides[1] == 1 {
+                        let src = &col[start + oy * ow..][..ow][tap.cols.clone()];
+                        for (j, v) in src.iter().enumerate() {
+                            dst[x0 + j * step] += v;
                         }
-                        let r = c * taps.len() + k;
-                        let start = r * strides[0] + i * positions * strides[1];
-                        for oy in tap.rows.clone() {
-                            let dst = &mut plane[self.input_row(tap, oy) * w..][..w];
-                            let (x0, step) = (tap.first_x, self.stride[1]);
-                            if strides[1] == 1 {
-                                let src = &col[start + oy * ow..][..ow][tap.cols.clone()];
-                                for (j, v) in src.iter().enumerate() {
-                                    dst[x0 + j * step] += v;
-                                }
-                            } else {
-                                for (j, ox) in tap.cols.clone().enumerate() {
-                                    dst[x0 + j * step] += col[start + (oy * ow + ox) * strides[1]];
-                                }
-                            }
+                    } else {
+                        for (j, ox) in tap.cols.clone().enumerate() {
+                            dst[x0 + j * step] += col[start + (oy * ow + ox) * strides[1]];
                         }
                     }
                 }
-            });
+            }
+        };
+        if parallel {
+            dx.par_chunks_mut(h * w).enumerate().for_each(fold);
+        } else {
+            dx.chunks_mut(h * w).enumerate().for_each(fold);
+        }
     }
 
     /// Copies a `[out_channels, count * positions]` matrix (columns ordered as [`Conv2d::im2col`]
@@ -371,20 +428,17 @@ pub fn conv2d_forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
     if per_image == 0 {
         return out;
     }
-    let chunk = conv.chunk();
-    with_scratch(
-        patch * chunk * positions,
-        conv.out_channels * chunk * positions,
-        |col, product| {
-            for first in (0..conv.batch).step_by(chunk) {
-                let count = chunk.min(conv.batch - first);
-                let row_len = count * positions;
-                if !conv.direct() {
-                    conv.im2col(x, first, count, col);
-                }
-                let images = &mut out[first * per_image..(first + count) * per_image];
-                if positions < PER_IMAGE_POSITIONS {
-                    // One product for the chunk, then reordered into the output.
+    if positions < PER_IMAGE_POSITIONS {
+        // One product per chunk of images, then reordered into the output.
+        let chunk = conv.chunk();
+        with_scratch(
+            patch * chunk * positions,
+            conv.out_channels * chunk * positions,
+            |col, product| {
+                for first in (0..conv.batch).step_by(chunk) {
+                    let count = chunk.min(conv.batch - first);
+                    let row_len = count * positions;
+                    conv.im2col(x, first, count, col, true);
                     // SAFETY: `product` receives `out_channels x row_len`; `weight` is
                     // `out_channels x patch`; `col` holds `patch x row_len`.
                     unsafe {
@@ -397,36 +451,42 @@ pub fn conv2d_forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
                             true,
                         );
                     }
+                    let images = &mut out[first * per_image..(first + count) * per_image];
                     conv.scatter(product, count, images);
-                    continue;
                 }
-                // One product per image, written straight into its output, reading the
-                // unfolded columns or, for a direct convolution, the image itself.
-                let image = conv.image();
-                for_each_image(images, per_image, |i, y, parallel| {
-                    let (rhs, rhs_row) = if conv.direct() {
-                        (x[(first + i) * image..].as_ptr(), positions)
-                    } else {
-                        (col[i * positions..].as_ptr(), row_len)
-                    };
-                    // SAFETY: `y` is `out_channels x positions`; `weight` is
-                    // `out_channels x patch`; the rhs is `patch` rows of `positions` from
-                    // `rhs`, `rhs_row` apart: image `first + i`'s columns in `col`, or its
-                    // `patch = in_channels` planes in `x`.
-                    unsafe {
-                        matmul(
-                            [conv.out_channels, positions, patch],
-                            (y.as_mut_ptr(), [positions as isize, 1]),
-                            false,
-                            (weight.as_ptr(), [patch as isize, 1]),
-                            (rhs, [rhs_row as isize, 1]),
-                            parallel,
-                        );
-                    }
+            },
+        );
+    } else {
+        // One product per image, written straight into its output, reading the image's
+        // columns, unfolded just before into the thread's scratch (so the product reads them
+        // from cache), or, for a direct convolution, the image itself.
+        let image = conv.image();
+        for_each_image(&mut out, per_image, |i, y, parallel| {
+            let mut product = |rhs: &[f32]| {
+                // SAFETY: `y` is `out_channels x positions`; `weight` is
+                // `out_channels x patch`; `rhs` holds `patch x positions` (the image's
+                // columns, or its `patch = in_channels` planes).
+                unsafe {
+                    matmul(
+                        [conv.out_channels, positions, patch],
+                        (y.as_mut_ptr(), [positions as isize, 1]),
+                        false,
+                        (weight.as_ptr(), [patch as isize, 1]),
+                        (rhs.as_ptr(), [positions as isize, 1]),
+                        parallel,
+                    );
+                }
+            };
+            if conv.direct() {
+                product(&x[i * image..(i + 1) * image]);
+            } else {
+                with_scratch(patch * positions, 0, |col, _| {
+                    conv.im2col(x, i, 1, col, parallel);
+                    product(col);
                 });
             }
-        },
-    );
+        });
+    }
     if let Some(bias) = bias {
         out.par_chunks_mut(positions)
             .enumerate()
@@ -497,14 +557,18 @@ pub fn conv2d_backward(
     conv.check(x, weight, None);
     let (patch, positions, co) = (conv.patch(), conv.positions(), conv.out_channels);
     assert_eq!(grad.len(), conv.batch * co * positions, "gradient length");
+    let flipped = conv.flipped().filter(|_| needs.input);
     let mut grads = Grads {
-        input: needs.input.then(|| vec![0.0f32; x.len()]),
+        input: match flipped {
+            Some(flipped) => Some(conv2d_forward(&flipped, grad, &conv.flip(weight), None)),
+            None => needs.input.then(|| vec![0.0f32; x.len()]),
+        },
         weight: None,
         bias: needs.bias.then(|| channel_sums(grad, co, positions)),
     };
     let mut dw = needs.weight.then(|| vec![0.0f32; weight.len()]);
-    if positions > 0 && (needs.input || needs.weight) {
-        let dx = grads.input.as_deref_mut();
+    let dx = grads.input.as_deref_mut().filter(|_| flipped.is_none());
+    if positions > 0 && (dx.is_some() || needs.weight) {
         conv.backward_products(x, weight, grad, dw.as_deref_mut(), dx);
     }
     grads.weight = dw.map(|dw| {
@@ -543,6 +607,52 @@ impl Conv2d {
             && self.positions() >= PER_IMAGE_POSITIONS
     }
 
+    /// The convolution whose forward pass, applied to this one's output gradient with the
+    /// [flipped](Conv2d::flip) weight, is this one's input gradient: for stride 1, where
+    /// `dx[c, y, x] = Σ dy[o, y + i·d - q, x + j·d - q] · w[o, c, k-1-i, k-1-j]` is a convolution
+    /// with padding `q = d·(k-1) - p` (the "full" convolution of the backward pass). Only for
+    /// layers with [`PER_IMAGE_POSITIONS`] output positions or more, where the forward's
+    /// per-image products (with the input's columns unfolded in cache) ran 1.5x to 2x faster
+    /// than the unfolded gradient's products and folding back (resnet18's first and second
+    /// stages at 64x64: 2.5 and 2.3 against 4.1 ms per layer on two cores); `None` elsewhere.
+    fn flipped(&self) -> Option<Conv2d> {
+        if self.stride != [1, 1] || self.positions() < PER_IMAGE_POSITIONS {
+            return None;
+        }
+        let padding =
+            [0, 1].map(|d| (self.dilation[d] * (self.kernel[d] - 1)).checked_sub(self.padding[d]));
+        let [Some(top), Some(left)] = padding else {
+            return None;
+        };
+        Some(Conv2d {
+            batch: self.batch,
+            in_channels: self.out_channels,
+            in_size: self.out_size(),
+            out_channels: self.in_channels,
+            kernel: self.kernel,
+            stride: [1, 1],
+            padding: [top, left],
+            dilation: self.dilation,
+        })
+    }
+
+    /// The weight of [`Conv2d::flipped`]: `[in_channels, out_channels, kh, kw]`, each kernel
+    /// rotated by 180 degrees.
+    fn flip(&self, weight: &[f32]) -> Vec<f32> {
+        let (ci, co) = (self.in_channels, self.out_channels);
+        let [kh, kw] = self.kernel;
+        let taps = kh * kw;
+        let mut flipped = vec![0.0f32; weight.len()];
+        for (i, kernel) in flipped.chunks_exact_mut(taps).enumerate() {
+            let (c, o) = (i / co, i % co);
+            let source = &weight[(o * ci + c) * taps..][..taps];
+            for (k, v) in kernel.iter_mut().enumerate() {
+                *v = source[taps - 1 - k];
+            }
+        }
+        flipped
+    }
+
     /// Whether the backward pass computes the weight gradient transposed, `dWᵀ = col(x) · dYᵀ`
     /// (`[patch, out_channels]`), rather than `dW = dY · col(x)ᵀ`: where an image has
     /// [`PER_IMAGE_POSITIONS`] output positions or more. gemm ran that orientation 1.6x to 2.7x
@@ -553,9 +663,115 @@ impl Conv2d {
         self.positions() >= PER_IMAGE_POSITIONS
     }
 
-    /// The products of [`conv2d_backward`]: adds the weight gradient into `dw` (transposed when
-    /// [`Conv2d::weight_transposed`]) and the input gradient into `dx`, where given.
+    /// The products of [`conv2d_backward`]: writes the weight gradient into `dw` (transposed
+    /// when [`Conv2d::weight_transposed`]) and adds the input gradient into `dx`, where given.
     fn backward_products(
+        &self,
+        x: &[f32],
+        weight: &[f32],
+        grad: &[f32],
+        dw: Option<&mut [f32]>,
+        dx: Option<&mut [f32]>,
+    ) {
+        if self.positions() < PER_IMAGE_POSITIONS {
+            self.chunk_backward(x, weight, grad, dw, dx);
+            return;
+        }
+        if let Some(dx) = dx {
+            self.input_grad_per_image(weight, grad, dx);
+        }
+        if let Some(dwt) = dw {
+            self.weight_grad_by_groups(x, grad, dwt);
+        }
+    }
+
+    /// The input gradient of a layer with many positions, per image: `dcol_n = Wᵀ · dY_n` into
+    /// the thread's scratch, folded back onto the image's gradient while it is in cache.
+    fn input_grad_per_image(&self, weight: &[f32], grad: &[f32], dx: &mut [f32]) {
+        let (patch, positions, co) = (self.patch(), self.positions(), self.out_channels);
+        for_each_image(dx, self.image(), |i, dx, parallel| {
+            with_scratch(patch * positions, 0, |dcol, _| {
+                // SAFETY: `dcol` is `patch x positions`; `weight` is `co x patch`, read
+                // transposed as `patch x co`; image `i`'s gradient in `grad` is
+                // `co x positions`.
+                unsafe {
+                    matmul(
+                        [patch, positions, co],
+                        (dcol.as_mut_ptr(), [positions as isize, 1]),
+                        false,
+                        (weight.as_ptr(), [1, patch as isize]),
+                        (grad[i * co * positions..].as_ptr(), [positions as isize, 1]),
+                        parallel,
+                    );
+                }
+                self.col2im((dcol, [positions, 1]), dx, parallel);
+            });
+        });
+    }
+
+    /// Groups of images whose weight gradients [`Conv2d::weight_grad_by_groups`] sums
+    /// separately: up to [`WEIGHT_GROUPS`], fewer where their partial sums would not fit in
+    /// [`SCRATCH_BUDGET`]; a function of the shapes only.
+    fn weight_groups(&self) -> usize {
+        let partial = self.patch() * self.out_channels * size_of::<f32>();
+        (SCRATCH_BUDGET / partial.max(1)).clamp(1, WEIGHT_GROUPS.min(self.batch.max(1)))
+    }
+
+    /// The transposed weight gradient `dWᵀ = Σ_n col(x_n) · dY_nᵀ` of a layer with many
+    /// positions, written into `dwt` (`[patch, out_channels]`): the batch is split into
+    /// [`Conv2d::weight_groups`] groups of consecutive images, each summed by one rayon task
+    /// (each image's columns unfolded into the thread's scratch and multiplied while in cache,
+    /// or for a direct convolution the image itself), then the groups' sums are added in
+    /// order. The split depends on the shapes only, so the bits do not depend on the threads.
+    /// Against one long product over the unfolded chunk (gemm splitting its outputs across the
+    /// threads): 2.4 against 4.1 ms per layer of resnet18's first stage at 64x64 on two cores,
+    /// 4.4 against 8.5 ms for its stem.
+    fn weight_grad_by_groups(&self, x: &[f32], grad: &[f32], dwt: &mut [f32]) {
+        let (patch, positions, co) = (self.patch(), self.positions(), self.out_channels);
+        let (groups, batch, image) = (self.weight_groups(), self.batch, self.image());
+        let mut rest = vec![0.0f32; (groups - 1) * dwt.len()];
+        let mut partials: Vec<&mut [f32]> = std::iter::once(&mut *dwt)
+            .chain(rest.chunks_mut(patch * co))
+            .collect();
+        partials.par_iter_mut().enumerate().for_each(|(g, sum)| {
+            with_scratch(patch * positions, 0, |col, _| {
+                for n in g * batch / groups..(g + 1) * batch / groups {
+                    let lhs = if self.direct() {
+                        &x[n * image..(n + 1) * image]
+                    } else {
+                        self.im2col(x, n, 1, col, false);
+                        &col[..patch * positions]
+                    };
+                    // SAFETY: `sum` is `patch x co`; `lhs` holds `patch x positions`; image
+                    // `n`'s gradient in `grad` is `co x positions`, read transposed.
+                    unsafe {
+                        matmul(
+                            [patch, co, positions],
+                            (sum.as_mut_ptr(), [co as isize, 1]),
+                            n > g * batch / groups,
+                            (lhs.as_ptr(), [positions as isize, 1]),
+                            (grad[n * co * positions..].as_ptr(), [1, positions as isize]),
+                            false,
+                        );
+                    }
+                }
+            });
+        });
+        dwt.par_chunks_mut(MIN_TASK)
+            .enumerate()
+            .for_each(|(b, out)| {
+                for part in rest.chunks(patch * co) {
+                    let part = &part[b * MIN_TASK..][..out.len()];
+                    out.iter_mut().zip(part).for_each(|(o, p)| *o += p);
+                }
+            });
+    }
+
+    /// Both gradients of a layer with few positions, over chunks of images at once: the output
+    /// gradient gathered as `[out_channels, chunk * positions]`, then `dW = dY · col(x)ᵀ` (one
+    /// long product over the chunk, accumulated over the chunks) and the unfolded input
+    /// gradient, folded back.
+    fn chunk_backward(
         &self,
         x: &[f32],
         weight: &[f32],
@@ -563,67 +779,37 @@ impl Conv2d {
         mut dw: Option<&mut [f32]>,
         mut dx: Option<&mut [f32]>,
     ) {
-        let conv = self;
-        let (patch, positions, co) = (conv.patch(), conv.positions(), conv.out_channels);
-        if conv.direct()
-            && let Some(dx) = dx.take()
-        {
-            // Per image, straight into the input gradient: `dx_n = Wᵀ · dY_n`.
-            for_each_image(dx, conv.image(), |i, dx, parallel| {
-                // SAFETY: `dx` is `patch x positions`; `weight` is `co x patch`, read transposed
-                // as `patch x co`; image `i`'s gradient in `grad` is `co x positions`.
-                unsafe {
-                    matmul(
-                        [patch, positions, co],
-                        (dx.as_mut_ptr(), [positions as isize, 1]),
-                        false,
-                        (weight.as_ptr(), [1, patch as isize]),
-                        (grad[i * co * positions..].as_ptr(), [positions as isize, 1]),
-                        parallel,
-                    );
-                }
-            });
-        }
-        if dw.is_none() && dx.is_none() {
-            return;
-        }
-        let chunk = conv.chunk();
+        let (patch, positions, co) = (self.patch(), self.positions(), self.out_channels);
+        let chunk = self.chunk();
         with_scratch(
             patch * chunk * positions,
             co * chunk * positions,
             |col, gathered| {
-                for first in (0..conv.batch).step_by(chunk) {
-                    let count = chunk.min(conv.batch - first);
+                for first in (0..self.batch).step_by(chunk) {
+                    let count = chunk.min(self.batch - first);
                     let row_len = count * positions;
-                    conv.gather(grad, first, count, gathered);
+                    self.gather(grad, first, count, gathered);
                     if let Some(dw) = dw.as_deref_mut() {
-                        conv.im2col(x, first, count, col);
-                        let dy = (gathered.as_ptr(), [row_len as isize, 1]);
-                        let cols = (col.as_ptr(), [row_len as isize, 1]);
-                        let transposed = |(p, [r, c]): (*const f32, [isize; 2])| (p, [c, r]);
-                        let (dims, row, lhs, rhs) = if conv.weight_transposed() {
-                            ([patch, co, row_len], co, cols, transposed(dy))
-                        } else {
-                            ([co, patch, row_len], patch, dy, transposed(cols))
-                        };
-                        // SAFETY: `dw` holds `co x patch` (or `patch x co` transposed; rows of
-                        // `row` elements either way); `gathered` holds `co x row_len` and `col`
-                        // `patch x row_len`, each read as it is or transposed.
+                        self.im2col(x, first, count, col, true);
+                        // SAFETY: `dw` holds `co x patch`; `gathered` holds `co x row_len`
+                        // and `col` `patch x row_len`, read transposed.
                         unsafe {
-                            let dst = (dw.as_mut_ptr(), [row as isize, 1]);
-                            matmul(dims, dst, first > 0, lhs, rhs, true);
+                            matmul(
+                                [co, patch, row_len],
+                                (dw.as_mut_ptr(), [patch as isize, 1]),
+                                first > 0,
+                                (gathered.as_ptr(), [row_len as isize, 1]),
+                                (col.as_ptr(), [1, row_len as isize]),
+                                true,
+                            );
                         }
                     }
                     if let Some(dx) = dx.as_deref_mut() {
-                        // The unfolded gradient `Wᵀ · dY`, `patch x row_len`, in `col`: stored
-                        // row-major, or column-major (computed as `dYᵀ · W`) for layers with few
-                        // positions, where gemm ran that orientation 1.6x faster (resnet18's last
+                        // The unfolded gradient `Wᵀ · dY`, `patch x row_len`, in `col`, stored
+                        // column-major (computed as `dYᵀ · W`): on these layers with few
+                        // positions, gemm ran that orientation 1.6x faster (resnet18's last
                         // stage at 64x64: 244 against 151 GFLOP/s on two cores).
-                        let strides = if positions < PER_IMAGE_POSITIONS {
-                            [1, patch]
-                        } else {
-                            [row_len, 1]
-                        };
+                        let strides = [1, patch];
                         // SAFETY: `col` receives `patch x row_len` at `strides`; `weight` is
                         // `co x patch`, read transposed as `patch x co`; `gathered` holds
                         // `co x row_len`.
@@ -637,9 +823,9 @@ impl Conv2d {
                                 true,
                             );
                         }
-                        let image = conv.image();
+                        let image = self.image();
                         let dx = &mut dx[first * image..(first + count) * image];
-                        conv.col2im((col, strides), dx);
+                        self.col2im((col, strides), dx, true);
                     }
                 }
             },
