@@ -16,9 +16,10 @@
 //!
 //! On the LibTorch backend (feature `libtorch`), [`BatchNorm2d`], [`conv2d`] and [`relu`] run
 //! ATen's fused kernels forward and backward (the `libtorch` module's `fused` submodule), and on
-//! Burn's flex backend (the `cpu` device) the kit's own CPU kernels ([`clshost_cpu_kernels`],
-//! through the `fused` module's `flex`), with the same semantics. Models should call these rather than Burn's `Conv2d::forward` and
-//! `activation::relu` to get them, and to get mixed precision ([`precision`]): under
+//! Burn's flex backend (the `cpu` device) these and [`max_pool2d`] run the kit's own CPU kernels
+//! ([`clshost_cpu_kernels`], through the `fused` module's `flex`), with the same semantics.
+//! Models should call these rather than Burn's `Conv2d::forward`, `activation::relu` and
+//! `module::max_pool2d` to get them, and to get mixed precision ([`precision`]): under
 //! `trainer.precision: bf16`, [`conv2d`] and [`Linear`] compute in bfloat16.
 
 use burn::module::{Module, Param, RunningState};
@@ -265,6 +266,23 @@ pub fn relu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
         return flex::relu(x);
     }
     burn::tensor::activation::relu(x)
+}
+
+/// 2-D max pooling of `[N, C, H, W]`, as `burn::tensor::module::max_pool2d` (same arguments);
+/// on flex (`cpu`) without `ceil_mode`, one pass each way of the kit's CPU kernels, with ATen's
+/// rules (the first maximum in a window wins a tie, a NaN wins over any number).
+pub fn max_pool2d<B: Backend>(
+    x: Tensor<B, 4>,
+    kernel_size: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    ceil_mode: bool,
+) -> Tensor<B, 4> {
+    if !ceil_mode && flex::applies::<B>(x.dtype()) {
+        return flex::max_pool2d(x, [kernel_size, stride, padding, dilation]);
+    }
+    burn::tensor::module::max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
 }
 
 /// Applies `conv` to `[N, C, H, W]` as [`Conv2d::forward`] does; a 1x1 convolution with stride

@@ -1,7 +1,7 @@
 //! The CPU kernels behind the Burn kit's fused layers on Burn's flex backend (the `cpu` device):
-//! 2-D convolution forward and backward, training- and inference-mode batch normalization, and
-//! ReLU, on contiguous `f32` slices in NCHW order; and one SGD or AdamW step over a parameter in
-//! a single pass ([`sgd_step`], [`adamw_step`]).
+//! 2-D convolution forward and backward, training- and inference-mode batch normalization, ReLU
+//! and max pooling ([`max_pool2d`]), on contiguous `f32` slices in NCHW order; and one SGD or
+//! AdamW step over a parameter in a single pass ([`sgd_step`], [`adamw_step`]).
 //!
 //! Burn 0.21's flex backend computes a convolution's input gradient as a transposed convolution
 //! and its weight gradient as a convolution with batch and channels swapped (a strided copy of
@@ -40,12 +40,14 @@
 //! dev profile (the workspace's `Cargo.toml`), because the tests train on these loops.
 
 mod optim;
+mod pool;
 
 use std::cell::RefCell;
 
 use rayon::prelude::*;
 
 pub use optim::{AdamW, Sgd, State, adamw_step, sgd_step};
+pub use pool::{NO_INDEX, Pool2d, max_pool2d, max_pool2d_backward};
 
 /// Elements per rayon task in element-wise passes: large enough that scheduling is negligible.
 const MIN_TASK: usize = 1 << 14;

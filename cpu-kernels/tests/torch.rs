@@ -1,11 +1,13 @@
-//! The kernels against PyTorch: convolution forward and backward over several geometries, and
-//! batch normalization in training mode (forward and backward) and eval mode, against torch's
-//! float64 values for the same float32 inputs (`scripts/fixtures/cpu_kernels.py`); ReLU against
-//! its definition; and every result bit-identical whatever the number of threads.
+//! The kernels against PyTorch: convolution forward and backward over several geometries, batch
+//! normalization in training mode (forward and backward) and eval mode, and max pooling (output,
+//! indices, input gradient), against torch's float64 values for the same float32 inputs
+//! (`scripts/fixtures/cpu_kernels.py`); ReLU and max pooling's NaN rule against their
+//! definitions; and every result bit-identical whatever the number of threads.
 
 use clshost_cpu_kernels::{
-    Conv2d, Grads, Needs, NormDims, batch_norm_backward, batch_norm_eval, batch_norm_train,
-    conv2d_backward, conv2d_forward, relu, relu_backward,
+    Conv2d, Grads, NO_INDEX, Needs, NormDims, Pool2d, batch_norm_backward, batch_norm_eval,
+    batch_norm_train, conv2d_backward, conv2d_forward, max_pool2d, max_pool2d_backward, relu,
+    relu_backward,
 };
 use serde_json::Value;
 
@@ -197,6 +199,87 @@ fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
         .build()
         .unwrap()
         .install(f)
+}
+
+#[test]
+fn max_pooling_matches_torch_with_its_indices_and_ties() {
+    let fixture = fixture();
+    for case in fixture["max_pool2d"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let pool = Pool2d {
+            planes: case["planes"].as_u64().unwrap() as usize,
+            in_size: pair(&case["in_size"]),
+            kernel: pair(&case["kernel"]),
+            stride: pair(&case["stride"]),
+            padding: pair(&case["padding"]),
+            dilation: pair(&case["dilation"]),
+        };
+        let x = floats(&case["x"]);
+        let (output, indices) = max_pool2d(&pool, &x, true);
+        let indices = indices.unwrap();
+        close(
+            &format!("{name} output"),
+            &output,
+            &floats(&case["output"]),
+            0.0,
+        );
+        let expected: Vec<u32> = case["indices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(indices, expected, "{name} indices");
+        let (plain, none) = max_pool2d(&pool, &x, false);
+        assert_eq!((plain, none), (output, None), "{name} without indices");
+        let dx = max_pool2d_backward(&pool, &floats(&case["grad"]), &indices);
+        close(
+            &format!("{name} grad_input"),
+            &dx,
+            &floats(&case["grad_input"]),
+            1e-6,
+        );
+    }
+}
+
+#[test]
+fn max_pooling_takes_a_nan_and_skips_windows_over_padding() {
+    // One plane of 2x3; 2x2 windows with stride 1 and padding 1 give 3x4 outputs.
+    let pool = Pool2d {
+        planes: 1,
+        in_size: [2, 3],
+        kernel: [2, 2],
+        stride: [1, 1],
+        padding: [1, 1],
+        dilation: [1, 1],
+    };
+    let x = [1.0, f32::NAN, 5.0, 7.0, 2.0, f32::NEG_INFINITY];
+    let (output, indices) = max_pool2d(&pool, &x, true);
+    let indices = indices.unwrap();
+    assert_eq!(pool.out_size(), [3, 4]);
+    // ATen's rule: a NaN wins over any number (`val > max || isnan(val)`).
+    assert!(output[1].is_nan() && output[2].is_nan() && output[5].is_nan());
+    assert_eq!(indices[1], 1);
+    // A window whose only element inside is -inf reports it, as ATen does.
+    assert_eq!((output[11], indices[11]), (f32::NEG_INFINITY, 5));
+    assert_eq!((output[8], indices[8]), (7.0, 3));
+    // A window with the element twice (through overlapping windows) sums its gradients.
+    let dx = max_pool2d_backward(&pool, &[1.0; 12], &indices);
+    assert_eq!(dx.iter().sum::<f32>(), 12.0);
+    // Dilation 3 with padding 1 over a 2-wide input: the window reads columns -1 and 2, both
+    // padding. It reports -inf and no index, and gets no gradient.
+    let empty = Pool2d {
+        in_size: [1, 2],
+        kernel: [1, 2],
+        padding: [0, 1],
+        dilation: [1, 3],
+        ..pool
+    };
+    let (output, indices) = max_pool2d(&empty, &[3.0, 4.0], true);
+    let indices = indices.unwrap();
+    assert_eq!(empty.out_size(), [1, 1]);
+    assert_eq!((output[0], indices[0]), (f32::NEG_INFINITY, NO_INDEX));
+    assert_eq!(max_pool2d_backward(&empty, &[1.0], &indices), [0.0, 0.0]);
 }
 
 #[test]

@@ -7,8 +7,7 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use burn::tensor::module::max_pool2d;
-use clshost_burn_kit::nn::{BatchNorm2d, Linear, conv2d, dropout, relu};
+use clshost_burn_kit::nn::{BatchNorm2d, Linear, conv2d, dropout, max_pool2d, relu};
 use clshost_burn_kit::{
     ChaCha8Rng, ClassifierModel, ForwardContext, GraphBuilder, ModelFamily, burn,
 };
