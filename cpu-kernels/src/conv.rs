@@ -32,7 +32,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use crate::norm::channel_sums;
-use crate::{Grads, MIN_TASK, Needs};
+use crate::{Grads, MIN_TASK, Needs, check_window, sliding_out_size};
 
 /// Bytes of working memory a convolution keeps at once: the unfolded columns of a chunk of
 /// images and its output (or output gradient) as one matrix, or the partial weight gradients of
@@ -102,12 +102,13 @@ pub struct Conv2d {
 impl Conv2d {
     /// Output height and width, as PyTorch computes them (0 where the kernel does not fit).
     pub fn out_size(&self) -> [usize; 2] {
-        std::array::from_fn(|d| {
-            let span = self.dilation[d] * (self.kernel[d] - 1) + 1;
-            (self.in_size[d] + 2 * self.padding[d])
-                .checked_sub(span)
-                .map_or(0, |room| room / self.stride[d] + 1)
-        })
+        sliding_out_size([
+            self.in_size,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.dilation,
+        ])
     }
 
     /// Rows of the unfolded input: one per input channel and kernel position.
@@ -325,14 +326,7 @@ impl Conv2d {
         if let Some(bias) = bias {
             assert_eq!(bias.len(), self.out_channels, "bias length");
         }
-        assert!(
-            self.stride
-                .iter()
-                .chain(&self.dilation)
-                .chain(&self.kernel)
-                .all(|&v| v > 0),
-            "kernel, stride and dilation must be at least 1"
-        );
+        check_window([self.kernel, self.stride, self.dilation]);
     }
 }
 

@@ -27,6 +27,30 @@ pub use pool::{NO_INDEX, Pool2d, max_pool2d, max_pool2d_backward};
 /// Elements per rayon task in element-wise passes: large enough that scheduling is negligible.
 const MIN_TASK: usize = 1 << 14;
 
+/// Output height and width of a window of `kernel` elements, `dilation` apart, sliding `stride`
+/// apart over `in_size` padded by `padding` on each side (a convolution's or a pooling's), as
+/// PyTorch computes them: 0 where the window does not fit.
+fn sliding_out_size([in_size, kernel, stride, padding, dilation]: [[usize; 2]; 5]) -> [usize; 2] {
+    std::array::from_fn(|d| {
+        let span = dilation[d] * (kernel[d] - 1) + 1;
+        (in_size[d] + 2 * padding[d])
+            .checked_sub(span)
+            .map_or(0, |room| room / stride[d] + 1)
+    })
+}
+
+/// Panics unless every kernel size, stride and dilation is at least 1.
+fn check_window([kernel, stride, dilation]: [[usize; 2]; 3]) {
+    assert!(
+        kernel
+            .iter()
+            .chain(&stride)
+            .chain(&dilation)
+            .all(|&v| v > 0),
+        "kernel, stride and dilation must be at least 1"
+    );
+}
+
 /// Which gradients a backward pass computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Needs {

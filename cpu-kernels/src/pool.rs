@@ -10,6 +10,8 @@
 
 use rayon::prelude::*;
 
+use crate::{check_window, sliding_out_size};
+
 /// The geometry of a 2-D max pooling of `planes` planes (batch times channels) of `in_size`:
 /// windows of `kernel` elements `dilation` apart, `stride` apart, over the input padded by
 /// `padding` on each side (the padding never wins).
@@ -33,12 +35,13 @@ impl Pool2d {
     /// Output height and width, as PyTorch computes them without `ceil_mode` (0 where the
     /// window does not fit).
     pub fn out_size(&self) -> [usize; 2] {
-        std::array::from_fn(|d| {
-            let span = self.dilation[d] * (self.kernel[d] - 1) + 1;
-            (self.in_size[d] + 2 * self.padding[d])
-                .checked_sub(span)
-                .map_or(0, |room| room / self.stride[d] + 1)
-        })
+        sliding_out_size([
+            self.in_size,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.dilation,
+        ])
     }
 
     /// The window positions along dimension `d` that read inside the input, for each output
@@ -67,14 +70,7 @@ impl Pool2d {
             self.planes * self.in_size[0] * self.in_size[1],
             "input length"
         );
-        assert!(
-            self.stride
-                .iter()
-                .chain(&self.dilation)
-                .chain(&self.kernel)
-                .all(|&v| v > 0),
-            "kernel, stride and dilation must be at least 1"
-        );
+        check_window([self.kernel, self.stride, self.dilation]);
     }
 }
 
