@@ -1,11 +1,15 @@
-//! `clshost bench train` on the CPU with a tiny model, `scripts/gpu-check.sh --dry-run`
-//! checking its inputs on a machine without a GPU, and `scripts/gpu-pack.sh` refusing to pack
-//! without a build. Correctness only: no figure is compared with
-//! a threshold.
+//! `clshost bench train` on the CPU with a tiny model, `scripts/bench/compare.py` alternating it
+//! with PyTorch's benchmark, `scripts/gpu-check.sh --dry-run` checking its inputs on a machine
+//! without a GPU, and `scripts/gpu-pack.sh` refusing to pack without a build. Correctness only:
+//! no figure is compared with a threshold.
 
 use std::process::Command;
 
-use crate::support::{Clshost, TINY_BENCH_TRAIN, profile_dir, repo_root, stdout_ok};
+use serde_json::Value;
+
+use crate::support::{
+    Clshost, TINY_BENCH_TRAIN, clshost_binary, profile_dir, repo_root, stdout_ok,
+};
 
 #[test]
 fn bench_train_reports_every_field_and_the_loss_goes_down() {
@@ -53,6 +57,67 @@ fn bench_train_reports_every_field_and_the_loss_goes_down() {
     assert!(
         last < first,
         "five SGD steps on one batch lower its loss: {first} -> {last}"
+    );
+}
+
+/// `scripts/bench/compare.py` runs `clshost bench train` and PyTorch's `train_torch.py` in turns,
+/// and prints each round's images per second, their ratios and the median ratios: two rounds of
+/// a tiny benchmark.
+#[test]
+#[ignore = "needs torch and torchvision: set CLSHOST_TEST_TORCHVISION_PYTHON to a python3 with both"]
+fn compare_script_with_torchvision_alternates_and_reports_ratios() {
+    let python = std::env::var("CLSHOST_TEST_TORCHVISION_PYTHON")
+        .expect("CLSHOST_TEST_TORCHVISION_PYTHON names a python3 with torch and torchvision");
+    let clshost = Clshost::new();
+    let mut command = clshost.isolate(Command::new(python));
+    command
+        .arg(repo_root().join("scripts/bench/compare.py"))
+        .arg("--clshost")
+        .arg(clshost_binary())
+        .args(["--models", "resnet18", "--size", "32", "--batch", "2"])
+        .args([
+            "--rounds",
+            "2",
+            "--",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--classes",
+            "3",
+        ]);
+    let out = command.output().expect("python runs");
+    let report: Value = serde_json::from_str(stdout_ok(&out).trim()).expect("one JSON object");
+    assert_eq!(report["device"], "cpu");
+    let model = &report["models"]["resnet18"];
+    let rounds = model["rounds"].as_array().expect("the rounds");
+    assert_eq!(rounds.len(), 2, "{report}");
+    for kind in ["train", "eval"] {
+        let ratios: Vec<f64> = rounds
+            .iter()
+            .map(|round| {
+                let figure = |who: &str| round[kind][who].as_f64().unwrap_or(f64::NAN);
+                let (ours, theirs, ratio) = (figure("clshost"), figure("pytorch"), figure("ratio"));
+                assert!(ours > 0.0 && theirs > 0.0, "{kind} in {round}");
+                // The figures are rounded to 2 decimals and the ratio to 3.
+                assert!(
+                    (ratio - ours / theirs).abs() <= 0.01 * ratio + 1e-3,
+                    "{kind} ratio in {round}"
+                );
+                ratio
+            })
+            .collect();
+        let median = model["median_ratio"][kind].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            (median - (ratios[0] + ratios[1]) / 2.0).abs() <= 1e-9,
+            "the median of two rounds is their mean: {median} from {ratios:?}"
+        );
+    }
+    assert!(
+        model["implementations"][1]
+            .as_str()
+            .is_some_and(|name| name.starts_with("pytorch")),
+        "{model}"
     );
 }
 
