@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::support::{
     Clshost, TINY_BENCH_TRAIN, clshost_binary, profile_dir, repo_root, stdout_ok,
+    torchvision_python,
 };
 
 #[test]
@@ -66,8 +67,7 @@ fn bench_train_reports_every_field_and_the_loss_goes_down() {
 #[test]
 #[ignore = "needs torch and torchvision: set CLSHOST_TEST_TORCHVISION_PYTHON to a python3 with both"]
 fn compare_script_with_torchvision_alternates_and_reports_ratios() {
-    let python = std::env::var("CLSHOST_TEST_TORCHVISION_PYTHON")
-        .expect("CLSHOST_TEST_TORCHVISION_PYTHON names a python3 with torch and torchvision");
+    let python = torchvision_python();
     let clshost = Clshost::new();
     let mut command = clshost.isolate(Command::new(python));
     command

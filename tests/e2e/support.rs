@@ -75,6 +75,14 @@ pub fn clshost_binary() -> &'static Path {
     })
 }
 
+/// The python3 with torch and torchvision that the `_with_torchvision` tests run: CI's
+/// torchvision step names it in `CLSHOST_TEST_TORCHVISION_PYTHON` (the tests are ignored
+/// otherwise).
+pub fn torchvision_python() -> String {
+    env::var("CLSHOST_TEST_TORCHVISION_PYTHON")
+        .expect("CLSHOST_TEST_TORCHVISION_PYTHON names a python3 with torch and torchvision")
+}
+
 /// The first-party plugin crates.
 pub const FIRST_PARTY_PLUGINS: [&str; 6] = [
     "clshost-plugin-resnet",

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::server::{HUB_COMMIT, Scratch, Server, hub_file};
 use super::sha256;
-use crate::support::{TrainedRun, stderr, stdout_ok};
+use crate::support::{TrainedRun, stderr, stdout_ok, torchvision_python};
 
 /// The shared tiny run (one epoch) whose export the tests serve.
 fn trained() -> &'static TrainedRun {
@@ -295,8 +295,7 @@ fn floats(json: &Value, name: &str) -> Vec<f64> {
 #[test]
 #[ignore = "needs torch and torchvision: set CLSHOST_TEST_TORCHVISION_PYTHON to a python3 with both"]
 fn predict_with_torchvision_written_weights_gives_torchvisions_logits() {
-    let python = std::env::var("CLSHOST_TEST_TORCHVISION_PYTHON")
-        .expect("CLSHOST_TEST_TORCHVISION_PYTHON names a python3 with torch and torchvision");
+    let python = torchvision_python();
     let scratch = Scratch::new();
     let dir = scratch.dir.path().join("fixture");
     let script = crate::support::repo_root().join("scripts/fixtures/pretrained.py");
