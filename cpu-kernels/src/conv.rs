@@ -41,7 +41,7 @@ use crate::{Grads, MIN_TASK, Needs, check_window, sliding_out_size};
 /// depend on the machine.
 const SCRATCH_BUDGET: usize = 32 << 20;
 
-/// Output positions per image from which a convolution works image by image (see the crate
+/// Output positions per image from which a convolution works image by image (see the module
 /// documentation): with fewer (deep layers of small inputs), a product over the whole chunk
 /// keeps the matrix kernels busier; with more, per-image forward products were 1.0x to 2.6x
 /// faster in a benchmark of ResNet's shapes (resnet18's first stage at 64x64: 146 against 56
@@ -436,14 +436,12 @@ pub fn conv2d_forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
         );
     } else {
         // One product per image, written straight into its output, reading the image's
-        // columns, unfolded just before into the thread's scratch (so the product reads them
-        // from cache), or, for a direct convolution, the image itself.
-        let image = conv.image();
+        // columns (unfolded just before into the thread's scratch, so read from cache).
         for_each_image(&mut out, per_image, |i, y, parallel| {
-            let mut product = |rhs: &[f32]| {
+            with_scratch(patch * positions, 0, |col, _| {
+                let rhs = conv.columns(x, i, col, parallel);
                 // SAFETY: `y` is `out_channels x positions`; `weight` is
-                // `out_channels x patch`; `rhs` holds `patch x positions` (the image's
-                // columns, or its `patch = in_channels` planes).
+                // `out_channels x patch`; `rhs` holds `patch x positions`.
                 unsafe {
                     matmul(
                         [conv.out_channels, positions, patch],
@@ -454,15 +452,7 @@ pub fn conv2d_forward(conv: &Conv2d, x: &[f32], weight: &[f32], bias: Option<&[f
                         parallel,
                     );
                 }
-            };
-            if conv.direct() {
-                product(&x[i * image..(i + 1) * image]);
-            } else {
-                with_scratch(patch * positions, 0, |col, _| {
-                    conv.im2col(x, i, 1, col, parallel);
-                    product(col);
-                });
-            }
+            });
         });
     }
     if let Some(bias) = bias {
@@ -553,14 +543,26 @@ fn transpose(t: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 impl Conv2d {
     /// Whether the convolution reads its input as its own unfolded columns: a pointwise
     /// convolution (1x1, stride 1, no padding), whose column matrix of an image is the image,
-    /// with [`PER_IMAGE_POSITIONS`] output positions or more, so that its forward and input
-    /// gradient products run per image. Those read the input, or write its gradient, directly:
-    /// no unfolding and no folding back.
+    /// with [`PER_IMAGE_POSITIONS`] output positions or more, so that its products run per
+    /// image. Its forward and weight-gradient products read the input with no unfolding, and
+    /// its input gradient is the [flipped](Conv2d::flipped) convolution's forward, direct too.
     fn direct(&self) -> bool {
         self.kernel == [1, 1]
             && self.stride == [1, 1]
             && self.padding == [0, 0]
             && self.positions() >= PER_IMAGE_POSITIONS
+    }
+
+    /// Image `n`'s columns, `[patch, positions]`: the image itself for a [direct](Conv2d::direct)
+    /// convolution, else unfolded into `col` (its rows split across rayon's threads when
+    /// `parallel`).
+    fn columns<'a>(&self, x: &'a [f32], n: usize, col: &'a mut [f32], parallel: bool) -> &'a [f32] {
+        if self.direct() {
+            let image = self.image();
+            return &x[n * image..(n + 1) * image];
+        }
+        self.im2col(x, n, 1, col, parallel);
+        &col[..self.patch() * self.positions()]
     }
 
     /// The convolution whose forward pass, applied to this one's output gradient with the
@@ -609,12 +611,12 @@ impl Conv2d {
         flipped
     }
 
-    /// Whether the backward pass computes the weight gradient transposed, `dWᵀ = col(x) · dYᵀ`
-    /// (`[patch, out_channels]`), rather than `dW = dY · col(x)ᵀ`: where an image has
-    /// [`PER_IMAGE_POSITIONS`] output positions or more. gemm ran that orientation 1.6x to 2.7x
-    /// faster on the first stages of ResNet (resnet18's at 64x64: 162 against 61 GFLOP/s on two
-    /// cores); on deep layers, with few positions, both ran alike and the transposing cost more
-    /// than it saved.
+    /// Whether the backward pass computes the weight gradient transposed, `[patch,
+    /// out_channels]`: where an image has [`PER_IMAGE_POSITIONS`] output positions or more, the
+    /// per-image products of [`Conv2d::weight_grad_by_groups`] compute `dWᵀ = Σ col(x_n) ·
+    /// dY_nᵀ`, the orientation gemm ran 1.6x to 2.7x faster there (resnet18's first stage at
+    /// 64x64: 162 against 61 GFLOP/s on two cores); with fewer, the chunk's one long product
+    /// computes `dW = dY · col(x)ᵀ`, both ran alike and transposing cost more than it saved.
     fn weight_transposed(&self) -> bool {
         self.positions() >= PER_IMAGE_POSITIONS
     }
@@ -629,7 +631,7 @@ impl Conv2d {
         dw: Option<&mut [f32]>,
         dx: Option<&mut [f32]>,
     ) {
-        if self.positions() < PER_IMAGE_POSITIONS {
+        if !self.weight_transposed() {
             self.chunk_backward(x, weight, grad, dw, dx);
             return;
         }
@@ -676,15 +678,14 @@ impl Conv2d {
     /// The transposed weight gradient `dWᵀ = Σ_n col(x_n) · dY_nᵀ` of a layer with many
     /// positions, written into `dwt` (`[patch, out_channels]`): the batch is split into
     /// [`Conv2d::weight_groups`] groups of consecutive images, each summed by one rayon task
-    /// (each image's columns unfolded into the thread's scratch and multiplied while in cache,
-    /// or for a direct convolution the image itself), then the groups' sums are added in
-    /// order. The split depends on the shapes only, so the bits do not depend on the threads.
+    /// (each image's [columns](Conv2d::columns), unfolded into the thread's scratch, multiplied
+    /// while in cache), then the groups' sums are added in order. The split depends on the shapes only, so the bits do not depend on the threads.
     /// Against one long product over the unfolded chunk (gemm splitting its outputs across the
     /// threads): 2.4 against 4.1 ms per layer of resnet18's first stage at 64x64 on two cores,
     /// 4.4 against 8.5 ms for its stem.
     fn weight_grad_by_groups(&self, x: &[f32], grad: &[f32], dwt: &mut [f32]) {
         let (patch, positions, co) = (self.patch(), self.positions(), self.out_channels);
-        let (groups, batch, image) = (self.weight_groups(), self.batch, self.image());
+        let (groups, batch) = (self.weight_groups(), self.batch);
         let mut rest = vec![0.0f32; (groups - 1) * dwt.len()];
         let mut partials: Vec<&mut [f32]> = std::iter::once(&mut *dwt)
             .chain(rest.chunks_mut(patch * co))
@@ -692,12 +693,7 @@ impl Conv2d {
         partials.par_iter_mut().enumerate().for_each(|(g, sum)| {
             with_scratch(patch * positions, 0, |col, _| {
                 for n in g * batch / groups..(g + 1) * batch / groups {
-                    let lhs = if self.direct() {
-                        &x[n * image..(n + 1) * image]
-                    } else {
-                        self.im2col(x, n, 1, col, false);
-                        &col[..patch * positions]
-                    };
+                    let lhs = self.columns(x, n, col, false);
                     // SAFETY: `sum` is `patch x co`; `lhs` holds `patch x positions`; image
                     // `n`'s gradient in `grad` is `co x positions`, read transposed.
                     unsafe {

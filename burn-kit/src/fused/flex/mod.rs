@@ -11,8 +11,9 @@
 //! matrix product per gradient and plain loops elsewhere (checked against PyTorch in their own
 //! tests, and through the ResNet plugin's torchvision parity tests, which run on this backend).
 //!
-//! Only `float32` tensors and one-group convolutions with symmetric padding come here; the
-//! layers in [`crate::nn`] check [`conv_applies`] and the dtype and keep Burn's path otherwise.
+//! Only `float32` tensors, one-group convolutions with symmetric padding and pooling without
+//! `ceil_mode` come here; the layers in [`crate::nn`] check [`conv_applies`], `ceil_mode` and the
+//! dtype and keep Burn's path otherwise.
 //! The [`optim`] submodule runs the optimizer step on the same backend.
 
 pub(crate) mod optim;
@@ -276,7 +277,8 @@ pub(crate) fn max_pool2d<B: Backend>(
         padding,
         dilation,
     };
-    let out_shape = [n, c, pool.out_size()[0], pool.out_size()[1]];
+    let [oh, ow] = pool.out_size();
+    let out_shape = [n, c, oh, ow];
     if inference::<B>() {
         let x = primitive::<Flex, B, 4>(x);
         let (output, _) = kernels::max_pool2d(&pool, &floats(&x), false);
